@@ -113,6 +113,10 @@ def run(
     executor: str = typer.Option("local", help="local or ray."),
     workers: int = typer.Option(1, min=1, help="Local worker processes (each gets cores / workers threads)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (with --executor ray)."),
+    gpus_per_job: float = typer.Option(1.0, min=0.01, max=64, help="GPUs per Ray task on a CUDA device; "
+                                       "0.25 lets four variants share one GPU."),
+    compile: bool = typer.Option(False, "--compile", help="Run the variants through torch.compile: a one-off "
+                                 "compile per variant, then faster steps; pays on long runs (see Scaling up)."),
     no_download: bool = typer.Option(False, "--no-download", help="Never download; use local files only."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs and their estimated cost, run nothing."),
     force: bool = typer.Option(False, "--force", help="Recompute every job; overwrite a different audit in --out."),
@@ -135,6 +139,8 @@ def run(
 
     if ray_address and executor != "ray":
         _fail("--ray-address needs --executor ray; use --executor ray --ray-address ADDR")
+    if gpus_per_job != 1.0 and executor != "ray":
+        _fail("--gpus-per-job needs --executor ray; locally, --workers N runs N variants at once on one device")
     if depth not in ("none", "base", "all"):
         _fail(f"--depth must be none, base or all, got {depth!r}")
     if depth_train and depth == "none":
@@ -146,7 +152,7 @@ def run(
         probe=not no_probe, label_map=str(label_map) if label_map else None, probe_train_size=probe_train_size,
         cache_dir=str(cache_dir) if cache_dir else None, dataset_options=_parse_options(dataset_option),
         depth=depth, depth_train=depth_train, depth_reference=depth_reference, learnability=learnability,
-        probs=not no_probs, depth_types=depth_types,
+        probs=not no_probs, depth_types=depth_types, compile=compile,
     )
     with console.status("loading the dataset and planning the jobs"):
         plan = plan_audit(cfg)
@@ -155,7 +161,7 @@ def run(
     if dry_run:
         _print_plan(plan, out)
         return
-    ex = _make_executor(executor, ray_address, workers)
+    ex = _make_executor(executor, ray_address, workers, gpus_per_job)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         outcome = run_audit(plan, out, force=force, executor=ex, observer=CliProgress(progress))
@@ -169,7 +175,7 @@ def run(
         raise typer.Exit(1)
 
 
-def _make_executor(name: str, address: str | None, workers: int = 1):
+def _make_executor(name: str, address: str | None, workers: int = 1, gpus_per_job: float = 1.0):
     from audit.executors import LocalExecutor
 
     if name == "local":
@@ -177,7 +183,7 @@ def _make_executor(name: str, address: str | None, workers: int = 1):
     if name == "ray":
         from audit.executors import RayExecutor
 
-        return RayExecutor(address=address)
+        return RayExecutor(address=address, gpus_per_job=gpus_per_job)
     _fail(f"unknown executor {name!r}; valid: local, ray")
 
 

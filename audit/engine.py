@@ -49,6 +49,7 @@ class AuditConfig:
     learnability: bool | None = None
     probs: bool = True
     depth_types: bool = False
+    compile: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,7 +98,8 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     ctx = JobContext(dataset=ds, device=config.device, record_train=config.record_train, seed=config.seed,
                      cache_dir=config.cache_dir,
                      flip=_flip_for(config.dataset), depth=config.depth, depth_train=config.depth_train,
-                     depth_reference=config.depth_reference, probs=config.probs)
+                     depth_reference=config.depth_reference, probs=config.probs,
+                     compile=config.compile)
     ctx.wants_depth("base")  # checks the option before anything runs
     notes = []
     if specs and ds.train is not None and ds.val.images is None:

@@ -25,7 +25,8 @@ class LocalExecutor:
     """Run jobs on this machine; a failing job is reported and the rest go on.
 
     workers = 1 runs the jobs one after another in this process; workers > 1
-    runs them in that many processes, each with cores / workers threads.
+    runs them in that many processes, each with cores / workers threads. On a
+    GPU the processes share the device, so several small variants train at once.
     """
 
     def __init__(self, workers: int = 1):
@@ -100,12 +101,13 @@ class RayExecutor:
     """Run each job as a Ray task (CPUs, and a GPU when the device is CUDA).
 
     A task whose worker dies is retried once (`max_retries`); a job that still
-    fails is reported and the others finish. Results come back to this process,
+    fails is reported and the others finish. `gpus_per_job` below 1 lets several
+    small variants share one GPU (Ray's fractional GPUs). Results come back to this process,
     which writes them through the store's atomic writes.
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, cpus_per_job: int = 1,
-                 max_retries: int = 1, connect_timeout: float = 30.0):
+                 gpus_per_job: float = 1.0, max_retries: int = 1, connect_timeout: float = 30.0):
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -113,6 +115,9 @@ class RayExecutor:
         self.address = address
         self.num_cpus = num_cpus
         self.cpus_per_job = cpus_per_job
+        if not 0 < gpus_per_job <= 64 or (gpus_per_job > 1 and gpus_per_job != int(gpus_per_job)):
+            raise ValueError(f"gpus_per_job must be a fraction of one GPU or a whole number, got {gpus_per_job}")
+        self.gpus_per_job = gpus_per_job
         self.max_retries = max_retries
         self.connect_timeout = connect_timeout
 
@@ -138,7 +143,7 @@ class RayExecutor:
             ctx.threads = self.cpus_per_job
             ctx._tensors.clear()
             ctx_ref = ray.put(ctx)
-            remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_job, num_gpus=1 if use_gpu else 0,
+            remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job if use_gpu else 0,
                                                    max_retries=self.max_retries, retry_exceptions=False)
             pending = {}
             for i, job in enumerate(jobs):

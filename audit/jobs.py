@@ -43,6 +43,8 @@ class JobContext:
     knn_backend: str = "auto"
     #: store each variant's final softmax on the validation split (probs/<model>.npy), for label issues
     probs: bool = True
+    #: run the variants' forward passes through torch.compile
+    compile: bool = False
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def wants_depth(self, group: str) -> bool:
@@ -151,7 +153,8 @@ class VariantJob:
             torch.set_num_threads(ctx.threads)
         train, val = ctx.tensors()
         res = train_variant(self.spec, train, val, ctx.dataset.n_classes, device=ctx.torch_device(),
-                            record_train=ctx.record_train, flip=ctx.flip, progress=progress)
+                            record_train=ctx.record_train, flip=ctx.flip, progress=progress,
+                            compile=ctx.compile)
         ds = ctx.dataset
         decisions = decisions_frame(res.epochs, np.arange(len(ds.val)), res.predicted, res.true_prob,
                                     res.top_prob, ds.val.labels)
@@ -173,6 +176,7 @@ class VariantJob:
             "weights_hash": _state_hash(res.model),
             "seconds": round(res.seconds, 3),
             "device": str(ctx.torch_device()),
+            "compiled": bool(ctx.compile),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "environment": _environment(),
         }

@@ -164,12 +164,15 @@ def train_variant(
     flip: bool = True,
     progress: ProgressFn | None = None,
     amp: bool | None = None,
+    compile: bool = False,
 ) -> TrainResult:
     """Train one variant and record its decisions on `val` at epoch 0 and after every epoch.
 
     `train` is the full training split; the variant's own part of it is taken
     with `train_indices`. Seeds: `init_seed` fixes the weights, `order_seed` the
-    batch order and augmentation.
+    batch order and augmentation. `compile` runs the forward passes through
+    `torch.compile` (a one-off compile cost per variant; see benchmarks/bench_train.py
+    for where it pays); the returned `model` is always the plain module.
     """
     t0 = time.perf_counter()
     channels_last = True
@@ -184,6 +187,7 @@ def train_variant(
     in_channels = train.images.shape[1]
     model = create_architecture(spec.arch, in_channels=in_channels, n_classes=n_classes, **spec.arch_kwargs)
     model = model.to(device).to(memory_format=torch.channels_last)
+    net = torch.compile(model, dynamic=False) if compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
                                 weight_decay=spec.weight_decay)
     # milestones are fractions of the *base* schedule; +1/+10 epoch variants continue at the final rate
@@ -195,12 +199,12 @@ def train_variant(
     records = {k: [] for k in ("pred", "true", "top", "tpred", "ttrue", "ttop")}
 
     def record():
-        p, t, m = evaluate(model, val, norm, channels_last=channels_last, amp=amp)
+        p, t, m = evaluate(net, val, norm, channels_last=channels_last, amp=amp)
         records["pred"].append(p)
         records["true"].append(t)
         records["top"].append(m)
         if record_train:
-            p, t, m = evaluate(model, train, norm, channels_last=channels_last, amp=amp)
+            p, t, m = evaluate(net, train, norm, channels_last=channels_last, amp=amp)
             records["tpred"].append(p)
             records["ttrue"].append(t)
             records["ttop"].append(m)
@@ -211,7 +215,7 @@ def train_variant(
     n_batches = (len(part) + spec.batch_size - 1) // spec.batch_size
     total_steps = spec.epochs * n_batches
     for epoch in range(1, spec.epochs + 1):
-        model.train()
+        net.train()
         order = part[torch.randperm(len(part), generator=gen).to(device)]
         epoch_loss, seen = 0.0, 0
         for b in range(n_batches):
@@ -222,7 +226,7 @@ def train_variant(
             chunks = [(x, y)] if not spec.split_batch else list(zip(x.chunk(2), y.chunk(2), strict=True))
             for xc, yc in chunks:
                 with _autocast(device, amp):
-                    loss = F.cross_entropy(model(xc), yc)
+                    loss = F.cross_entropy(net(xc), yc)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -208,6 +208,7 @@ def test_killed_run_resumes_without_retraining(tmp_path):
         (["--dataset", "digits", "--data-root", "/nonexistent/root"], "--data-root /nonexistent/root does not exist"),
         (["--dataset", "digits", "--variants", "none"], "nothing to run"),
         (["--dataset", "digits", "--ray-address", "x:1"], "--ray-address needs --executor ray"),
+        (["--dataset", "digits", "--gpus-per-job", "0.5"], "--gpus-per-job needs --executor ray"),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, args, message):

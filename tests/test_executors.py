@@ -97,3 +97,14 @@ def test_unreachable_cluster_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
         _check_reachable("127.0.0.1:1", 2.0)
     assert RayExecutor(address="127.0.0.1:1").address == "127.0.0.1:1"
+
+
+def test_gpus_per_job_takes_fractions_or_whole_gpus():
+    pytest.importorskip("ray")
+    from audit.executors import RayExecutor
+
+    assert RayExecutor(gpus_per_job=0.25).gpus_per_job == 0.25
+    assert RayExecutor(gpus_per_job=2).gpus_per_job == 2
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="gpus_per_job"):
+            RayExecutor(gpus_per_job=bad)
