@@ -50,6 +50,7 @@ class AuditConfig:
     probs: bool = True
     depth_types: bool = False
     compile: bool = False
+    resizer: str = "pil"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -99,7 +100,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
                      cache_dir=config.cache_dir,
                      flip=_flip_for(config.dataset), depth=config.depth, depth_train=config.depth_train,
                      depth_reference=config.depth_reference, probs=config.probs,
-                     compile=config.compile)
+                     compile=config.compile, resizer=config.resizer)
     ctx.wants_depth("base")  # checks the option before anything runs
     notes = []
     if specs and ds.train is not None and ds.val.images is None:

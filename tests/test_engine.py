@@ -209,6 +209,7 @@ def test_killed_run_resumes_without_retraining(tmp_path):
         (["--dataset", "digits", "--variants", "none"], "nothing to run"),
         (["--dataset", "digits", "--ray-address", "x:1"], "--ray-address needs --executor ray"),
         (["--dataset", "digits", "--gpus-per-job", "0.5"], "--gpus-per-job needs --executor ray"),
+        (["--dataset", "digits", "--resizer", "cv2"], "--resizer must be pil or torch"),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, args, message):

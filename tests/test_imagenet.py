@@ -140,6 +140,11 @@ def test_flat_layout_finds_its_ground_truth_and_classifies(flat_tree, tmp_path):
         if w == PHOTOS["coffee"][0]:
             assert p in (967, 968)
     assert out.record["accuracy"] == pytest.approx(np.mean(pred == ds.val.labels))
+    # torch's resampler: the record says so, and these photos keep their classes
+    fast = job.run(JobContext(dataset=ds, device="cpu", resizer="torch"))
+    assert fast.record["resizer"] == "torch" and out.record["resizer"] == "pil"
+    assert fast.record["preprocessing_key"] == out.record["preprocessing_key"] + "-torch"
+    np.testing.assert_array_equal(fast.decisions.sort_values("image_id")["predicted"].to_numpy(), pred)
 
 
 def test_flat_layout_errors(flat_tree, tmp_path):

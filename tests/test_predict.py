@@ -51,6 +51,29 @@ def test_cached_pixels_equal_timms_eval_transform(files):
         torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("crop_mode", ["center", "squash"])
+def test_torch_resizer_keeps_the_geometry_within_a_few_levels(files, crop_mode):
+    cfg = {**LITE0_CFG, "crop_mode": crop_mode}
+    exact = Preprocessing.from_config(cfg)
+    fast = Preprocessing.from_config(cfg, resizer="torch")
+    assert fast.key == exact.key + "-torch"  # its own cache entry: the pixels differ a little
+    cache = DecodeCache()
+    a = cache.get(files, exact).images.astype(int)
+    b = cache.get(files, fast).images.astype(int)
+    assert cache.stats["decoded"] == 2 and a.shape == b.shape
+    diff = np.abs(a - b)
+    assert diff.mean() < 0.1 and np.mean(diff > 2) < 0.002 and diff.max() <= 8
+    assert not np.array_equal(a, b)  # it really is another resampler
+
+
+def test_torch_resizer_refuses_what_it_cannot_reproduce():
+    with pytest.raises(ValueError, match="resizer must be one of pil, torch"):
+        Preprocessing.from_config(LITE0_CFG, resizer="cv2")
+    border = Preprocessing.from_config({**LITE0_CFG, "crop_mode": "border"}, resizer="torch")
+    with pytest.raises(ValueError, match="handles resize \\+ center crop"):
+        border.decoder()
+
+
 def test_parallel_decoding_equals_one_thread(files):
     prep = Preprocessing.from_config(LITE0_CFG)
     np.testing.assert_array_equal(decode_split(files, prep, workers=1), decode_split(files, prep, workers=4))

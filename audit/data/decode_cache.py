@@ -39,10 +39,13 @@ class Preprocessing:
     interpolation: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    resizer: str = "pil"
 
     @classmethod
-    def from_config(cls, cfg: dict, *, image_size: int | None = None) -> Preprocessing:
+    def from_config(cls, cfg: dict, *, image_size: int | None = None, resizer: str = "pil") -> Preprocessing:
         """From a timm data config (`resolve_data_config(model=m)`); `image_size` overrides H and W."""
+        if resizer not in RESIZERS:
+            raise ValueError(f"resizer must be one of {', '.join(RESIZERS)}, got {resizer!r}")
         input_size = tuple(int(v) for v in cfg["input_size"])
         if image_size is not None:
             input_size = (input_size[0], int(image_size), int(image_size))
@@ -53,13 +56,14 @@ class Preprocessing:
             interpolation=str(cfg.get("interpolation") or "bilinear"),
             mean=tuple(float(v) for v in cfg["mean"]),
             std=tuple(float(v) for v in cfg["std"]),
+            resizer=resizer,
         )
 
     @classmethod
-    def from_model(cls, model, *, image_size: int | None = None) -> Preprocessing:
+    def from_model(cls, model, *, image_size: int | None = None, resizer: str = "pil") -> Preprocessing:
         from timm.data import resolve_data_config
 
-        return cls.from_config(resolve_data_config(model=model), image_size=image_size)
+        return cls.from_config(resolve_data_config(model=model), image_size=image_size, resizer=resizer)
 
     @property
     def key(self) -> str:
@@ -68,6 +72,8 @@ class Preprocessing:
         key = f"{h}x{w}-{self.crop_mode}{self.crop_pct:g}-{self.interpolation}"
         if self.crop_mode == "border":  # the padding is filled with the mean colour
             key += "-fill" + "_".join(f"{round(255 * m)}" for m in self.mean)
+        if self.resizer != "pil":
+            key += f"-{self.resizer}"
         return key
 
     def describe(self) -> dict:
@@ -84,12 +90,46 @@ class Preprocessing:
                                 crop_pct=self.crop_pct, crop_mode=self.crop_mode, mean=self.mean,
                                 std=self.std, use_prefetcher=True)
 
+    def decoder(self) -> Callable:
+        """PIL image -> uint8 array (3, H, W): timm's transform, or the same geometry resized by torch."""
+        tf = self.transform()
+        if self.resizer == "pil":
+            return tf
+        steps = list(getattr(tf, "transforms", []))
+        resize = steps[0] if steps else None
+        crop = steps[1] if len(steps) > 1 else None
+        if (type(resize).__name__ != "Resize" or type(crop).__name__ != "CenterCrop" or len(steps) != 3
+                or resize.interpolation.value not in _TORCH_INTERPOLATIONS):
+            raise ValueError(f"resizer {self.resizer!r} handles resize + center crop with bilinear or bicubic "
+                             f"interpolation; this preprocessing is {tf}")
+        return _TorchResize(resize.size, resize.interpolation.value, list(crop.size))
+
     def torch_transform(self):
         """The same preprocessing as a float tensor transform with normalisation (timm's validate.py form)."""
         from timm.data import create_transform
 
         return create_transform(input_size=self.input_size, interpolation=self.interpolation,
                                 crop_pct=self.crop_pct, crop_mode=self.crop_mode, mean=self.mean, std=self.std)
+
+
+RESIZERS = ("pil", "torch")
+_TORCH_INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+class _TorchResize:
+    """Resize (torchvision's size rule) and centre-crop a PIL image with torch's antialiased uint8 kernels."""
+
+    def __init__(self, size, interpolation: str, crop: list[int]):
+        self.size, self.interpolation, self.crop = size, interpolation, crop
+
+    def __call__(self, img) -> np.ndarray:
+        import torch
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        x = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
+        x = TF.resize(x, self.size, interpolation=InterpolationMode(self.interpolation), antialias=True)
+        return TF.center_crop(x, self.crop).numpy()
 
 
 def split_image(split: Split, i: int):
@@ -136,7 +176,7 @@ def decode_split(split: Split, prep: Preprocessing, *, index: np.ndarray | None 
     _, h, w = prep.input_size
     out = np.empty((len(index), 3, h, w), dtype=np.uint8)
     workers = workers or default_workers()
-    tf = prep.transform()
+    tf = prep.decoder()
     chunk = max(1, min(256, len(index) // (4 * max(1, workers)) or 1))
 
     def work(lo: int, hi: int) -> int:

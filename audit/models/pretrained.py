@@ -502,7 +502,8 @@ class PretrainedJob:
         loaded = load_model(self.model_spec, hub_cache=self.hub_cache)
         model = loaded.model.eval()
         head = self._head_for(model, ds)
-        prep = Preprocessing.from_model(model, image_size=self.model_spec.image_size)
+        prep = Preprocessing.from_model(model, image_size=self.model_spec.image_size,
+                                        resizer=getattr(ctx, "resizer", "pil"))
         cache = decode_cache_for(ctx)
         val = cache.get(ds.val, prep, progress=progress)
         decode_seconds = val.seconds
@@ -542,6 +543,7 @@ class PretrainedJob:
             "crop_pct": prep.crop_pct,
             "crop_mode": prep.crop_mode,
             "interpolation": prep.interpolation,
+            "resizer": prep.resizer,
             "mean": list(prep.mean),
             "std": list(prep.std),
             "preprocessing_key": prep.key,
