@@ -57,6 +57,7 @@ def epoch_times(spec, train, val, device, *, compile: bool) -> dict:
 
 
 def compile_benchmark(spec, train, val, device) -> dict:
+    steps = -(-(spec.train_size or len(train)) // spec.batch_size)
     eager = epoch_times(spec, train, val, device, compile=False)
     compiled = epoch_times(spec, train, val, device, compile=True)
     steady_eager = float(np.median(eager["epoch_s"][1:]))
@@ -69,7 +70,8 @@ def compile_benchmark(spec, train, val, device) -> dict:
         "steady_speedup": steady_eager / steady_compiled,
         "compile_cost_s": compile_cost,
         "break_even_epochs": (compile_cost / saving) if saving > 0 else None,
-        "steps_per_epoch": -(-(spec.train_size or len(train)) // spec.batch_size),
+        "steps_per_epoch": steps,
+        "break_even_steps": (compile_cost / saving * steps) if saving > 0 else None,
     }
 
 
@@ -160,7 +162,7 @@ def fusion_benchmark(spec, device, *, k: int, steps: int) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--train-size", type=int, default=12000)
+    parser.add_argument("--train-size", type=int, default=8000)
     parser.add_argument("--val-size", type=int, default=2000)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--fuse", type=int, default=4, help="networks fused into one")

@@ -80,8 +80,11 @@ def test_mnist_needs_files_or_download(tmp_path):
     np.testing.assert_array_equal(ds.train.images[..., 0], arrays["train-images-idx3-ubyte"])
 
 
-def test_mnist_download_failure_names_both_ways(tmp_path):
-    # no network here: torchvision's real download fails, and the error says what to do
+def test_mnist_download_failure_names_both_ways(tmp_path, monkeypatch):
+    # torchvision's real download code, pointed at a closed local port so that it fails with or without internet
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
     with pytest.raises(DatasetError) as err:
         load_dataset("mnist", data_root=tmp_path, download=True)
     assert "--data-root" in str(err.value) and "torchvision" in str(err.value)
