@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,9 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
         raise AuditError(f"{config.dataset} has no training split; trained variants need one. "
                          "Use --variants none to audit with pretrained models only")
     device = ctx.torch_device()
+    if config.compile and device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise AuditError("--compile on the CPU needs a C++ compiler for torch.compile's kernels; install one "
+                         "(apt-get install g++) or leave out --compile")
     jobs: list = []
     from audit.train import has_nondeterministic_kernels
 

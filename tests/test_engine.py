@@ -288,3 +288,11 @@ def test_list_command():
     res = run_cli("list")
     assert res.returncode == 0
     assert "fashion-mnist" in res.stdout and "preset quick" in res.stdout and "resnet_small" in res.stdout
+
+
+def test_compile_without_a_cpp_compiler_is_a_clear_error(monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(AuditError, match="--compile on the CPU needs a C\\+\\+ compiler"):
+        plan_audit(AuditConfig(dataset="digits", variants="minimal", device="cpu", compile=True))
