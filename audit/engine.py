@@ -7,6 +7,7 @@ rerun resumes. Progress goes to an observer object; the CLI draws the bars.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -277,6 +278,12 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     errors: dict[str, str] = {}
     write_manifest(store, plan, status, errors)
     observer.plan(plan.jobs, todo)
+    checkpoints = store.path.resolve() / "checkpoints"  # the variants' per-epoch state: a killed run loses no epoch
+    if force:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    for name in skipped:  # a run killed between writing a job and removing its checkpoint
+        (checkpoints / f"{name}.pt").unlink(missing_ok=True)
+    plan.context.checkpoint_dir = str(checkpoints)
 
     def on_result(name: str, output, error: str | None, seconds: float):
         if error is None and output.decisions is None:  # a job that is not a model (learnability)
@@ -286,6 +293,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
         elif error is None:
             store.write_job(name, output.record, output.decisions, output.train_decisions, output.extras)
             store.clear_failure(name)
+            (checkpoints / f"{name}.pt").unlink(missing_ok=True)
             status[name] = "done"
         else:
             store.write_failure(name, error)
@@ -295,6 +303,8 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
         observer.job_finished(name, status[name], seconds, error)
 
     executor.run(todo, plan.context, on_result=on_result, observer=observer)
+    with contextlib.suppress(OSError):  # kept only while some variant has unfinished epochs
+        checkpoints.rmdir()
     store.write_models_table(order=[j.name for j in plan.jobs])
     write_manifest(store, plan, status, errors)
     return RunOutcome(done=[n for n, s in status.items() if s == "done" and n not in skipped], skipped=skipped,

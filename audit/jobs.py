@@ -11,6 +11,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -47,6 +48,8 @@ class JobContext:
     compile: bool = False
     #: how pretrained models' images are resized: "pil" (timm's transform) or "torch" (faster, within a few levels)
     resizer: str = "pil"
+    #: folder for the variants' per-epoch checkpoints (the engine sets it inside the audit directory)
+    checkpoint_dir: str | None = None
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def wants_depth(self, group: str) -> bool:
@@ -148,6 +151,9 @@ class VariantJob:
             seconds = seconds / 1.17 + 35.0
         return seconds / 20 if ctx.torch_device().type == "cuda" else seconds
 
+    def checkpoint_path(self, ctx: JobContext) -> str | None:
+        return None if ctx.checkpoint_dir is None else str(Path(ctx.checkpoint_dir) / f"{self.name}.pt")
+
     def run(self, ctx: JobContext, progress: ProgressFn | None = None) -> JobOutput:
         import torch
 
@@ -158,7 +164,7 @@ class VariantJob:
         train, val = ctx.tensors()
         res = train_variant(self.spec, train, val, ctx.dataset.n_classes, device=ctx.torch_device(),
                             record_train=ctx.record_train, flip=ctx.flip, progress=progress,
-                            compile=ctx.compile)
+                            compile=ctx.compile, checkpoint=self.checkpoint_path(ctx))
         ds = ctx.dataset
         decisions = decisions_frame(res.epochs, np.arange(len(ds.val)), res.predicted, res.true_prob,
                                     res.top_prob, ds.val.labels)
@@ -181,6 +187,7 @@ class VariantJob:
             "seconds": round(res.seconds, 3),
             "device": str(ctx.torch_device()),
             "compiled": bool(ctx.compile),
+            "resumed_after_epoch": res.resumed_after_epoch,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "environment": _environment(),
         }

@@ -9,9 +9,12 @@ nothing here prints or writes files.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -151,6 +154,34 @@ class TrainResult:
     val_accuracy: list[float]
     seconds: float
     model: torch.nn.Module
+    #: the epoch a checkpoint was resumed after (None: trained from the start)
+    resumed_after_epoch: int | None = None
+
+
+def _checkpoint_meta(spec: VariantSpec, train: TensorData, val: TensorData, record_train: bool, flip: bool) -> str:
+    """What a checkpoint must match to be resumed: the spec, the options that change training, the data sizes."""
+    return json.dumps({"spec": spec.to_dict(), "record_train": record_train, "flip": flip, "n_train": len(train),
+                       "n_val": len(val)}, sort_keys=True, default=str)
+
+
+def _load_checkpoint(path: Path | None, meta: str) -> dict | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written below
+    except Exception:  # a torn or foreign file: start the variant again
+        return None
+    return state if state.get("meta") == meta else None
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def train_variant(
@@ -165,6 +196,7 @@ def train_variant(
     progress: ProgressFn | None = None,
     amp: bool | None = None,
     compile: bool = False,
+    checkpoint: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train one variant and record its decisions on `val` at epoch 0 and after every epoch.
 
@@ -173,6 +205,11 @@ def train_variant(
     batch order and augmentation. `compile` runs the forward passes through
     `torch.compile` (a one-off compile cost per variant; see benchmarks/bench_train.py
     for where it pays); the returned `model` is always the plain module.
+
+    `checkpoint` is a file written after every epoch (weights, optimizer,
+    schedule, random state and the decisions so far). When it exists and was
+    written for the same spec and data, training resumes after its epoch and
+    gives the same result as an uninterrupted run on the same device and threads.
     """
     t0 = time.perf_counter()
     channels_last = True
@@ -210,11 +247,21 @@ def train_variant(
             records["ttop"].append(m)
         return float((records["pred"][-1] == val.labels.cpu().numpy()).mean())
 
-    val_acc = [record()]
-    losses: list[float] = []
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    meta = _checkpoint_meta(spec, train, val, record_train, flip)
+    state = _load_checkpoint(ckpt, meta)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        records = state["records"]
+        val_acc, losses, start_epoch = state["val_accuracy"], state["train_loss"], state["epoch"] + 1
+    else:
+        val_acc, losses, start_epoch = [record()], [], 1
     n_batches = (len(part) + spec.batch_size - 1) // spec.batch_size
     total_steps = spec.epochs * n_batches
-    for epoch in range(1, spec.epochs + 1):
+    for epoch in range(start_epoch, spec.epochs + 1):
         net.train()
         order = part[torch.randperm(len(part), generator=gen).to(device)]
         epoch_loss, seen = 0.0, 0
@@ -237,10 +284,16 @@ def train_variant(
         scheduler.step()
         losses.append(epoch_loss / max(seen, 1))
         val_acc.append(record())
+        if ckpt is not None and epoch < spec.epochs:
+            _save_checkpoint(ckpt, {"meta": meta, "epoch": epoch, "model": model.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                    "generator": gen.get_state(), "records": records, "val_accuracy": val_acc,
+                                    "train_loss": losses})
     stack = lambda key: np.stack(records[key]) if records[key] else None  # noqa: E731
     return TrainResult(
         epochs=list(range(spec.epochs + 1)),
         predicted=stack("pred"), true_prob=stack("true"), top_prob=stack("top"),
         train_predicted=stack("tpred"), train_true_prob=stack("ttrue"), train_top_prob=stack("ttop"),
         train_loss=losses, val_accuracy=val_acc, seconds=time.perf_counter() - t0, model=model,
+        resumed_after_epoch=None if state is None else start_epoch - 1,
     )

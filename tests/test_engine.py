@@ -199,6 +199,35 @@ def test_killed_run_resumes_without_retraining(tmp_path):
     assert load(out).n_models == 4
 
 
+@pytest.mark.slow
+def test_a_variant_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
+    import torch
+
+    out = tmp_path / "audit"
+    args = ["--dataset", "digits", "--variants", "minimal", "--epochs", "6", "--depth", "none", "--device", "cpu",
+            "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "audit", "run", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoints = out / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(checkpoints.glob("*.pt")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = {p.stem for p in (out / "jobs").glob("*.json")}
+    saved = {p.stem: torch.load(p, weights_only=False)["epoch"] for p in checkpoints.glob("*.pt")}
+    saved = {name: epoch for name, epoch in saved.items() if name not in finished}
+    assert saved, "the kill must land while a variant trains"
+    res = run_cli("run", *args)
+    assert res.returncode == 0, res.stderr
+    result = load(out)
+    models = result.models.set_index("name")
+    for name, epoch in saved.items():
+        assert models.loc[name, "resumed_after_epoch"] == epoch
+        assert result.decision_array(name).shape == (7, 599)  # epoch 0 and six trained epochs
+    assert not checkpoints.exists()  # removed once every variant has finished
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -36,3 +36,35 @@ def test_compiled_training_matches_eager(digits_tensors):
     # the returned model is the plain module (probes and state hashes use it), not the compiled wrapper
     assert type(compiled.model) is type(eager.model)
     assert not any(k.startswith("_orig_mod") for k in compiled.model.state_dict())
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_run(digits_tensors, tmp_path):
+    train, val = digits_tensors
+    torch.set_num_threads(1)
+    spec = VariantSpec(name="base", group="base", arch_kwargs={"width": 8, "depth": 8}, epochs=3, lr=0.05,
+                       batch_size=64)
+    straight = train_variant(spec, train, val, 10, device=torch.device("cpu"))
+    n_batches = -(-len(train) // spec.batch_size)
+    ckpt = tmp_path / "base.pt"
+
+    def stop_in_epoch_3(stage, done, total):
+        if done == 2 * n_batches + 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_variant(spec, train, val, 10, device=torch.device("cpu"), checkpoint=ckpt, progress=stop_in_epoch_3)
+    assert ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] == 2
+    resumed = train_variant(spec, train, val, 10, device=torch.device("cpu"), checkpoint=ckpt)
+    assert resumed.resumed_after_epoch == 2 and straight.resumed_after_epoch is None
+    np.testing.assert_array_equal(resumed.predicted, straight.predicted)
+    np.testing.assert_array_equal(resumed.true_prob, straight.true_prob)
+    assert resumed.val_accuracy == straight.val_accuracy and resumed.train_loss == straight.train_loss
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # a checkpoint written for another recipe is not resumed
+    other = VariantSpec(**{**spec.to_dict(), "lr_milestones": tuple(spec.lr_milestones), "lr": 0.02})
+    assert train_variant(other, train, val, 10, device=torch.device("cpu"), checkpoint=ckpt).resumed_after_epoch is None
