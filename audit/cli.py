@@ -40,26 +40,28 @@ Examples:
 
 
 class CliProgress:
-    """Rich progress bars for the engine's observer interface."""
+    """Rich progress bars for the engine's observer interface: one bar for the run, one per running job."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
         self.overall = None
-        self.current = None
+        self.running: dict[str, object] = {}
 
     def plan(self, jobs, todo):
         self.overall = self.progress.add_task("jobs", total=len(todo))
 
     def job_started(self, name, index, total):
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-        self.current = self.progress.add_task(f"  {name}", total=None)
+        self.running[name] = self.progress.add_task(f"  {name}", total=None)
 
     def job_progress(self, name, stage, done, total):
-        if self.current is not None:
-            self.progress.update(self.current, description=f"  {name} ({stage})", completed=done, total=total)
+        task = self.running.get(name)
+        if task is not None:
+            self.progress.update(task, description=f"  {name} ({stage})", completed=done, total=total)
 
     def job_finished(self, name, status, seconds, error=None):
+        task = self.running.pop(name, None)
+        if task is not None:
+            self.progress.remove_task(task)
         self.progress.advance(self.overall)
         mark = "[green]done[/]" if status == "done" else f"[red]{status}[/]"
         first = (error or "").splitlines()[0] if error else ""

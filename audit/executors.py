@@ -8,6 +8,7 @@ with its resources. An executor never writes files itself.
 from __future__ import annotations
 
 import os
+import queue
 import time
 import traceback
 from collections.abc import Callable
@@ -59,41 +60,70 @@ class LocalExecutor:
 
     def _run_pool(self, jobs, ctx, on_result, observer):
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         ctx.threads = _threads_for(self.workers)
         ctx._tensors.clear()
         mpctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=mpctx, initializer=_init_worker,
-                                 initargs=(ctx,)) as pool:
-            futures = {}
-            for i, job in enumerate(jobs):
-                observer.job_started(job.name, i, len(jobs))
-                futures[pool.submit(_run_in_worker, job)] = job
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    output, seconds = fut.result()
-                except Exception as exc:  # includes a worker that died
-                    on_result(job.name, None, _error_text(exc), 0.0)
-                    continue
-                on_result(job.name, output, None, seconds)
+        index = {job.name: i for i, job in enumerate(jobs)}
+        with mpctx.Manager() as manager:
+            events = manager.Queue()  # the workers' start and progress events, shown here as they come
+
+            def show_events():
+                while True:
+                    try:
+                        kind, name, stage, done, total = events.get_nowait()
+                    except queue.Empty:
+                        return
+                    if kind == "start":
+                        observer.job_started(name, index[name], len(jobs))
+                    else:
+                        observer.job_progress(name, stage, done, total)
+
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=mpctx, initializer=_init_worker,
+                                     initargs=(ctx, events)) as pool:
+                futures = {pool.submit(_run_in_worker, job): job for job in jobs}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    show_events()
+                    for fut in finished:
+                        job = futures[fut]
+                        try:
+                            output, seconds = fut.result()
+                        except Exception as exc:  # includes a worker that died
+                            on_result(job.name, None, _error_text(exc), 0.0)
+                            continue
+                        on_result(job.name, output, None, seconds)
 
 
 _WORKER_CTX = None
+_WORKER_EVENTS = None
 
 
-def _init_worker(ctx):
-    global _WORKER_CTX
+def _init_worker(ctx, events=None):
+    global _WORKER_CTX, _WORKER_EVENTS
     import torch
 
     torch.set_num_threads(ctx.threads or 1)
     _WORKER_CTX = ctx
+    _WORKER_EVENTS = events
 
 
 def _run_in_worker(job):
     t0 = time.perf_counter()
-    output = job.run(_WORKER_CTX, None)
+    progress = None
+    if _WORKER_EVENTS is not None:
+        events, last = _WORKER_EVENTS, [0.0]
+        events.put(("start", job.name, "", 0, 0))
+
+        def progress(stage, done, total):  # at most a few events a second per job
+            now = time.monotonic()
+            if now - last[0] >= 0.3 or done == total:
+                last[0] = now
+                events.put(("progress", job.name, stage, done, total))
+
+    output = job.run(_WORKER_CTX, progress)
     return output, time.perf_counter() - t0
 
 

@@ -30,12 +30,36 @@ def _assert_same_decisions(a, b):
             np.testing.assert_array_equal(a.decision_array(m, f), b.decision_array(m, f), err_msg=f"{m} {f}")
 
 
+class RecordingObserver:
+    def __init__(self):
+        self.events = []
+
+    def plan(self, jobs, todo):
+        pass
+
+    def job_started(self, name, index, total):
+        self.events.append(("start", name))
+
+    def job_progress(self, name, stage, done, total):
+        self.events.append(("progress", name, stage, done, total))
+
+    def job_finished(self, name, status, seconds, error=None):
+        self.events.append(("finish", name, status))
+
+
 @pytest.mark.slow
 def test_process_pool_matches_inline(inline_audit, tmp_path):
     out = tmp_path / "pool"
-    outcome = run_audit(_plan(), out, executor=LocalExecutor(workers=2))
+    observer = RecordingObserver()
+    outcome = run_audit(_plan(), out, executor=LocalExecutor(workers=2), observer=observer)
     assert not outcome.failed
     _assert_same_decisions(inline_audit, load(out))
+    # the workers' progress reaches this process: every job starts, reports training, then finishes
+    for name in inline_audit.model_names:
+        mine = [e for e in observer.events if e[1] == name]
+        assert mine[0] == ("start", name) and mine[-1] == ("finish", name, "done")
+        progress = [e for e in mine if e[0] == "progress"]
+        assert progress and progress[-1][2:] == ("train", progress[-1][4], progress[-1][4])
 
 
 def test_pool_rejects_zero_workers():
