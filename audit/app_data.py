@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from audit.deep.summary import DEEP_COLUMNS
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
-from audit.report import REPORT_COLUMNS, model_field, model_rows
+from audit.report import REPORT_COLUMNS, compute_report
 from audit.store import AuditDir, AuditError, load
 
 CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
@@ -403,109 +403,27 @@ def _models_frame(result, summary_models: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _live_report(result, images: pd.DataFrame):
-    """The report's tables, computed in memory from the stored decisions (nothing is written)."""
-    path, names = result.path, result.model_names
-    image_ids = images["image_id"].to_numpy()
-    labels = images["label"].to_numpy()
-    notes: list[str] = []
-    if not result.is_complete:
-        jobs = result.manifest.get("jobs", [])
-        notes.append(f"audit still running: {len(names)} of {len(jobs)} jobs done; showing the finished models")
-    final, epochs_of = read_final(path, names, ("correct", "predicted", "true_prob"), image_ids)
-    correct = final["correct"].astype(bool)
-    n_images, n_models = correct.shape
-    acc = correct.mean(axis=0)
-    models = model_rows(result, names, acc, epochs_of)
-    t = max_tolerance(n_models, 1)
-    if n_models == 1:
-        notes.append("one model: trivial = correct and impossible = wrong; the split says nothing about DDD")
-    n_corr = difficulty.n_correct(correct)
-    categories = difficulty.split_from_counts(n_corr, n_models, tolerance=t)
-    hist = np.bincount(n_corr, minlength=n_models + 1)
-    binom = difficulty.binomial_null(correct)
-    bb = difficulty.fit_beta_binomial(n_corr, n_models)
-    tables: dict = {
-        "histogram": pd.DataFrame(
-            {"n_correct": np.arange(n_models + 1), "observed": hist, "binomial": binom, "beta_binomial": bb.expected}
-        )
-    }
-    scores = {
-        "n_correct": n_corr,
-        "category": categories,
-        "tp_agreement": agreement.tp_agreement(correct),
-        "consensus": agreement.consensus(final["predicted"]),
-        "mean_true_prob": final["true_prob"].astype(float).mean(axis=1),
-    }
-    summary: dict = {
-        "models": models,
-        "tolerance": 1,
-        "tolerance_used": t,
-        "nulls": {
-            "binomial": {"p": float(correct.mean())},
-            "beta_binomial": {"alpha": bb.alpha, "beta": bb.beta, "mean": bb.mean,
-                              "overdispersion": bb.overdispersion},
-        },
-    }
-    ec = {}
-    if n_models < 2:
-        notes.append("one model: error consistency needs at least two models and is skipped")
-    else:
-        for subset, mask in (("all", np.ones(n_images, dtype=bool)), ("inconclusive", categories == "inconclusive")):
-            if not mask.any():
-                notes.append(f"no {subset} images: error consistency on them is skipped")
-                continue
-            kappa = consistency.error_consistency_matrix(correct[mask])
-            tables[f"ec_{subset}"] = pd.DataFrame(kappa, index=pd.Index(names, name="model"), columns=names)
-            ec[subset] = {"mean": consistency.mean_error_consistency(kappa), "n_images": int(mask.sum())}
-    summary["error_consistency"] = ec
-    class_acc = difficulty.per_class_accuracy(correct, labels, len(result.class_names))
-    per_class = pd.DataFrame(class_acc, columns=names)
-    per_class.insert(0, "n_images", np.bincount(labels, minlength=len(result.class_names)))
-    per_class.insert(0, "class_name", result.class_names)
-    per_class.insert(0, "class", np.arange(len(result.class_names)))
-    per_class["mean"] = class_acc.mean(axis=1)
-    tables["per_class"] = per_class
+#: the app's names for the report's tables and decision maps
+_LIVE_TABLES = {"histogram": "histogram.csv", "per_class": "per_class_accuracy.csv",
+                "ec_all": "error_consistency_all.csv", "ec_inconclusive": "error_consistency_inconclusive.csv",
+                "swaps": "swaps_per_epoch.csv", "tp_by_epoch": "tp_agreement_by_epoch.csv"}
+_LIVE_MAPS = {"base": "decision_map_base.npy", "all": "decision_map_all.npy"}
 
-    maps: dict = {}
-    dyn = [m for m in names if len(epochs_of[m]) >= 2]
-    if not dyn:
-        notes.append("no model has more than one recorded epoch: learning dynamics are skipped")
-        summary["dynamics"] = None
-    else:
-        epochs, cube = read_cube(path, dyn, "correct", image_ids)
-        cube = cube.astype(bool)
-        swaps = dynamics.swaps_per_epoch(cube)
-        frame = pd.DataFrame(swaps.T, columns=dyn)
-        frame.insert(0, "epoch_to", epochs[1:])
-        frame.insert(0, "epoch_from", epochs[:-1])
-        frame["mean"] = swaps.mean(axis=0)
-        tables["swaps"] = frame
-        acc_by_epoch = cube.mean(axis=0)
-        tpa = cube.sum(axis=1) / len(dyn)
-        tables["tp_by_epoch"] = pd.DataFrame(
-            {
-                "epoch": epochs,
-                "mean_accuracy": acc_by_epoch.mean(axis=0),
-                "mean_tp_agreement": tpa.mean(axis=0),
-                "bimodality": agreement.bimodality_score(tpa),
-                "bimodality_null": agreement.bimodality_null(acc_by_epoch),
-            }
-        )
-        groups_of = [model_field(result, m, "group") for m in dyn]
-        b = groups_of.index("base") if "base" in groups_of else 0
-        maps["base"] = dynamics.binned_decision_map(cube[:, b, :], n_bins=500)
-        maps["all"] = dynamics.binned_decision_map(cube, n_bins=500)
-        scores["accessibility"] = agreement.accessibility(cube)
-        scores["learned_epoch"] = dynamics.learned_epoch(cube, epochs=epochs, reduce="median")
-        scores["forgetting_events"] = dynamics.forgetting_events(cube).sum(axis=1)
-        summary["dynamics"] = {"models": dyn, "base_model": dyn[b], "epochs": [int(e) for e in epochs]}
-    summary["notes"] = notes
+
+def _live_report(result, images: pd.DataFrame):
+    """The report's tables, computed in memory by `compute_report` (no bootstrap, no deeper measures,
+    no figures, nothing written): for an audit that is still running or whose report is stale."""
+    content = compute_report(result, n_bootstrap=0, deep=False)
+    tables = {key: content.outputs[name] for key, name in _LIVE_TABLES.items() if name in content.outputs}
+    for key in ("ec_all", "ec_inconclusive"):  # as read back from the CSV: the model names as the index
+        if key in tables:
+            tables[key] = tables[key].rename_axis("model")
+    maps = {key: content.outputs[name] for key, name in _LIVE_MAPS.items() if name in content.outputs}
     stale = {*SCORE_COLUMNS, *REPORT_COLUMNS, *DEEP_COLUMNS}  # what an older report left: not current
     images = images[[c for c in images.columns if c not in stale]].copy()
-    for col, values in scores.items():
+    for col, values in content.scores.items():
         images[col] = values
-    return images, summary, tables, maps
+    return images, content.summary, tables, maps
 
 
 # --------------------------------------------------------------------------- overview

@@ -8,6 +8,7 @@ recomputes a decision), computes the measures in `audit.metrics`, and writes
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,53 +59,31 @@ DECISION_MAP_ROWS = 500
 CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
 
 
-def build_report(
-    result: AuditResult,
-    *,
-    tolerance: int = 1,
-    n_bootstrap: int = 200,
-    random_state: int = 0,
-) -> dict:
-    """Write the report of an audit into `<audit>/report/` and return its summary.
+@dataclass
+class ReportContent:
+    """The report in memory, before anything is written.
 
-    Parameters
-    ----------
-    result : AuditResult
-        From `audit.load`; only its finished models are used.
-    tolerance : int, default 1
-        t of the DDD split (trivial: n_correct >= M - t; impossible:
-        n_correct <= t). Lowered to (M - 1) // 2 when M <= 2 t, with a note.
-    n_bootstrap : int, default 200
-        Bootstrap replicates (over images) for the confidence interval of the
-        mean error consistency; 0 skips the intervals.
-    random_state : int, default 0
-        Seed of the bootstrap.
-
-    Returns
-    -------
-    summary : dict
-        The content of report/summary.json (see `format_summary`).
-
-    Notes
-    -----
-    Writes report/summary.json, report/histogram.csv, report/error_consistency_all.csv,
-    report/error_consistency_inconclusive.csv, report/per_class_accuracy.csv,
-    report/swaps_per_epoch.csv, report/tp_agreement_by_epoch.csv,
-    report/decision_map_*.npy, report/*.png, and images.parquet with the
-    per-image scores of REPORT_COLUMNS added. Tables that are undefined for
-    this audit (e.g. error consistency with one model) are removed, and the
-    summary's "notes" say why.
+    `outputs` maps each report file name to its content, in writing order: a
+    DataFrame (written as CSV), an ndarray (.npy), or a function that draws a
+    figure (.png; called only when the report is written). `scores` are the
+    per-image columns that go into images.parquet.
     """
+
+    summary: dict
+    outputs: dict[str, object] = field(default_factory=dict)
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int = 200, random_state: int = 0,
+                   deep: bool = True) -> ReportContent:
+    """Everything `build_report` writes, computed in memory (see there); `deep=False` skips the deeper measures."""
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer) or tolerance < 0:
         raise ValueError(f"tolerance must be an int >= 0, got {tolerance!r}")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
-    out = result.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    files: dict[str, list[str]] = {"tables": [], "figures": []}
     summary: dict = {"audit": _audit_facts(result)}
-    written: set[str] = set()
+    content = ReportContent(summary=summary)
     if not result.is_complete:
         facts = summary["audit"]
         notes.append(
@@ -113,35 +92,26 @@ def build_report(
         )
 
     def table(name: str, frame: pd.DataFrame) -> None:
-        _write_csv(out / name, frame)
-        files["tables"].append(name)
-        written.add(name)
+        content.outputs[name] = frame
 
     def array(name: str, values: np.ndarray) -> None:
-        write_npy(out / name, values)
-        files["tables"].append(name)
-        written.add(name)
+        content.outputs[name] = values
 
-    def figure(name: str, fig) -> None:
-        _save_figure(out / name, fig)
-        files["figures"].append(name)
-        written.add(name)
+    def figure(name: str, draw) -> None:
+        content.outputs[name] = draw
 
     names = result.model_names
     if not names:
         notes.append("no finished models yet: nothing to report")
-        summary.update({"models": [], "notes": notes, "files": files})
-        _remove_stale(out, written)
-        write_json(out / "summary.json", summary)
-        return summary
+        summary.update({"models": [], "notes": notes})
+        return content
 
     correct = result.correct()
     n_images, n_models = correct.shape
     acc = correct.mean(axis=0)
     epochs_of = {m: result.epochs(m) for m in names}
     summary["models"] = model_rows(result, names, acc, epochs_of)
-    scores: dict[str, np.ndarray] = {}
-
+    scores = content.scores
     # ---- the DDD split and its nulls (meding2022 §3.1-3.2, Fig. 2 and 17)
     t = int(tolerance)
     if n_models <= 2 * t:
@@ -188,7 +158,7 @@ def build_report(
             }
         ),
     )
-    figure("histogram.png", _fig_histogram(hist, binom, bb.expected, t))
+    figure("histogram.png", lambda: _fig_histogram(hist, binom, bb.expected, t))
     scores["n_correct"] = n_corr
     scores["category"] = categories
     scores["tp_agreement"] = agreement.tp_agreement(correct)
@@ -228,7 +198,7 @@ def build_report(
                 pd.DataFrame(kappa, index=names, columns=names).rename_axis("model"),
             )
         if matrices:
-            figure("error_consistency.png", _fig_consistency(matrices, names))
+            figure("error_consistency.png", lambda: _fig_consistency(matrices, names))
     summary["error_consistency"] = ec
 
     # ---- per-class accuracy (meding2022 A.6, Table 1)
@@ -247,26 +217,82 @@ def build_report(
         side: [{"class": class_names[c], "accuracy": float(per_class["mean"][c])} for c in ranked[side]]
         for side in ("easiest", "hardest")
     }
-    figure("per_class_accuracy.png", _fig_per_class(class_acc, class_names))
+    figure("per_class_accuracy.png", lambda: _fig_per_class(class_acc, class_names))
 
     # ---- dynamics over epochs (meding2022 Fig. 4, 5, 12; hacohen2020 §2-3)
     summary["dynamics"] = _dynamics(result, names, epochs_of, scores, notes, table, array, figure)
 
     # ---- deeper measures: prediction depth, label issues, learnability (baldock2021, cleanlab, sharma2018)
-    deep = deep_report(result, categories, n_corr)
-    scores.update(deep.scores)
-    summary.update(deep.summary)
-    notes.extend(deep.notes)
-    for name, frame in deep.tables.items():
-        table(name, frame)
-    for name, fig in deep.figures.items():
-        figure(name, fig)
+    if deep:
+        extra = deep_report(result, categories, n_corr)
+        scores.update(extra.scores)
+        summary.update(extra.summary)
+        notes.extend(extra.notes)
+        for name, frame in extra.tables.items():
+            table(name, frame)
+        for name, fig in extra.figures.items():
+            figure(name, lambda fig=fig: fig)
 
-    # ---- images table
-    _write_images(result, scores)
     summary["notes"] = notes
+    return content
+
+
+def build_report(
+    result: AuditResult,
+    *,
+    tolerance: int = 1,
+    n_bootstrap: int = 200,
+    random_state: int = 0,
+) -> dict:
+    """Write the report of an audit into `<audit>/report/` and return its summary.
+
+    Parameters
+    ----------
+    result : AuditResult
+        From `audit.load`; only its finished models are used.
+    tolerance : int, default 1
+        t of the DDD split (trivial: n_correct >= M - t; impossible:
+        n_correct <= t). Lowered to (M - 1) // 2 when M <= 2 t, with a note.
+    n_bootstrap : int, default 200
+        Bootstrap replicates (over images) for the confidence interval of the
+        mean error consistency; 0 skips the intervals.
+    random_state : int, default 0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    summary : dict
+        The content of report/summary.json (see `format_summary`).
+
+    Notes
+    -----
+    Writes report/summary.json, report/histogram.csv, report/error_consistency_all.csv,
+    report/error_consistency_inconclusive.csv, report/per_class_accuracy.csv,
+    report/swaps_per_epoch.csv, report/tp_agreement_by_epoch.csv,
+    report/decision_map_*.npy, report/*.png, and images.parquet with the
+    per-image scores of REPORT_COLUMNS added. Tables that are undefined for
+    this audit (e.g. error consistency with one model) are removed, and the
+    summary's "notes" say why.
+    """
+    content = compute_report(result, tolerance=tolerance, n_bootstrap=n_bootstrap, random_state=random_state)
+    out = result.path / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[str]] = {"tables": [], "figures": []}
+    for name, value in content.outputs.items():
+        if isinstance(value, pd.DataFrame):
+            _write_csv(out / name, value)
+            files["tables"].append(name)
+        elif isinstance(value, np.ndarray):
+            write_npy(out / name, value)
+            files["tables"].append(name)
+        else:
+            _save_figure(out / name, value())
+            files["figures"].append(name)
+    if result.model_names:
+        _write_images(result, content.scores)
+    summary = content.summary
     summary["files"] = files
-    _remove_stale(out, written)
+    _remove_stale(out, set(content.outputs))
     write_json(out / "summary.json", summary)
     return summary
 
@@ -297,7 +323,7 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
     frame.insert(0, "epoch_from", epochs[:-1])
     frame["mean"] = swaps.mean(axis=0)
     table("swaps_per_epoch.csv", frame)
-    figure("swaps_per_epoch.png", _fig_swaps(epochs, swaps, dyn, n_images))
+    figure("swaps_per_epoch.png", lambda: _fig_swaps(epochs, swaps, dyn, n_images))
 
     counts = by_epoch.sum(axis=1, dtype=np.int32)  # n models right, per image and epoch
     tpa = counts / n_dyn
@@ -320,7 +346,7 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
             }
         ),
     )
-    figure("tp_agreement.png", _fig_tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
+    figure("tp_agreement.png", lambda: _fig_tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
 
     groups_of = [model_field(result, m, "group") for m in dyn]
     base = groups_of.index("base") if "base" in groups_of else 0
@@ -328,7 +354,7 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
     all_map = dynamics.binned_decision_map(by_epoch, n_bins=DECISION_MAP_ROWS)
     array("decision_map_base.npy", base_map)
     array("decision_map_all.npy", all_map)
-    figure("decision_maps.png", _fig_decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
+    figure("decision_maps.png", lambda: _fig_decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
 
     access = agreement.accessibility(by_epoch)
     learned = dynamics.learned_epoch(by_epoch, epochs=epochs, reduce="median")
