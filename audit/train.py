@@ -175,13 +175,10 @@ def _load_checkpoint(path: Path | None, meta: str) -> dict | None:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from audit.store import atomic_path
+
+    with atomic_path(path, ".pt") as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def train_variant(

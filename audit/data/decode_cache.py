@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.data.sources import DatasetError, Split
+from audit.store import write_npy
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -257,7 +258,7 @@ class DecodeCache:
             images = decode_split(split, prep, index=index, workers=self.workers, progress=progress)
             self.stats["decoded"] += 1
             if file is not None:
-                _save_atomic(file, images)
+                write_npy(file, images)
             entry = CacheEntry(images, time.perf_counter() - t0, False)
         with self._lock:
             self._entries[key] = CacheEntry(entry.images, entry.seconds, entry.from_disk)
@@ -274,17 +275,6 @@ class DecodeCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def decode_cache_for(ctx) -> DecodeCache:
