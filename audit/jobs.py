@@ -2,7 +2,8 @@
 
 A job gets a `JobContext` (dataset, device, options) and returns a `JobOutput`;
 it never writes the store itself, so any executor (local or Ray) can run it
-and hand the output to the store's atomic writer.
+and hand the output to the store's atomic writer. The one file a job writes is
+a variant's per-epoch checkpoint, in the folder the engine names in the context.
 """
 
 from __future__ import annotations

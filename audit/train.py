@@ -3,7 +3,7 @@
 Small datasets live on the device as uint8 tensors and are augmented there in
 batches (random shifts, flips); the per-epoch evaluation reuses the same
 tensors. Epoch 0 is recorded before any training. Progress goes to a callback;
-nothing here prints or writes files.
+nothing here prints, and the only file written is the checkpoint a caller asks for.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def train_variant(
     `train` is the full training split; the variant's own part of it is taken
     with `train_indices`. Seeds: `init_seed` fixes the weights, `order_seed` the
     batch order and augmentation. `compile` runs the forward passes through
-    `torch.compile` (a one-off compile cost per variant; see benchmarks/bench_train.py
+    `torch.compile` (a one-off compile cost per variant; see benchmarks/bench_scale.py
     for where it pays); the returned `model` is always the plain module.
 
     `checkpoint` is a file written after every epoch (weights, optimizer,
