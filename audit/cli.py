@@ -102,7 +102,7 @@ def run(
     probe_train_size: int = typer.Option(5000, min=10, help="Training images for the linear probe."),
     cache_dir: Path | None = typer.Option(None, help="Keep decoded images here between runs (decode cache)."),
     resizer: str = typer.Option("pil", help="How pretrained models' images are resized: pil (timm's transform, "
-                                "pixel for pixel) or torch (about twice as fast decoding; pixels within a few "
+                                "pixel for pixel) or torch (about 1.7x faster decoding; pixels within a few "
                                 "grey levels)."),
     dataset_option: list[str] = typer.Option([], help="KEY=VALUE passed to the dataset source, e.g. "
                                              "ground_truth=LOC_val_solution.csv for imagenet:PATH."),
