@@ -27,15 +27,7 @@ from audit.store import AuditDir, AuditError, load
 CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
 CATEGORY_COLORS = ("#2ca02c", "#1f77b4", "#d62728")  # in CATEGORY_ORDER
 #: Per-image scores the report writes, in the order the Images page offers them.
-SCORE_COLUMNS = (
-    "n_correct",
-    "tp_agreement",
-    "consensus",
-    "mean_true_prob",
-    "accessibility",
-    "learned_epoch",
-    "forgetting_events",
-)
+SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")
 #: Rows of a decision map as drawn on screen (the report stores 500).
 MAP_ROWS = 200
 #: Above this many distinct points the accessibility scatter becomes a 2-d histogram.
@@ -419,7 +411,7 @@ def _live_report(result, images: pd.DataFrame):
         if key in tables:
             tables[key] = tables[key].rename_axis("model")
     maps = {key: content.outputs[name] for key, name in _LIVE_MAPS.items() if name in content.outputs}
-    stale = {*SCORE_COLUMNS, *REPORT_COLUMNS, *DEEP_COLUMNS}  # what an older report left: not current
+    stale = {*REPORT_COLUMNS, *DEEP_COLUMNS}  # what an older report left: not current
     images = images[[c for c in images.columns if c not in stale]].copy()
     for col, values in content.scores.items():
         images[col] = values

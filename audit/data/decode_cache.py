@@ -126,16 +126,17 @@ class _TorchResize:
     """Resize (torchvision's size rule) and centre-crop a PIL image with torch's antialiased uint8 kernels."""
 
     def __init__(self, size, interpolation: str, crop: list[int]):
-        self.size, self.interpolation, self.crop = size, interpolation, crop
+        from torchvision.transforms.v2 import InterpolationMode, functional
+
+        self.size, self.interpolation, self.crop = size, InterpolationMode(interpolation), crop
+        self._tf = functional
 
     def __call__(self, img) -> np.ndarray:
         import torch
-        from torchvision.transforms.v2 import InterpolationMode
-        from torchvision.transforms.v2 import functional as TF
 
         x = torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1)
-        x = TF.resize(x, self.size, interpolation=InterpolationMode(self.interpolation), antialias=True)
-        return TF.center_crop(x, self.crop).numpy()
+        x = self._tf.resize(x, self.size, interpolation=self.interpolation, antialias=True)
+        return self._tf.center_crop(x, self.crop).numpy()
 
 
 def split_image(split: Split, i: int):
