@@ -118,3 +118,42 @@ def test_bootstrap_equals_naive_resampling_with_the_same_draws():
         sample = correct[draws.integers(0, 120, 120)]
         naive.append(c.mean_error_consistency(c.error_consistency_matrix(sample)))
     np.testing.assert_allclose(ci["replicates"], naive, atol=1e-12)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.95])
+def test_bootstrap_bounds_are_numpy_quantiles_at_half_the_tail_on_each_side(confidence):
+    # the same draws, resampled naively: the bounds are the (1 - c)/2 and 1 - (1 - c)/2 quantiles
+    rng = np.random.default_rng(5)
+    latent = rng.random(150)
+    correct = latent[:, None] + 0.5 * rng.random((150, 3)) > np.array([0.5, 0.7, 0.9])
+    n_boot = 60
+    ci = c.error_consistency_bootstrap(correct, n_bootstrap=n_boot, confidence=confidence, random_state=13)
+    draws = np.random.default_rng(13)
+    reps = np.stack([c.error_consistency_matrix(correct[draws.integers(0, 150, 150)]) for _ in range(n_boot)])
+    tail = (1 - confidence) / 2
+    np.testing.assert_allclose(ci["low"], np.quantile(reps, tail, axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ci["high"], np.quantile(reps, 1 - tail, axis=0), rtol=0, atol=1e-12)
+    iu = np.triu_indices(3, 1)
+    means = reps[:, iu[0], iu[1]].mean(axis=1)
+    assert ci["mean_low"] == pytest.approx(np.quantile(means, tail), abs=1e-12)
+    assert ci["mean_high"] == pytest.approx(np.quantile(means, 1 - tail), abs=1e-12)
+    # the interval is not degenerate here, so a wrong level would move the bounds
+    assert np.all(ci["high"][iu] - ci["low"][iu] > 0.01)
+
+
+def test_bootstrap_interval_covers_the_true_kappa_at_the_nominal_rate():
+    # two models with a known joint distribution of (right, right), (right, wrong), (wrong, right), (wrong, wrong)
+    p = np.array([0.55, 0.1, 0.15, 0.2])
+    p1, p2 = p[0] + p[1], p[0] + p[2]
+    c_exp = p1 * p2 + (1 - p1) * (1 - p2)
+    true_kappa = (p[0] + p[3] - c_exp) / (1 - c_exp)
+    rows = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], dtype=bool)
+    rng = np.random.default_rng(0)
+    n_sim, confidence = 200, 0.8
+    hits = 0
+    for _ in range(n_sim):
+        correct = rows[rng.choice(4, size=300, p=p)]
+        ci = c.error_consistency_bootstrap(correct, n_bootstrap=150, confidence=confidence, random_state=rng)
+        hits += ci["low"][0, 1] <= true_kappa <= ci["high"][0, 1]
+    # 80% nominal (a 60% interval, from the level 1 - c on each side, covers about 0.6); sd of the rate ~0.03
+    assert 0.7 <= hits / n_sim <= 0.9

@@ -183,3 +183,31 @@ def test_bad_labels_and_counts():
         d.fit_beta_binomial(np.array([0, 4]), 3)
     with pytest.raises(ValueError, match="categories"):
         d.category_shares(np.array(["trivial", "easy"]))
+
+
+@pytest.mark.parametrize(
+    "counts, n_models",
+    [
+        (np.r_[np.zeros(300, int), np.full(600, 10), np.arange(11).repeat(10)], 10),
+        (stats.betabinom.rvs(12, 1.5, 0.7, size=3000, random_state=np.random.default_rng(8)), 12),
+        (np.arange(6).repeat([5, 20, 40, 40, 20, 5]), 5),
+    ],
+)
+def test_overdispersion_is_the_intraclass_correlation_of_the_fit(counts, n_models):
+    fit = d.fit_beta_binomial(counts, n_models)
+    a, b = fit.alpha, fit.beta
+    assert fit.overdispersion == pytest.approx(1 / (a + b + 1), rel=1e-12)
+    # independently, from scipy's variance: Var = M p (1 - p) (1 + (M - 1) rho)
+    var = stats.betabinom.var(n_models, a, b)
+    binom_var = n_models * fit.mean * (1 - fit.mean)
+    assert fit.overdispersion == pytest.approx((var / binom_var - 1) / (n_models - 1), rel=1e-9)
+    assert 0 <= fit.overdispersion <= 1
+
+
+def test_beta_binomial_recovers_overdispersion():
+    # alpha + beta = 5: rho = 1/6; 20000 images give a standard error of about 0.0015
+    n_models, alpha, beta = 20, 2.0, 3.0
+    counts = stats.betabinom.rvs(n_models, alpha, beta, size=20000, random_state=np.random.default_rng(6))
+    fit = d.fit_beta_binomial(counts, n_models)
+    assert fit.overdispersion == pytest.approx(1 / 6, abs=0.006)
+    assert fit.alpha + fit.beta == pytest.approx(alpha + beta, rel=0.05)
