@@ -12,6 +12,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DDD_AUDIT_DATA", str(ROOT / "test-artifacts" / "no-downloads"))
 
+# The study store's PostgreSQL tests run only when this names a scratch database (scripts/run_tests.sh sets it).
+STUDY_DB_ENV = "DDD_STUDY_TEST_DB_URL"
+STUDY_DB_SKIP = (
+    f"PostgreSQL NOT TESTED: set {STUDY_DB_ENV}=postgresql+psycopg://USER@HOST:PORT/DB (a scratch database), "
+    "or run `make test` / scripts/run_tests.sh, which starts a throwaway PostgreSQL cluster "
+    "(pg_virtualenv, Debian package postgresql)"
+)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One loud line at the end of a run that skipped the PostgreSQL tests."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and STUDY_DB_ENV in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_line(
+            f"WARNING: {len(skipped)} study-store test(s) skipped. {STUDY_DB_SKIP}", yellow=True, bold=True
+        )
+
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
     """Run `python -m audit ARGS` in a subprocess, as a user would."""

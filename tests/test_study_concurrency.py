@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from human_study.design import DesignConfig, create_study, derive_seed, observer_schedule
 from human_study.store import open_study_dir
+from tests.conftest import STUDY_DB_ENV, STUDY_DB_SKIP
 from tests.study_fixtures import make_study_audit
 
-# Set to a SQLAlchemy URL (e.g. a scratch PostgreSQL database) to run the test there as well.
-EXTRA_DB_ENV = "DDD_STUDY_TEST_DB_URL"
+# Set to a SQLAlchemy URL (e.g. a scratch PostgreSQL database) to run the tests there as well.
+EXTRA_DB_ENV = STUDY_DB_ENV
 N_OBSERVERS = 24
 N_TRIALS = 149
 N_PRACTICE = 5
@@ -26,7 +27,7 @@ N_PRACTICE = 5
 def test_many_observers_at_once_lose_and_double_nothing(tmp_path, backend):
     db_url = None if backend == "sqlite" else os.environ.get(EXTRA_DB_ENV)
     if backend != "sqlite" and not db_url:
-        pytest.skip(f"set {EXTRA_DB_ENV} to run this test against another database")
+        pytest.skip(STUDY_DB_SKIP)
     path = make_study_audit(tmp_path / "run")
     made = create_study(
         path,
@@ -139,7 +140,7 @@ class _Key:
 def test_simultaneous_submits_store_one_row(tmp_path, backend):
     db_url = None if backend == "sqlite" else os.environ.get(EXTRA_DB_ENV)
     if backend != "sqlite" and not db_url:
-        pytest.skip(f"set {EXTRA_DB_ENV} to run this test against another database")
+        pytest.skip(STUDY_DB_SKIP)
     path = make_study_audit(tmp_path / "run", n_trivial=12, n_impossible=12)
     made = create_study(
         path,
