@@ -326,12 +326,35 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _private_sqlite_file(database: str) -> None:
+    """Create a missing SQLite database file as 0600 (owner only), whatever the umask.
+
+    The file holds observer codes (credentials) and every response. SQLite gives the -wal and
+    -shm files it creates the database file's permissions, so they are 0600 too. An existing
+    file keeps its permissions.
+    """
+    if database.startswith("file:"):  # a URI filename: SQLite's own business
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists, or its folder does not (SQLite then says so)
+        return
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
-    """An engine for `url`; SQLite files get WAL mode, a busy timeout and foreign keys."""
+    """An engine for `url`; SQLite files get WAL mode, a busy timeout and foreign keys, and a new
+    SQLite file is created readable by its owner only (with its -wal and -shm files)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     memory = parsed.database in (None, "", ":memory:")
+    if not memory:
+        _private_sqlite_file(parsed.database)
     if memory:
         engine = sa.create_engine(
             parsed, poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}

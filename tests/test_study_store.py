@@ -277,3 +277,33 @@ def test_open_study_dir_errors(tmp_path):
     )
     with pytest.raises(StudyError, match="--db"):
         open_study_dir(tmp_path)
+
+
+def test_the_database_and_its_wal_files_are_private(tmp_path):
+    """study.db, study.db-wal and study.db-shm hold codes and responses: 0600 under any umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)  # the usual umask, under which files are made 0644
+    try:
+        path = make_study_audit(tmp_path / "audit", n_trivial=40, n_impossible=40)
+        made = create_study(
+            path, "private", config=DesignConfig(n_trials=4, n_practice=0, size=16, seed=2), n_observers=1
+        )
+        store, study = open_study_dir(made.folder)
+        try:
+            observer = store.get_observer(study.id, made.observer_codes[0])
+            session = store.start_session(observer.id)
+            trial = store.next_trial(observer.id)
+            store.record_response(session.id, trial.trial_id, "left")
+            files = [made.folder / f"study.db{suffix}" for suffix in ("", "-wal", "-shm")]
+            assert all(f.is_file() for f in files)  # WAL mode, a connection open
+            modes = {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files}
+            assert modes == {f.name: "0o600" for f in files}
+            other = Store(sqlite_url(tmp_path / "other.db"))  # any new SQLite store
+            other.close()
+            assert stat.S_IMODE((tmp_path / "other.db").stat().st_mode) == 0o600
+        finally:
+            store.close()
+    finally:
+        os.umask(old)
