@@ -1,14 +1,22 @@
 """Streamlit entry point: a router over the pages in app_pages/, nothing else.
 
-Run `streamlit run app.py -- --audit runs/NAME` (or `--runs DIR` to pick among audits).
-A link with `?study=ID` opens only the observer experiment, never the report.
+Two modes, chosen by the command line:
+
+- `streamlit run app.py -- --audit runs/NAME` (or `--runs DIR` to pick among audits) shows an
+  audit's report and, behind a study's admin token, its results. Run it for yourself; it is not
+  for observers, and study links (`?study=`) get a short message here, not the experiment.
+- `streamlit run app.py -- --study DIR` (repeatable) serves studies: every URL shows observers
+  only the experiment (or, without `?study=`, a note to open their link); the results are at
+  /results behind the admin token; no report, whatever the link.
 """
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
 from app_pages import _common
+from audit import app_data
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 REPORT_PAGES = (
@@ -21,20 +29,22 @@ REPORT_PAGES = (
 )
 
 st.set_page_config(page_title="ddd-audit", page_icon=":material/analytics:", layout="wide")
+args = app_data.parse_app_args(sys.argv)
 
-if "study" in st.query_params:
+if args.serving:
     # Observers see the experiment only. Streamlit serves the default page at "/" alone, so the
-    # experiment (at /experiment, the links' path) is not the default; "/?study=..." forwards to it.
+    # experiment (at /experiment, the links' path) is not the default; "/?study=..." forwards to it
+    # and "/" without a link shows a note. Nothing of the report is registered, so no URL reaches it.
     if (PAGES / "experiment.py").exists():
         experiment = st.Page("app_pages/experiment.py", title="Experiment", url_path="experiment")
     else:
         experiment = st.Page(_common.experiment_missing, title="Experiment", url_path="experiment")
-
-    def forward() -> None:
-        st.switch_page(experiment, query_params=st.query_params.to_dict())
-
-    start = st.Page(forward, title="Start", url_path="start", default=True)
-    st.navigation([start, experiment], position="hidden").run()
+    pages = [st.Page(_common.study_home(experiment), title="Study", url_path="start", default=True), experiment]
+    if (PAGES / "study_results.py").exists():
+        pages.append(st.Page("app_pages/study_results.py", title="Study results", url_path="results"))
+    st.navigation(pages, position="hidden").run()
+elif "study" in st.query_params:
+    st.navigation([st.Page(_common.study_link_on_report, title="Study", default=True)], position="hidden").run()
 else:
     _common.select_audit()
     report = [

@@ -21,7 +21,7 @@ def load_visit():
     query = {name: st.query_params.get_all(name) for name in ("study", "observer")}
     study_id, code = xp.link_params(query)
     folder = xp.find_study_folder(study_id, xp.study_roots(xp.session_audit_dir(st.session_state)))
-    store, study = xp.open_study(str(folder))
+    store, study = xp.open_study_for_observer(folder)
     visit = st.session_state.get(VISIT_KEY)
     if visit is None or (visit.study_id, visit.code) != (study.id, code):
         visit = xp.start_visit(store, study, code, user_agent=st.context.headers.get("User-Agent"))

@@ -1,7 +1,8 @@
-"""Study results for the researcher: pick a study folder, enter its admin token, read the
-statistics (human_study.analysis) and download the two CSV exports (human_study.export).
+"""Study results for the researcher: enter a study's admin token, read the statistics
+(human_study.analysis) and download the two CSV exports (human_study.export).
 
-UI only. Without the right admin token the page shows no data at all.
+UI only. The token comes first: without the right one the page lists no study, shows no folder
+and opens no path typed in; it looks only where the app looks for studies.
 """
 
 from __future__ import annotations
@@ -12,49 +13,25 @@ import streamlit as st
 
 from human_study import app_support as xp
 from human_study.analysis import analyze
-from human_study.design import StudyError
 from human_study.export import full_frame, model_vs_human_frame
-from human_study.store import AccessDenied
-
-OTHER = "Another folder..."
 
 
 def pick_admin():
-    """(study, admin) once a study folder and its admin token are given, else None."""
-    found = xp.list_study_folders(xp.study_roots(xp.session_audit_dir(st.session_state)))
-    labels = [f.label for f in found] + [OTHER]
-    label = st.selectbox(
-        "Study",
-        labels,
-        key="results_study",
-        help=f"Studies under the audit directory, the folders in {xp.STUDY_DIRS_ENV} and runs/.",
-    )
-    typed = None
-    if label == OTHER:
-        typed = st.text_input("Study folder (it holds study.json)", key="results_folder")
-    choice = next((f for f in found if f.label == label), None)
-    folder = xp.resolve_results_folder(choice, typed)
+    """(study, admin) of the study whose admin token is entered, else None."""
     token = st.text_input(
-        "Admin token", type="password", key="results_token", help="Printed once by `ddd-audit study create`."
+        "Admin token",
+        type="password",
+        key="results_token",
+        help="Printed once by `ddd-audit study create`; it opens that study's results.",
     )
-    if folder is None:
-        st.info("Choose a study folder.")
-        return None
     if not token:
-        st.info("Enter the study's admin token to see its results.")
+        st.info("Enter a study's admin token to see its results.")
         return None
-    try:
-        store, study = xp.open_study(str(folder.resolve()))
-        return study, store.admin(study.id, token)
-    except AccessDenied:
-        st.error("Wrong admin token for this study; no data is shown.")
-    except StudyError as err:
-        st.error(str(err))
-    except Exception as err:
-        if not xp.is_database_error(err):
-            raise
-        st.error(f"The study database cannot be read: {err}")
-    return None
+    match = xp.study_for_token(token, xp.study_roots(xp.session_audit_dir(st.session_state)))
+    if match.study is None:
+        st.error(xp.token_message(match))
+        return None
+    return match.study, match.admin
 
 
 def pct(x: float) -> str:
@@ -203,9 +180,16 @@ def show_results(study, admin) -> None:
 
 def main() -> None:
     st.title("Study results")
-    picked = pick_admin()
-    if picked is not None:
-        show_results(*picked)
+    try:
+        picked = pick_admin()
+        if picked is not None:
+            show_results(*picked)
+    except Exception as err:
+        if not xp.is_database_error(err):
+            raise
+        xp.log.warning("the study database cannot be read: %s", err)
+        st.error(xp.RESULTS_DATABASE_DOWN)
+        st.button("Try again", key="results_retry")
 
 
 main()

@@ -42,14 +42,25 @@ MAKE_AUDIT_HELP = (
 # --------------------------------------------------------------------------- command line and picker
 @dataclass(frozen=True)
 class AppArgs:
-    """The app's own options: `streamlit run app.py -- --audit DIR --runs DIR`."""
+    """The app's own options: `streamlit run app.py -- --audit DIR --runs DIR`, or `-- --study DIR`.
+
+    `study` (repeatable) starts the app for studies: it then serves observers the experiment
+    and, behind the admin token, the results, but never an audit's report.
+    """
 
     audit: str | None = None
     runs: str = "runs"
+    study: tuple[str, ...] = ()
+
+    @property
+    def serving(self) -> bool:
+        """True when the app was started to serve studies (`--study DIR`)."""
+        return bool(self.study)
 
 
 def parse_app_args(argv: Sequence[str]) -> AppArgs:
-    """Read `--audit DIR` and `--runs DIR` from the script's argv; other arguments are ignored.
+    """Read `--audit DIR`, `--runs DIR` and `--study DIR` (repeatable) from the script's argv;
+    other arguments are ignored.
 
     Never exits: a flag without a value is ignored (argparse would end the app).
     """
@@ -57,18 +68,26 @@ def parse_app_args(argv: Sequence[str]) -> AppArgs:
     if "--" in args:
         args = args[args.index("--") + 1 :]
     values: dict[str, str] = {}
+    studies: list[str] = []
     i = 0
     while i < len(args):
         token = args[i]
-        for name in ("audit", "runs"):
+        for name in ("audit", "runs", "study"):
             flag = f"--{name}"
+            value = None
             if token == flag and i + 1 < len(args) and not args[i + 1].startswith("--"):
-                values[name] = args[i + 1]
+                value = args[i + 1]
                 i += 1
             elif token.startswith(flag + "=") and len(token) > len(flag) + 1:
-                values[name] = token[len(flag) + 1 :]
+                value = token[len(flag) + 1 :]
+            if value is None:
+                continue
+            if name == "study":
+                studies.append(value)
+            else:
+                values[name] = value
         i += 1
-    return AppArgs(audit=values.get("audit"), runs=values.get("runs", "runs"))
+    return AppArgs(audit=values.get("audit"), runs=values.get("runs", "runs"), study=tuple(studies))
 
 
 def list_audits(runs_dir: str | Path) -> list[str]:

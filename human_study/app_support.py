@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import math
 import os
 import sys
@@ -43,6 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from human_study.store import StudyAdmin
 
+log = logging.getLogger(__name__)
+
 # --------------------------------------------------------------------------- finding a study
 STUDY_DIRS_ENV = "DDD_STUDY_DIRS"
 DEFAULT_STUDY_ROOT = "runs"
@@ -64,14 +67,23 @@ class StudyFolder:
         return f"{self.name} ({self.study_id}) - {self.folder}"
 
 
-def _app_args(argv: Sequence[str]) -> tuple[str | None, str]:
-    """(--audit, --runs) from the app's command line, read as the report pages read them."""
+def _app_args(argv: Sequence[str]) -> tuple[str | None, str, tuple[str, ...]]:
+    """(--audit, --runs, --study folders) from the app's command line, as the report pages read them."""
     try:
         from audit.app_data import parse_app_args
     except ImportError:  # an install without the report pages
-        return None, DEFAULT_STUDY_ROOT
+        return None, DEFAULT_STUDY_ROOT, ()
     args = parse_app_args(argv)
-    return args.audit, args.runs or DEFAULT_STUDY_ROOT
+    return args.audit, args.runs or DEFAULT_STUDY_ROOT, args.study
+
+
+def serving_studies(argv: Sequence[str] | None = None) -> bool:
+    """True when the app was started to serve studies: `streamlit run app.py -- --study DIR`.
+
+    The app then shows observers only the experiment, and the results only behind an admin
+    token; never an audit's report.
+    """
+    return bool(_app_args(sys.argv if argv is None else argv)[2])
 
 
 def study_roots(
@@ -82,6 +94,8 @@ def study_roots(
 ) -> list[Path]:
     """Where the app looks for study folders, in this order.
 
+    An app started for studies (`--study DIR`, repeatable) looks only in those folders.
+    Otherwise:
     1. the audit chosen in the app (`audit_dir`, from the session state), if any;
     2. the app's `--audit DIR` (`streamlit run app.py -- --audit DIR`);
     3. every folder in the environment variable DDD_STUDY_DIRS (separated by os.pathsep);
@@ -90,10 +104,13 @@ def study_roots(
     `studies/*`) or a folder of audit directories (`*/studies/*`).
     """
     environ = os.environ if environ is None else environ
-    audit_arg, runs_arg = _app_args(sys.argv if argv is None else argv)
-    roots: list[Path] = [Path(p) for p in (audit_dir, audit_arg) if p]
-    roots += [Path(p) for p in environ.get(STUDY_DIRS_ENV, "").split(os.pathsep) if p.strip()]
-    roots.append(Path(runs_arg))
+    audit_arg, runs_arg, served = _app_args(sys.argv if argv is None else argv)
+    if served:
+        roots = [Path(p) for p in served]
+    else:
+        roots = [Path(p) for p in (audit_dir, audit_arg) if p]
+        roots += [Path(p) for p in environ.get(STUDY_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+        roots.append(Path(runs_arg))
     unique: list[Path] = []
     for root in roots:
         resolved = root.expanduser().resolve()
@@ -155,6 +172,20 @@ def find_study_folder(study_id: object, roots: Iterable[str | os.PathLike]) -> P
 def open_study(folder: str) -> tuple[Store, Study]:
     """One Store per study folder and process, shared by every session (thread-safe)."""
     return open_study_dir(folder)
+
+
+STUDY_UNAVAILABLE = "this study cannot be opened right now; please tell the researcher"
+
+
+def open_study_for_observer(folder: str | os.PathLike) -> tuple[Store, Study]:
+    """`open_study` for the experiment page: a study that cannot be opened (its database file is
+    missing, its URL needs a password) gives observers a short message without paths or hosts;
+    the details go to the server's log."""
+    try:
+        return open_study(str(folder))
+    except StudyError as err:
+        log.warning("study folder %s cannot be opened: %s", folder, err)
+        raise StudyError(STUDY_UNAVAILABLE) from None
 
 
 # --------------------------------------------------------------------------- the link
@@ -538,11 +569,69 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 
 
-def resolve_results_folder(choice: StudyFolder | None, typed: str | None) -> Path | None:
-    """The study folder picked on the results page: a typed path wins over the list."""
-    if typed and typed.strip():
-        return Path(typed.strip()).expanduser()
-    return choice.folder if choice is not None else None
+@dataclass(frozen=True)
+class TokenMatch:
+    """What an admin token opens: the study and its admin view (None when no study has it), and
+    how many studies could not be opened to check it (their details are in the server's log)."""
+
+    study: Study | None
+    admin: StudyAdmin | None
+    unreadable: int = 0
+
+
+def study_for_token(token: object, roots: Iterable[str | os.PathLike], *, opener=None) -> TokenMatch:
+    """The study, among those under `roots`, whose admin token is `token`.
+
+    The results page asks for the token first and lists nothing: without the right token it
+    shows no study, no folder and no path, and it never opens a folder typed by the visitor.
+    A study whose database cannot be opened is counted in `unreadable` and logged, never shown.
+    """
+    opener = open_study if opener is None else opener
+    if not isinstance(token, str) or not token.strip():
+        return TokenMatch(None, None)
+    token = token.strip()
+    unreadable = 0
+    for entry in list_study_folders(roots):
+        try:
+            store, study = opener(str(entry.folder))
+            if store.check_token(study.id, token):
+                return TokenMatch(study, store.admin(study.id, token), unreadable)
+        except StudyError as err:
+            unreadable += 1
+            log.warning("study folder %s cannot be opened: %s", entry.folder, err)
+        except Exception as err:
+            if not is_database_error(err):
+                raise
+            unreadable += 1
+            log.warning("the database of study folder %s cannot be read: %s", entry.folder, err)
+    return TokenMatch(None, None, unreadable)
+
+
+def token_message(match: TokenMatch) -> str:
+    """The results page's message when no study has the token given (no names, no paths)."""
+    text = "No study on this server has this admin token, so no data is shown."
+    if match.unreadable:
+        n = match.unreadable
+        text += (
+            f" {n} stud{'y' if n == 1 else 'ies'} could not be opened to check it; the server's log "
+            "says why."
+        )
+    return text
+
+
+RESULTS_DATABASE_DOWN = "The study's database cannot be read right now; the server's log says why."
+
+# --------------------------------------------------------------------------- the app's home page in serving mode
+SERVING_HOME = (
+    "### Welcome\n"
+    "This server runs a study. To take part, open the personal link you were given: it ends in "
+    "`?study=…&observer=…`."
+)
+STUDY_LINK_ON_REPORT = (
+    "This is a study link, but this app was started to show an audit's report, not to run studies. "
+    "If you are taking part in a study, please tell the researcher.\n\n"
+    "Researchers: serve studies with `streamlit run app.py -- --study STUDY_DIR`."
+)
 
 
 def server_base_url(page_url: object) -> str | None:

@@ -159,8 +159,9 @@ def create(
             f"Admin token (shown once; needed to add observers, analyse and export): {made.admin_token}"
         )
         typer.echo(
-            f"Serve it: streamlit run app.py --server.address 0.0.0.0 -- --audit {audit}\n"
-            "  (studies kept outside an audit or runs/ folder are found through DDD_STUDY_DIRS)"
+            f"Serve it to observers: streamlit run app.py --server.address 0.0.0.0 -- --study {made.folder}\n"
+            "  (that app shows only the experiment, and the results behind the admin token; "
+            "read the report in your own app with -- --audit)"
         )
 
 

@@ -1,9 +1,12 @@
-"""The study-results page through Streamlit's AppTest: no data without the right admin token;
-with it, accuracy with the exact binomial test and intervals, error consistency, learning
-effect, response times and both CSV downloads."""
+"""The study-results page through Streamlit's AppTest: no data, no study list and no paths
+without the right admin token; with it, accuracy with the exact binomial test and intervals,
+error consistency, learning effect, response times and both CSV downloads."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from human_study import app_support as xp
 from human_study.design import DesignConfig, create_study
 from human_study.export import MVH_COLUMNS, model_vs_human_frame
-from human_study.store import open_study_dir
+from human_study.store import STUDY_FORMAT, open_study_dir
 from tests.study_fixtures import make_study_audit
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "study_results.py")
@@ -51,9 +54,16 @@ def open_page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
-def pick_study(at: AppTest, made) -> AppTest:
-    label = next(o for o in at.selectbox(key="results_study").options if made.study_id in o)
-    return at.selectbox(key="results_study").select(label).run()
+def with_token(at: AppTest, token: str) -> AppTest:
+    return at.text_input(key="results_token").input(token).run()
+
+
+def shown(at: AppTest) -> str:
+    """Every text on the page, widget labels and options included."""
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "title", "subheader")
+             for e in at.get(kind)]
+    parts += [w.label for w in at.text_input] + [str(o) for s in at.selectbox for o in s.options]
+    return "\n".join(str(p) for p in parts)
 
 
 def frames(at: AppTest) -> dict:
@@ -64,18 +74,27 @@ def frames(at: AppTest) -> dict:
 
 
 def test_no_token_or_a_wrong_token_shows_no_data(made):
-    at = pick_study(open_page(), made)
+    at = open_page()
     assert not at.exception and at.info and "admin token" in at.info[0].value
     assert not at.dataframe and not at.get("download_button") and not at.metric
-    at.text_input(key="results_token").input("not-the-token").run()
-    assert at.error and "Wrong admin token" in at.error[0].value
+    at = with_token(at, "not-the-token")
+    assert at.error and "No study on this server has this admin token" in at.error[0].value
     assert not at.dataframe and not at.get("download_button") and not at.metric
     assert not any(made.observer_codes[0] in m.value for m in at.markdown)
 
 
+def test_without_the_token_no_study_is_listed_and_no_folder_can_be_typed(made):
+    at = open_page()
+    for page in (at, with_token(open_page(), "not-the-token")):
+        text = shown(page)
+        assert not page.selectbox  # no list of studies to pick from
+        assert [t.key for t in page.text_input] == ["results_token"]  # no free-text folder
+        for secret in (made.study_id, str(made.folder), str(made.folder.parent), "studies/"):
+            assert secret not in text
+
+
 def test_with_the_token_the_statistics_and_exports_are_shown(made):
-    at = pick_study(open_page(), made)
-    at.text_input(key="results_token").input(made.admin_token).run()
+    at = with_token(open_page(), made.admin_token)
     assert not at.exception and not at.error
     header = "\n".join(m.value for m in at.markdown)
     assert "3 observers, 3 finished, 36 responses" in header and "client 30" in header
@@ -123,11 +142,47 @@ def test_csv_bytes_of_the_model_vs_human_export(made):
     assert not any(code in text for code in made.observer_codes)  # codes are credentials
 
 
-def test_a_typed_folder_and_a_folder_that_is_no_study(made, tmp_path):
-    at = open_page()
-    at.selectbox(key="results_study").select("Another folder...").run()
-    at.text_input(key="results_folder").input(str(tmp_path)).run()
-    at.text_input(key="results_token").input(made.admin_token).run()
-    assert at.error and "not a study folder" in at.error[0].value and not at.dataframe
-    at.text_input(key="results_folder").input(str(made.folder)).run()
-    assert not at.error and frames(at)["accuracy"]["n_correct"].tolist() == [10, 7, 5]
+def fake_study(folder: Path, database: str) -> Path:
+    """A study folder whose study.json points at `database`, listed before every real study."""
+    folder.mkdir(parents=True)
+    (folder / "study.json").write_text(json.dumps({
+        "format": STUDY_FORMAT, "study_id": "abcdef012345", "name": "remote",
+        "created_at": "2999-01-01T00:00:00+00:00", "database": database,
+    }))
+    return folder
+
+
+def test_a_database_error_shows_no_connection_details(made, tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port with nothing listening: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    remote = fake_study(tmp_path / "studies" / "remote", f"postgresql+psycopg://observer@127.0.0.1:{port}/studies")
+    fake_study(tmp_path / "studies" / "gone", "missing.db")
+    roots = os.pathsep.join([str(tmp_path / "studies"), str(made.folder.parent.parent)])
+    monkeypatch.setenv(xp.STUDY_DIRS_ENV, roots)
+    for token in ("not-the-token", made.admin_token):
+        at = with_token(open_page(), token)
+        assert not at.exception
+        text = shown(at)
+        for detail in ("127.0.0.1", str(port), "postgresql", "psycopg", "observer@", str(remote), "missing.db"):
+            assert detail not in text
+    assert frames(at)["accuracy"]["n_correct"].tolist() == [10, 7, 5]  # the readable study still opens
+    at = with_token(open_page(), "not-the-token")
+    assert "2 studies could not be opened" in at.error[0].value
+
+
+def test_a_database_that_fails_while_reading_results_gives_a_message(made, monkeypatch):
+    import sqlalchemy as sa
+
+    from human_study.store import StudyAdmin
+
+    def down(self):
+        raise sa.exc.OperationalError(
+            "SELECT", {}, Exception('connection to server at "10.9.8.7", port 5432 failed: timeout')
+        )
+
+    monkeypatch.setattr(StudyAdmin, "responses_frame", down)
+    at = with_token(open_page(), made.admin_token)
+    assert not at.exception
+    assert at.error and at.error[0].value == xp.RESULTS_DATABASE_DOWN
+    assert "10.9.8.7" not in shown(at) and "5432" not in shown(at)

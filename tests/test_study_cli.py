@@ -72,6 +72,13 @@ def test_create_prints_links_and_token(created):
         assert store.check_token(study.id, token)
 
 
+def test_create_says_how_to_serve_the_study_without_the_report(created):
+    path, folder, token, output = created
+    serve = next(line for line in output.splitlines() if "streamlit run app.py" in line)
+    assert serve.rstrip().endswith(f"-- --study {folder.resolve()}")
+    assert "-- --audit" not in serve  # an app with the report is not for observers
+
+
 def test_add_observers_analyze_and_export(created, tmp_path):
     _, folder, token, _ = created
     result = runner.invoke(
