@@ -138,16 +138,10 @@ def require_audit() -> app_data.AuditData:
         st.error(f"Cannot read the audit `{path}`: {err}")
         st.markdown(app_data.MAKE_AUDIT_HELP)
         st.stop()
-    if not data.complete:
-        running = ", ".join(
-            f"{n} {s}" for s, n in data.jobs["status"].value_counts().items() if s != "done"
-        )
-        st.warning(
-            f"This audit is still running: {data.jobs_done} of {len(data.jobs)} jobs are done"
-            f"{f' ({running})' if running else ''}. The pages show the finished models; press "
-            "**Reload** in the sidebar to pick up new ones.",
-            icon=":material/hourglass_top:",
-        )
+    status = app_data.status_message(data)
+    if status:
+        icon = ":material/hourglass_top:" if data.state == "running" else ":material/error:"
+        st.warning(status, icon=icon)
     if data.report == "empty":
         st.info("No model has finished yet, so there is nothing to show. Come back when the first job is done.")
         st.stop()

@@ -17,7 +17,7 @@ facts = st.columns(4)
 facts[0].metric("Images", f"{data.n_images:,}")
 facts[1].metric("Classes", f"{data.n_classes:,}")
 facts[2].metric("Models", f"{data.n_models}", help="Finished models; a running audit adds more.")
-facts[3].metric("Status", "complete" if data.complete else f"running ({data.jobs_done}/{len(data.jobs)})")
+facts[3].metric("Status", app_data.status_label(data), help="Finished jobs of all jobs in the audit.")
 
 # ---- models
 st.subheader("Models")

@@ -255,6 +255,9 @@ class AuditData:
 
     Attributes
     ----------
+    state : {"complete", "running", "interrupted", "failed"}
+        The run's state (`audit.store.run_state`); `state_text` says it in words, with what
+        to do (e.g. "interrupted, 3/8 jobs done; rerun the same command to resume").
     report : {"current", "stale", "missing", "empty"}
         Where the tables come from: the report files ("current"), or the
         decisions because the report is absent or older than the finished
@@ -271,6 +274,8 @@ class AuditData:
     dataset: dict
     class_names: list
     complete: bool
+    state: str
+    state_text: str
     jobs: pd.DataFrame
     failures: dict
     images: pd.DataFrame
@@ -344,6 +349,8 @@ def load_audit_data(path: str | Path) -> AuditData:
         dataset=dataset,
         class_names=class_names,
         complete=bool(result.is_complete),
+        state=result.state,
+        state_text=result.state_text,
         jobs=jobs,
         failures=AuditDir(path).failures(),
     )
@@ -360,6 +367,33 @@ def load_audit_data(path: str | Path) -> AuditData:
     images, summary, tables, maps = _live_report(result, images)
     return AuditData(**base, images=images, models=_models_frame(result, summary["models"]),
                      report=state, summary=summary, tables=tables, maps=maps)
+
+
+# --------------------------------------------------------------------------- run state and warnings
+def status_label(data: AuditData) -> str:
+    """The run state for a Status metric: "complete", or e.g. "running (3/5)", "interrupted (3/5)"."""
+    if data.state == "complete":
+        return "complete"
+    return f"{data.state} ({data.jobs_done}/{len(data.jobs)})"
+
+
+def status_message(data: AuditData) -> str | None:
+    """What the pages say above an audit that is not complete, or None when it is.
+
+    A live run says so; a run whose process is gone (killed, crashed) or whose jobs failed says
+    what happened and how to resume, never "still running".
+    """
+    if data.state == "complete":
+        return None
+    if data.state == "running":
+        others = ", ".join(f"{n} {s}" for s, n in data.jobs["status"].value_counts().items() if s != "done")
+        return (
+            f"This audit is still running: {data.jobs_done} of {len(data.jobs)} jobs are done"
+            f"{f' ({others})' if others else ''}. The pages show the finished models; press **Reload** in "
+            "the sidebar to pick up new ones."
+        )
+    where = " The Jobs table on the Overview shows each error." if data.state == "failed" else ""
+    return f"Audit run {data.state_text}. The pages show the finished models.{where}"
 
 
 _REQUIRED_REPORT_FILES = ("summary.json", "histogram.csv", "per_class_accuracy.csv")
