@@ -110,16 +110,16 @@ with left:
     _common.chart(alt.layer(points, diagonal).properties(height=380, title=title), key="compare_scatter")
 with right:
     matched = result["matched"]
-    if matched.empty:
-        st.info("No epochs of the two groups reach the same accuracy (±1 %).")
+    problem = app_data.matched_problem(matched, data, group_a, group_b)
+    if problem:
+        st.info(problem, icon=":material/info:")
     else:
         long = app_data.matched_long(matched)
-        long["accuracy_pct"] = 100 * long["accuracy_a"]
         lines = (
             alt.Chart(long)
             .mark_line(point=True)
             .encode(
-                x=alt.X("accuracy_pct:Q", title="accuracy of group A's ensemble (%)"),
+                x=alt.X("accuracy_a:Q", title="accuracy of group A's ensemble", axis=alt.Axis(format=".0%")),
                 y=alt.Y("images:Q", title="images classified correctly"),
                 color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
                                 scale=alt.Scale(domain=["both groups", "only group A", "only group B"],
@@ -134,7 +134,7 @@ with right:
         )
         layers = [lines]
         if matched["beyond"].any():
-            edge = pd.DataFrame({"x": [100 * float(matched.loc[matched["beyond"], "accuracy_b"].max())]})
+            edge = pd.DataFrame({"x": [float(matched.loc[matched["beyond"], "accuracy_b"].max())]})
             layers.append(alt.Chart(edge).mark_rule(color="black", strokeDash=[6, 4]).encode(x="x:Q"))
         _common.chart(alt.layer(*layers).properties(height=380, title="Accuracy-matched counts"),
                       key="compare_matched")
@@ -143,4 +143,7 @@ with right:
 st.caption(_common.chart_help())
 if not result["matched"].empty:
     with st.expander("Matched epochs"):
-        st.dataframe(result["matched"], hide_index=True, key="compare_table")
+        st.dataframe(
+            result["matched"], hide_index=True, key="compare_table",
+            column_config={c: st.column_config.NumberColumn(c, format="percent") for c in ("accuracy_a", "accuracy_b")},
+        )

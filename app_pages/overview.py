@@ -18,6 +18,9 @@ facts[0].metric("Images", f"{data.n_images:,}")
 facts[1].metric("Classes", f"{data.n_classes:,}")
 facts[2].metric("Models", f"{data.n_models}", help="Finished models; a running audit adds more.")
 facts[3].metric("Status", app_data.status_label(data), help="Finished jobs of all jobs in the audit.")
+chance = app_data.chance_warning(data)
+if chance:
+    st.warning(chance, icon=":material/warning:")
 
 # ---- models
 st.subheader("Models")

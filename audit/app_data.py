@@ -396,6 +396,28 @@ def status_message(data: AuditData) -> str | None:
     return f"Audit run {data.state_text}. The pages show the finished models.{where}"
 
 
+def near_chance_models(data: AuditData) -> list[str]:
+    """The models the report finds at or near chance accuracy (`difficulty.near_chance`)."""
+    chance = data.summary.get("chance") or {}
+    if "models" in chance:
+        return [str(m) for m in chance["models"] or []]
+    return [str(m["name"]) for m in data.summary.get("models", []) if m.get("near_chance")]
+
+
+def chance_warning(data: AuditData) -> str | None:
+    """A warning naming the models at or near chance, or None when there are none."""
+    names = near_chance_models(data)
+    if not names:
+        return None
+    accuracy = (data.summary.get("chance") or {}).get("accuracy")
+    level = f" ({100 * accuracy:.1f}%, the share of the most common class)" if accuracy is not None else ""
+    they = "This model classifies" if len(names) == 1 else f"These {len(names)} models classify"
+    return (
+        f"{they} at or near chance{level}: {', '.join(names)}. Their trivial/impossible split, dynamics "
+        "and error consistency say little; train longer, or check the labels."
+    )
+
+
 _REQUIRED_REPORT_FILES = ("summary.json", "histogram.csv", "per_class_accuracy.csv")
 
 
@@ -971,6 +993,37 @@ def compare_groups(path: str | Path, group_a: Sequence[str], group_b: Sequence[s
     matched["epoch_b"] = ep_b[cmp["epoch_b"]] if len(cmp["epoch_b"]) else matched["epoch_b"]
     out["matched"] = matched
     return out
+
+
+def matched_problem(matched: pd.DataFrame, data: AuditData, group_a: Sequence[str], group_b: Sequence[str]) -> str | None:
+    """Why the accuracy-matched counts have nothing to draw, or None when they make a curve.
+
+    A curve needs at least two matched accuracies. Groups whose models are all at or near chance
+    never learn, so their only matches are guesses (often just epoch 0, before training).
+    """
+    near = set(near_chance_models(data))
+    at_chance = [m for m in (*group_a, *group_b) if m in near]
+    if group_a and group_b and (set(group_a) <= near or set(group_b) <= near):
+        accuracy = (data.summary.get("chance") or {}).get("accuracy")
+        level = f" ({100 * accuracy:.1f}%)" if accuracy is not None else ""
+        return (
+            f"Nothing to compare: {', '.join(at_chance)} classify at or near chance{level}, so the groups' "
+            "ensembles never learn and match only by guessing. Train longer, or check the labels."
+        )
+    if matched.empty:
+        return "Nothing to compare: no epochs of the two groups reach the same accuracy (±1 %)."
+    if matched["accuracy_a"].round(6).nunique() < 2:
+        row = matched.iloc[0]
+        when = (
+            "before training (epoch 0)"
+            if int(row["epoch_a"]) == 0 and int(row["epoch_b"]) == 0
+            else f"epoch {int(row['epoch_a'])} of group A and {int(row['epoch_b'])} of group B"
+        )
+        return (
+            f"Nothing to compare: the groups' ensembles reach the same accuracy (±1 %) only {when}, at "
+            f"{100 * float(row['accuracy_a']):.1f}%; a curve needs at least two matched accuracies."
+        )
+    return None
 
 
 def majority_vote_correct(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:

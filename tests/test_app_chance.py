@@ -1,0 +1,110 @@
+"""Models at or near chance in the app: the Overview names them, and the Compare page explains why
+there is nothing to compare instead of drawing a one-point chart; accuracies are percentages.
+Through audit.app_data and Streamlit's AppTest on the real app.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from audit import app_data
+from audit.store import AuditDir, decisions_frame, load, write_parquet
+from audit.synthetic import make_synthetic_audit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_runs_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["app.py", "--runs", str(tmp_path / "no-runs")])
+
+
+def open_page(audit, page: str = "overview") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["audit_path"] = str(audit)
+    at.run()
+    if page != "overview":
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+@pytest.fixture(scope="module")
+def learning(tmp_path_factory):
+    """Models that learn (the synthetic audit's defaults)."""
+    return make_synthetic_audit(tmp_path_factory.mktemp("learning") / "audit", n_images=300, n_models=4,
+                                n_epochs=5, random_state=2)
+
+
+@pytest.fixture(scope="module")
+def at_chance(tmp_path_factory):
+    """Four trained variants, 3 recorded epochs, that only guess among 10 classes (about 10% right)."""
+    path = make_synthetic_audit(tmp_path_factory.mktemp("chance") / "audit", n_images=300, n_models=4,
+                                n_epochs=3, n_classes=10, random_state=5)
+    result = load(path)
+    labels = result.labels
+    ids = result.images["image_id"].to_numpy()
+    rng = np.random.default_rng(0)
+    for model in result.model_names:
+        predicted = rng.integers(0, 10, size=(3, len(ids)))
+        prob = np.full((3, len(ids)), 0.1)
+        write_parquet(AuditDir(path).decision_path(model), decisions_frame([0, 1, 2], ids, predicted, prob, prob, labels))
+    return path
+
+
+def test_models_at_chance_are_named_on_the_overview(at_chance):
+    data = app_data.load_audit_data(at_chance)
+    assert data.state == "complete" and app_data.status_label(data) == "complete"
+    assert app_data.status_message(data) is None
+    names = data.model_names
+    assert app_data.near_chance_models(data) == names
+    warning = app_data.chance_warning(data)
+    assert "at or near chance (10.0%" in warning and all(n in warning for n in names)
+
+    at = open_page(at_chance)
+    shown = [w.value for w in at.warning]
+    assert any("at or near chance" in w and all(n in w for n in names) for w in shown)
+
+
+def test_no_chance_warning_for_models_that_learn(learning):
+    data = app_data.load_audit_data(learning)
+    assert app_data.near_chance_models(data) == [] and app_data.chance_warning(data) is None
+
+
+def test_compare_explains_why_models_at_chance_have_nothing_to_compare(at_chance):
+    at = open_page(at_chance, "compare")
+    assert not [c for c in at.get("vega_lite_chart") if "Accuracy-matched" in c.proto.spec]
+    info = "\n".join(i.value for i in at.info)
+    assert "Nothing to compare" in info and "at or near chance (10.0%)" in info
+
+
+def test_compare_draws_accuracy_as_percentages(learning):
+    at = open_page(learning, "compare")
+    spec = next(c.proto.spec for c in at.get("vega_lite_chart") if "Accuracy-matched" in c.proto.spec)
+    assert '"format": ".0%"' in spec or '"format":".0%"' in spec
+    frames = [pa.ipc.open_stream(d.data.data).read_pandas()
+              for c in at.get("vega_lite_chart") if "Accuracy-matched" in c.proto.spec for d in c.proto.datasets]
+    xs = pd.concat([f for f in frames if "accuracy_a" in f.columns])["accuracy_a"]
+    assert xs.between(0, 1).all() and xs.nunique() >= 2
+
+
+def matched(rows) -> pd.DataFrame:
+    cols = ["epoch_a", "epoch_b", "accuracy_a", "accuracy_b", "both", "only_a", "only_b", "neither", "beyond"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_matched_problem_without_a_curve(learning):
+    data = app_data.load_audit_data(learning)
+    a, b = data.model_names[:1], data.model_names[1:]
+    one = matched([(0, 0, 0.1, 0.1, 10, 2, 3, 85, False)])  # a single point, at epoch 0
+    message = app_data.matched_problem(one, data, a, b)
+    assert "before training (epoch 0)" in message and "10.0%" in message and "10.000000" not in message
+    assert "no epochs" in app_data.matched_problem(matched([]), data, a, b)
+    two = matched([(1, 1, 0.5, 0.5, 40, 5, 5, 50, False), (2, 2, 0.7, 0.7, 60, 5, 5, 30, False)])
+    assert app_data.matched_problem(two, data, a, b) is None
