@@ -13,7 +13,7 @@ from audit import app_data
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")
 
-facts = st.columns(4)
+facts = st.columns([1, 1, 1, 2])  # the status, e.g. "interrupted (3/8)", needs room
 facts[0].metric("Images", f"{data.n_images:,}")
 facts[1].metric("Classes", f"{data.n_classes:,}")
 facts[2].metric("Models", f"{data.n_models}", help="Finished models; a running audit adds more.")
