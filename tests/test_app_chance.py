@@ -42,11 +42,9 @@ def learning(tmp_path_factory):
                                 n_epochs=5, random_state=2)
 
 
-@pytest.fixture(scope="module")
-def at_chance(tmp_path_factory):
+def make_chance_audit(path) -> Path:
     """Four trained variants, 3 recorded epochs, that only guess among 10 classes (about 10% right)."""
-    path = make_synthetic_audit(tmp_path_factory.mktemp("chance") / "audit", n_images=300, n_models=4,
-                                n_epochs=3, n_classes=10, random_state=5)
+    path = make_synthetic_audit(path, n_images=300, n_models=4, n_epochs=3, n_classes=10, random_state=5)
     result = load(path)
     labels = result.labels
     ids = result.images["image_id"].to_numpy()
@@ -56,6 +54,11 @@ def at_chance(tmp_path_factory):
         prob = np.full((3, len(ids)), 0.1)
         write_parquet(AuditDir(path).decision_path(model), decisions_frame([0, 1, 2], ids, predicted, prob, prob, labels))
     return path
+
+
+@pytest.fixture(scope="module")
+def at_chance(tmp_path_factory):
+    return make_chance_audit(tmp_path_factory.mktemp("chance") / "audit")
 
 
 def test_models_at_chance_are_named_on_the_overview(at_chance):
