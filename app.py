@@ -44,7 +44,11 @@ if args.serving:
         pages.append(st.Page("app_pages/study_results.py", title="Study results", url_path="results"))
     st.navigation(pages, position="hidden").run()
 elif "study" in st.query_params:
-    st.navigation([st.Page(_common.study_link_on_report, title="Study", default=True)], position="hidden").run()
+    # A study link opened on the report app (at / or /experiment, the links' path): a note, not the experiment.
+    note = _common.study_link_on_report
+    pages = [st.Page(note, title="Study", url_path="study", default=True),
+             st.Page(lambda: note(), title="Study link", url_path="experiment")]
+    st.navigation(pages, position="hidden").run()
 else:
     _common.select_audit()
     report = [
