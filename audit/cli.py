@@ -22,8 +22,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: long lines stay whole when the output is a file or a pipe (no breaks mid-figure at 80 columns)
+_WIDTH = None if sys.stdout.isatty() else 200  # tables keep whole names in a file or pipe
+console = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True, width=_WIDTH)
 
 RUN_EXAMPLES = """
 Examples:
@@ -65,7 +67,8 @@ class CliProgress:
         self.progress.advance(self.overall)
         mark = "[green]done[/]" if status == "done" else f"[red]{status}[/]"
         first = (error or "").splitlines()[0] if error else ""
-        self.progress.console.print(f"{name}: {mark} in {seconds:.1f} s {first}")
+        first = first if len(first) <= 160 else first[:157] + "..."  # the whole line is in the summary
+        self.progress.console.print(f"{name}: {mark} in {seconds:.1f} s {first}".rstrip(), highlight=False)
 
 
 def _fail(message: str, code: int = 2):
@@ -74,13 +77,13 @@ def _fail(message: str, code: int = 2):
 
 
 def _parse_options(items: list[str]) -> dict:
-    out = {}
+    options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             _fail(f"--dataset-option takes KEY=VALUE, got {item!r}")
-        out[key.strip().replace("-", "_")] = value
-    return out
+        options[key.strip().replace("-", "_")] = value
+    return options
 
 
 def _split_models(models: str | None) -> list[str]:
@@ -114,7 +117,8 @@ def run(
     seed: int = typer.Option(0, help="Seed for every random choice of the audit."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     record_train: bool = typer.Option(False, help="Also record decisions on the training split every epoch."),
-    image_size: int | None = typer.Option(None, help="Image size for trained variants on file datasets."),
+    image_size: int | None = typer.Option(None, help="Image size for trained variants on "
+                                          "file datasets (default 32)."),
     executor: str = typer.Option("local", help="local or ray."),
     workers: int = typer.Option(1, min=1, help="Local worker processes (each gets cores / workers threads)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (with --executor ray)."),
@@ -175,10 +179,18 @@ def run(
     if outcome.skipped:
         console.print(f"resumed: {len(outcome.skipped)} finished jobs kept ({', '.join(outcome.skipped[:6])}"
                       f"{', ...' if len(outcome.skipped) > 6 else ''})")
-    for name, err in outcome.failed.items():
-        console.print(f"[red]failed:[/] {name}: {err.splitlines()[0]}")
-    _report_and_print(out)
-    if outcome.failed:
+    summary = _report_and_print(out)
+    _exit_on_failures(summary, out)
+
+
+def _exit_on_failures(summary: dict, audit_dir: Path) -> None:
+    """Exit 1 with one line when jobs failed (each failure is listed in the summary above)."""
+    facts = summary.get("audit", {})
+    failed = facts.get("failed") or {}
+    if failed:
+        console.print(f"[red]error:[/] failed jobs: {len(failed)} of {facts.get('jobs_total', 0)} "
+                      f"(full errors in {audit_dir / 'failures'}); fix the cause and rerun the same command "
+                      "to resume", highlight=False)
         raise typer.Exit(1)
 
 
@@ -194,14 +206,15 @@ def _make_executor(name: str, address: str | None, workers: int = 1, gpus_per_jo
     _fail(f"unknown executor {name!r}; valid: local, ray")
 
 
-def _print_plan(plan, out: Path):
+def _print_plan(plan, audit_dir: Path):
     from rich.table import Table
 
     from audit.store import AuditDir
 
-    store = AuditDir(out)
+    store = AuditDir(audit_dir)
     done = set(store.finished_jobs() + store.finished_aux_jobs()) if store.exists() else set()
-    table = Table(title=f"{len(plan.jobs)} jobs on {plan.dataset.name} ({len(plan.dataset.val)} validation images)")
+    table = Table(title=f"{_count(len(plan.jobs), 'job')} on {plan.dataset.name} "
+                        f"({_count(len(plan.dataset.val), 'validation image')})")
     for col in ("job", "kind", "group", "epochs", "status", "estimate"):
         table.add_column(col)
     total = 0.0
@@ -209,11 +222,18 @@ def _print_plan(plan, out: Path):
         d = job.describe()
         sec = 0.0 if job.name in done else job.estimate_seconds(plan.context)
         total += sec
-        table.add_row(job.name, d["kind"], d.get("group", ""), str(d.get("spec", {}).get("epochs", "-")),
+        spec = d.get("spec")
+        epochs = spec.get("epochs", "-") if isinstance(spec, dict) else d.get("epochs", "-")  # pretrained: a name
+        table.add_row(job.name, d["kind"], d.get("group", ""), str(epochs),
                       "done" if job.name in done else "to run", f"{sec:.0f} s")
-    out_console = Console()
-    out_console.print(table)
-    out_console.print(f"estimated cost: {total / 60:.1f} min on {plan.context.torch_device()}")
+    stdout.print(table)
+    stdout.print(f"estimated cost: {total / 60:.1f} min on {plan.context.torch_device()}")
+
+
+def _count(n: int, noun: str) -> str:
+    from audit.report import count_noun
+
+    return count_noun(n, noun)
 
 
 def _report_and_print(path: Path):
@@ -223,8 +243,11 @@ def _report_and_print(path: Path):
     with console.status("computing the report"):
         result = load(path)
         summary = build_report(result)
-    out.print(format_summary(summary), highlight=False)
-    out.print(f"\naudit directory: {path}\nview it: streamlit run app.py -- --audit {path}", highlight=False)
+    stdout.print(format_summary(summary), highlight=False)
+    stdout.print(f"\naudit directory: {path}", highlight=False)
+    if result.n_models:
+        stdout.print(f"view it: streamlit run app.py -- --audit {path}", highlight=False)
+    return summary
 
 
 @app.command(epilog="Example:\n\n  ddd-audit report runs/default --tolerance 0")
@@ -238,8 +261,9 @@ def report(
 
     result = load(path)
     summary = build_report(result, tolerance=tolerance)
-    out.print(format_summary(summary), highlight=False)
-    out.print(f"\nreport written to {path / 'report'}", highlight=False)
+    stdout.print(format_summary(summary), highlight=False)
+    stdout.print(f"\nreport written to {path / 'report'}", highlight=False)
+    _exit_on_failures(summary, path)
 
 
 @app.command(name="list")
@@ -253,17 +277,17 @@ def list_(what: str = typer.Argument("all", help="datasets, presets, architectur
     if what not in valid:
         _fail(f"unknown list {what!r}; valid: {', '.join(valid)}")
     if what in ("all", "datasets"):
-        out.print("datasets: " + ", ".join(list_datasets()))
+        stdout.print("datasets: " + ", ".join(list_datasets()))
     if what in ("all", "presets"):
         for name, conds in PRESET_CONDITIONS.items():
-            out.print(f"preset {name}: " + ", ".join(f"{k} x{v}" for k, v in conds.items()))
+            stdout.print(f"preset {name}: " + ", ".join(f"{k} x{v}" for k, v in conds.items()))
     if what in ("all", "architectures"):
-        out.print("architectures: " + ", ".join(list_architectures()))
+        stdout.print("architectures: " + ", ".join(list_architectures()))
     if what in ("all", "models"):
         try:
             from audit.models.pretrained import list_offline_models
 
-            out.print("offline pretrained models: " + ", ".join(list_offline_models()))
+            stdout.print("offline pretrained models: " + ", ".join(list_offline_models()))
         except ImportError:
             pass
 
@@ -279,8 +303,40 @@ def _mount_study():
 _mount_study()
 
 
+def _usage_error(exc) -> int:
+    """Click's and Typer's own exceptions (bad option, missing argument, unknown command): two short lines."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `ddd-audit` alone: the help text
+        exc.show()
+        return 0
+    console.print(f"[red]error:[/] {exc.format_message()}", highlight=False)
+    if ctx is not None:
+        console.print(f"Try '{ctx.command_path} --help' for help.", highlight=False)
+    return int(getattr(exc, "exit_code", 2))
+
+
+def _usage_exceptions() -> tuple[type, ...]:
+    """Typer vendors its own copy of Click, whose exceptions are not Click's: catch both."""
+    import click
+
+    kinds: list[type] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        kinds.append(TyperClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+def _abort_exceptions() -> tuple[type, ...]:
+    import click
+
+    return (click.exceptions.Abort, typer.Abort)
+
+
 def main():
-    """Console entry point: user errors become one line and exit code 2."""
+    """Console entry point: user errors become a short message and exit code 2, never a traceback."""
     from audit.data.sources import DatasetError
     from audit.store import AuditError
 
@@ -292,21 +348,23 @@ def main():
     except KeyboardInterrupt:
         console.print("interrupted: finished jobs are kept; rerun the same command to resume")
         sys.exit(130)
-    except OSError as exc:
-        console.print(f"[red]error:[/] {exc.strerror or exc} ({getattr(exc, 'filename', '')})")
-        sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except _usage_exceptions() as exc:
+        sys.exit(_usage_error(exc))
+    except _abort_exceptions():
+        sys.exit(1)
+    except OSError as exc:
+        console.print(f"[red]error:[/] {_os_error_text(exc)}", highlight=False)
+        sys.exit(2)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _os_error_text(exc: OSError) -> str:
+    """'No space left on device: runs/x/decisions' rather than 'No space left on device (None)'."""
+    text = exc.strerror or str(exc)
+    names = [n for n in (exc.filename, getattr(exc, "filename2", None)) if n]
+    return f"{text}: {' -> '.join(map(str, names))}" if names else text
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,10 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.data.sources import Dataset, load_dataset
+from audit.data.sources import Dataset, load_dataset, skipped_files_notes
 from audit.jobs import JobContext, VariantJob
 from audit.models.variants import resolve_variants
-from audit.store import BASE_IMAGE_COLUMNS, AuditDir, AuditError, write_npy, write_parquet
+from audit.store import (
+    BASE_IMAGE_COLUMNS,
+    AuditDir,
+    AuditError,
+    current_process,
+    process_alive,
+    run_state,
+    write_npy,
+    write_parquet,
+)
 
 
 @dataclass
@@ -92,8 +102,17 @@ def _val_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
     return dataclasses.replace(ds, val=ds.val.subset(idx))
 
 
+#: The smallest --image-size the trainable architectures take (three stride-2 stages).
+MIN_IMAGE_SIZE = 8
+DEFAULT_IMAGE_SIZE = 32
+
+
 def plan_audit(config: AuditConfig) -> AuditPlan:
     """Load the dataset and list the audit's jobs (nothing is trained yet)."""
+    if config.cache_dir and Path(config.cache_dir).exists() and not Path(config.cache_dir).is_dir():
+        raise AuditError(f"--cache-dir {config.cache_dir} is a file; give a folder")
+    if config.image_size is not None and config.image_size < MIN_IMAGE_SIZE:
+        raise AuditError(f"--image-size must be at least {MIN_IMAGE_SIZE}, got {config.image_size}")
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)
     ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download,
                       **config.dataset_options)
@@ -104,11 +123,11 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
                      depth_reference=config.depth_reference, probs=config.probs,
                      compile=config.compile, resizer=config.resizer)
     ctx.wants_depth("base")  # checks the option before anything runs
-    notes = []
+    notes = skipped_files_notes(ds.skipped, ds.classes, ds.val.labels)
     if specs and ds.train is not None and ds.val.images is None:
         from audit.data.decode import decode_splits
 
-        size = config.image_size or 32
+        size = config.image_size if config.image_size is not None else DEFAULT_IMAGE_SIZE
         ds = decode_splits(ds, size=size)
         ctx.dataset = ds
         notes.append(f"trained variants see the images resized to {size}x{size}")
@@ -179,6 +198,8 @@ def _images_frame(ds: Dataset) -> pd.DataFrame:
 def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) -> AuditDir:
     """Create or reopen the audit directory; refuse one that holds a different audit."""
     store = AuditDir(out)
+    if store.path.exists() and not store.path.is_dir():
+        raise AuditError(f"--out {store.path} is a file; give a folder for the audit")
     ds = plan.dataset
     fingerprint = ds.fingerprint()
     if store.path.exists() and not store.exists() and any(store.path.iterdir()):
@@ -186,6 +207,11 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
             raise AuditError(f"{store.path} exists and is not an audit directory; choose another --out or pass --force")
     if store.exists():
         old = store.read_manifest()
+        writer = old.get("process") or {}
+        if run_state(old) == "running" and writer.get("pid") != os.getpid() and process_alive(writer):
+            raise AuditError(f"{store.path} is being written by another run (pid {writer.get('pid')}); "
+                             "wait for it to finish or stop it, then rerun")
+        store.remove_temporary_files()  # left by a killed run
         old_fp = old.get("dataset", {}).get("fingerprint")
         if not force and old_fp != fingerprint:
             raise AuditError(
@@ -229,7 +255,9 @@ def _versions() -> dict:
 
 
 def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], errors: dict[str, str],
-                   timings: dict[str, float] | None = None) -> None:
+                   timings: dict[str, float] | None = None, *, process: dict | None = None,
+                   finished: bool = False) -> None:
+    """Record the plan, each job's status and the running process (see `audit.store.run_state`)."""
     jobs = []
     for job in plan.jobs:
         entry = {**job.describe(), "status": status.get(job.name, "pending")}
@@ -245,9 +273,15 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
             "notes": plan.notes,
             "jobs": jobs,
             "stages": timings or {},
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "process": process or current_process(),
+            "updated_at": _now(),
+            **({"finished_at": _now()} if finished else {}),
         }
     )
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass
@@ -276,7 +310,8 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     todo = [j for j in plan.jobs if status[j.name] != "done"]
     skipped = [j.name for j in plan.jobs if status[j.name] == "done"]
     errors: dict[str, str] = {}
-    write_manifest(store, plan, status, errors)
+    process = current_process()
+    write_manifest(store, plan, status, errors, process=process)
     observer.plan(plan.jobs, todo)
     checkpoints = store.path.resolve() / "checkpoints"  # the variants' per-epoch state: a killed run loses no epoch
     if force:
@@ -299,13 +334,13 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
             store.write_failure(name, error)
             status[name] = "failed"
             errors[name] = error
-        write_manifest(store, plan, status, errors)
+        write_manifest(store, plan, status, errors, process=process)
         observer.job_finished(name, status[name], seconds, error)
 
     executor.run(todo, plan.context, on_result=on_result, observer=observer)
     with contextlib.suppress(OSError):  # kept only while some variant has unfinished epochs
         checkpoints.rmdir()
     store.write_models_table(order=[j.name for j in plan.jobs])
-    write_manifest(store, plan, status, errors)
+    write_manifest(store, plan, status, errors, process=process, finished=True)
     return RunOutcome(done=[n for n, s in status.items() if s == "done" and n not in skipped], skipped=skipped,
                       failed=errors, seconds=time.perf_counter() - t0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit.data.sources import skipped_files_notes
 from audit.deep.summary import DEEP_COLUMNS, DEEP_FILES, deep_report, format_deep_summary
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.store import (
@@ -81,15 +82,12 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         raise ValueError(f"tolerance must be an int >= 0, got {tolerance!r}")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
-    notes: list[str] = []
+    dataset = result.manifest.get("dataset", {})
+    notes: list[str] = skipped_files_notes(dataset.get("skipped") or [], result.class_names, result.labels)
     summary: dict = {"audit": _audit_facts(result)}
     content = ReportContent(summary=summary)
-    if not result.is_complete:
-        facts = summary["audit"]
-        notes.append(
-            f"audit still running: {facts['jobs_done']} of {facts['jobs_total']} jobs done; "
-            "this report covers the finished models only"
-        )
+    if not result.is_complete and result.n_models:
+        notes.append(f"this report covers the {count_noun(result.n_models, 'finished model')} only")
 
     def table(name: str, frame: pd.DataFrame) -> None:
         content.outputs[name] = frame
@@ -102,7 +100,7 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
 
     names = result.model_names
     if not names:
-        notes.append("no finished models yet: nothing to report")
+        notes.append("no finished models: nothing to report")
         summary.update({"models": [], "notes": notes})
         return content
 
@@ -111,6 +109,17 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     acc = correct.mean(axis=0)
     epochs_of = {m: result.epochs(m) for m in names}
     summary["models"] = model_rows(result, names, acc, epochs_of)
+    chance = difficulty.near_chance(correct, result.labels)
+    summary["chance"] = {"accuracy": chance["chance"],
+                         "models": [m for m, flag in zip(names, chance["near_chance"], strict=True) if flag]}
+    for row, flag in zip(summary["models"], chance["near_chance"], strict=True):
+        row["near_chance"] = bool(flag)
+    if summary["chance"]["models"]:
+        at = summary["chance"]["models"]
+        notes.append(
+            f"{count_noun(len(at), 'model')} at or near chance ({100 * chance['chance']:.1f}%): {', '.join(at)}; "
+            "their split, dynamics and error consistency say little (train longer, or check the labels)"
+        )
     scores = content.scores
     # ---- the DDD split and its nulls (meding2022 §3.1-3.2, Fig. 2 and 17)
     t = int(tolerance)
@@ -270,11 +279,14 @@ def build_report(
     report/error_consistency_inconclusive.csv, report/per_class_accuracy.csv,
     report/swaps_per_epoch.csv, report/tp_agreement_by_epoch.csv,
     report/decision_map_*.npy, report/*.png, and images.parquet with the
-    per-image scores of REPORT_COLUMNS added. Tables that are undefined for
+    per-image scores of REPORT_COLUMNS added, and removes temporary files that a
+    killed run left behind (unless a run is still writing). Tables that are undefined for
     this audit (e.g. error consistency with one model) are removed, and the
     summary's "notes" say why.
     """
     content = compute_report(result, tolerance=tolerance, n_bootstrap=n_bootstrap, random_state=random_state)
+    if result.state != "running":  # a live run's temporary files are its writes in progress
+        AuditDir(result.path).remove_temporary_files()
     out = result.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[str]] = {"tables": [], "figures": []}
@@ -401,14 +413,12 @@ def format_summary(summary: dict) -> str:
         and notes on anything skipped.
     """
     facts = summary.get("audit", {})
-    state = (
-        "complete"
-        if facts.get("complete")
-        else f"running, {facts.get('jobs_done')}/{facts.get('jobs_total')} jobs done"
+    state = facts.get("state_text") or (
+        "complete" if facts.get("complete") else f"{facts.get('jobs_done')}/{facts.get('jobs_total')} jobs done"
     )
     lines = [
-        f"Audit: {facts.get('n_images')} images, {facts.get('n_classes')} classes, "
-        f"{len(summary.get('models', []))} models ({state})"
+        f"Audit: {count_noun(facts.get('n_images'), 'image')}, {count_noun(facts.get('n_classes'), 'class')}, "
+        f"{count_noun(len(summary.get('models', [])), 'model')} ({state})"
     ]
     models = summary.get("models", [])
     if models:
@@ -416,7 +426,8 @@ def format_summary(summary: dict) -> str:
         lines.append("")
         lines.append("Accuracy")
         for m in models:
-            lines.append(f"  {m['name']:<{width}}  {100 * m['accuracy']:6.2f}%")
+            flag = "  (near chance)" if m.get("near_chance") else ""
+            lines.append(f"  {m['name']:<{width}}  {100 * m['accuracy']:6.2f}%{flag}")
     split = summary.get("split")
     if split:
         lines.append("")
@@ -449,6 +460,11 @@ def format_summary(summary: dict) -> str:
     if deep_lines:
         lines.append("")
         lines.extend(deep_lines)
+    failed = facts.get("failed") or {}
+    if failed:
+        lines.append("")
+        lines.append("Failed jobs")
+        lines.extend(f"  {name}: {error}" for name, error in failed.items())
     notes = summary.get("notes") or []
     if notes:
         lines.append("")
@@ -465,10 +481,20 @@ def _audit_facts(result: AuditResult) -> dict:
         "n_images": int(result.n_images),
         "n_classes": int(result.n_classes),
         "complete": bool(result.is_complete),
+        "state": result.state,
+        "state_text": result.state_text,
         "jobs_total": len(jobs),
         "jobs_done": sum(1 for j in jobs if j.get("name") in done),
         "unfinished": [j.get("name") for j in jobs if j.get("name") not in done],
+        "failed": {j["name"]: (j.get("error") or "").strip().splitlines()[0] if j.get("error") else ""
+                   for j in jobs if j.get("status") == "failed" and j.get("name") not in done},
     }
+
+
+def count_noun(n, noun: str) -> str:
+    """'1 model', '3 models', '2 classes'."""
+    plural = noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+    return f"{n} {noun if n == 1 else plural}"
 
 
 def model_rows(result: AuditResult, names, accuracy, epochs_of: dict) -> list[dict]:

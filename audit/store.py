@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -106,6 +108,79 @@ def _json_default(obj: Any):
 def read_json(path: Path) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+# --------------------------------------------------------------------------- run state
+#: What a run is doing: all jobs done; its process still works; it stopped early (killed, crashed, Ctrl-C);
+#: or it ended with failed jobs.
+RUN_STATES = ("complete", "running", "interrupted", "failed")
+RESUME_HINT = "rerun the same command to resume"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (Linux), so a reused pid is not taken for the run."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def current_process() -> dict:
+    """The running process as the manifest records it: host, pid, start time."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process_start": _process_start(os.getpid()),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def process_alive(process: dict) -> bool | None:
+    """Whether a recorded process still runs; None when it ran on another host (cannot tell)."""
+    if process.get("host") != socket.gethostname():
+        return None
+    pid = int(process.get("pid", -1))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    recorded = process.get("process_start")
+    return recorded is None or _process_start(pid) == recorded
+
+
+def run_state(manifest: dict) -> str:
+    """One of RUN_STATES for a manifest, judged from its jobs and its recorded process."""
+    jobs = manifest.get("jobs", [])
+    if jobs and all(j.get("status") == "done" for j in jobs):
+        return "complete"
+    if manifest.get("finished_at"):
+        return "failed" if any(j.get("status") == "failed" for j in jobs) else "interrupted"
+    process = manifest.get("process")
+    if not process:
+        return "running"  # written before runs recorded their process
+    return "interrupted" if process_alive(process) is False else "running"
+
+
+def describe_run_state(manifest: dict) -> str:
+    """The run state in words, with what to do about it."""
+    state = run_state(manifest)
+    jobs = manifest.get("jobs", [])
+    done = sum(j.get("status") == "done" for j in jobs)
+    if state == "complete":
+        return "complete"
+    if state == "running":
+        host = (manifest.get("process") or {}).get("host")
+        where = f" on {host}" if host and host != socket.gethostname() else ""
+        return f"running{where}, {done}/{len(jobs)} jobs done"
+    if state == "failed":
+        failed = sum(j.get("status") == "failed" for j in jobs)
+        return f"failed: {failed} of {len(jobs)} jobs failed, {done} done; fix the cause and {RESUME_HINT}"
+    return f"interrupted, {done}/{len(jobs)} jobs done; {RESUME_HINT}"
 
 
 # --------------------------------------------------------------------------- decisions
@@ -277,6 +352,19 @@ class AuditDir:
             for suffix in (".parquet", ".npy"):
                 (self.path / folder / f"{model}{suffix}").unlink(missing_ok=True)
 
+    def remove_temporary_files(self) -> list[Path]:
+        """Delete the temporary files (".NAME.XXXX.SUFFIX.tmp") that a killed writer left behind.
+
+        Call it only while nothing writes to the audit: a live writer's temporary file would go too.
+        """
+        removed = []
+        if self.path.is_dir():
+            for p in self.path.rglob(".*.tmp"):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        return removed
+
     def write_models_table(self, order: Sequence[str] | None = None) -> pd.DataFrame:
         """Gather the per-job records into models.parquet (in `order` where given)."""
         names = self.finished_jobs()
@@ -287,7 +375,7 @@ class AuditDir:
             rec = read_json(self.job_path(name))
             row = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in rec.items()}
             rows.append(row)
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame({"name": pd.Series(dtype=str)})
         write_parquet(self.path / "models.parquet", frame)
         return frame
 
@@ -338,8 +426,17 @@ class AuditResult:
 
     @property
     def is_complete(self) -> bool:
-        jobs = self.manifest.get("jobs", [])
-        return all(j.get("status") == "done" for j in jobs) and len(jobs) > 0
+        return self.state == "complete"
+
+    @property
+    def state(self) -> str:
+        """One of RUN_STATES: complete, running, interrupted (rerun to resume) or failed."""
+        return run_state(self.manifest)
+
+    @property
+    def state_text(self) -> str:
+        """The run state in words, e.g. "interrupted, 3/8 jobs done; rerun the same command to resume"."""
+        return describe_run_state(self.manifest)
 
     # ---- decisions
     def decisions(self, model: str, split: str = "val") -> pd.DataFrame:
@@ -461,12 +558,28 @@ class AuditResult:
         """The validation image as a PIL image (from the audit's own files or its recorded path)."""
         from PIL import Image
 
-        row = self.images.iloc[int(image_id)]
         arr = self._image_array
         if arr is not None:
             img = np.asarray(arr[int(image_id)])
             return Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
-        return Image.open(row["source"]).convert("RGB")
+        return Image.open(self.image_path(image_id)).convert("RGB")
+
+    def image_path(self, image_id: int) -> Path:
+        """The file of a validation image, refused unless it lies under the dataset root in the manifest.
+
+        A crafted images.parquet could otherwise make a reader (the app) open any file on the server.
+        """
+        source = str(self.images.iloc[int(image_id)]["source"])
+        dataset = self.manifest.get("dataset", {})
+        origin = dataset.get("root") or dataset.get("origin") or ""  # audits before "root" have the folder here
+        if not origin or not Path(origin).is_dir():
+            raise AuditError(f"image {image_id}: the manifest records no dataset folder, so {source!r} is not read")
+        root = Path(origin).resolve()
+        path = (root / source).resolve()  # a relative source lies under the root; an absolute one stays as it is
+        if not path.is_relative_to(root):
+            raise AuditError(f"image {image_id}: {source!r} lies outside the audit's dataset folder {root}; "
+                             "it is not read")
+        return path
 
     # ---- report files
     def report_path(self, *parts: str) -> Path:
@@ -496,6 +609,8 @@ def load(path: str | os.PathLike) -> AuditResult:
     finished = store.finished_jobs()
     if models_path.exists():
         models = pd.read_parquet(models_path)
+        if "name" not in models.columns:  # written with no finished job by an older version
+            models = pd.DataFrame(columns=["name"])
         models = models[models["name"].isin(finished)]
         extra = [n for n in finished if n not in set(models["name"])]
     else:

@@ -226,7 +226,7 @@ def test_models_with_only_epoch_zero_and_running_audit(tmp_path):
     assert "learned_epoch" not in pd.read_parquet(path / "images.parquet").columns
     text = format_summary(summary)
     assert "learning dynamics are skipped" in text
-    assert "audit still running" in text and "running, 3/4 jobs done" in text
+    assert "covers the 3 finished models only" in text and "running, 3/4 jobs done" in text
 
 
 def test_no_finished_models(tmp_path):

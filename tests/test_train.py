@@ -68,3 +68,40 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_run(digits_tensors, 
     # a checkpoint written for another recipe is not resumed
     other = VariantSpec(**{**spec.to_dict(), "lr_milestones": tuple(spec.lr_milestones), "lr": 0.02})
     assert train_variant(other, train, val, 10, device=torch.device("cpu"), checkpoint=ckpt).resumed_after_epoch is None
+
+
+_ODD_BATCHES = """
+import torch, torch.nn.functional as F
+from audit.models.architectures import create_architecture, list_architectures
+torch.set_num_threads(2)
+cases = [(arch, {}) for arch in list_architectures()] + [("resnet_small", {"width": 8, "depth": 8})]
+for arch, kwargs in cases:
+    for bs in (3, 45, 46, 47):
+        torch.manual_seed(0)
+        m = create_architecture(arch, in_channels=3, n_classes=3, **kwargs).to(memory_format=torch.channels_last)
+        x = torch.randn(bs, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+        F.cross_entropy(m(x), torch.zeros(bs, dtype=torch.long)).backward()
+print("trained every architecture")
+"""
+
+
+def test_channels_last_backward_survives_odd_batch_sizes():
+    """torch 2.14's CPU weight gradient of a strided 1x1 convolution in channels-last segfaults for odd
+    batches on 2 threads; the architectures avoid that kernel. A subprocess, so a crash fails the test."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _ODD_BATCHES], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-500:]}"
+    assert "trained every architecture" in proc.stdout
+
+
+def test_strided_shortcut_equals_a_strided_convolution():
+    from audit.models.architectures import StridedConv1x1
+
+    torch.manual_seed(0)
+    conv = StridedConv1x1(4, 6, 2)
+    ref = torch.nn.Conv2d(4, 6, 1, 2, bias=False)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 4, 9, 9)
+    assert torch.equal(conv(x), ref(x))

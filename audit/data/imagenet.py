@@ -297,4 +297,5 @@ def load_imagenet(
         train=train,
         skipped=skipped,
         origin=f"{root} ({layout})",
+        root=str(Path(root).resolve()),
     )

@@ -80,6 +80,8 @@ class Dataset:
     train: Split | None = None
     skipped: list[dict] = field(default_factory=list)
     origin: str = ""
+    #: The folder that holds the image files (file datasets); readers open no image outside it.
+    root: str | None = None
 
     @property
     def n_classes(self) -> int:
@@ -103,6 +105,7 @@ class Dataset:
         return {
             "name": self.name,
             "origin": self.origin,
+            "root": self.root,
             "classes": self.classes,
             "n_classes": self.n_classes,
             "n_val": len(self.val),
@@ -110,6 +113,22 @@ class Dataset:
             "fingerprint": self.fingerprint(),
             "skipped": self.skipped,
         }
+
+
+def skipped_files_notes(skipped: list[dict], classes: list[str], val_labels: np.ndarray) -> list[str]:
+    """Say how many files could not be decoded, and which classes lost every validation image."""
+    if not skipped:
+        return []
+    by_split = {s: sum(1 for f in skipped if f.get("split") == s) for s in ("val", "train")}
+    parts = ", ".join(f"{n} {s}" for s, n in by_split.items() if n)
+    notes = [f"skipped {len(skipped)} {'file' if len(skipped) == 1 else 'files'} that could not be decoded "
+             f"({parts}); manifest.json lists them under dataset.skipped"]
+    empty = [c for i, c in enumerate(classes) if not np.any(np.asarray(val_labels) == i)]
+    if empty:
+        notes.append(f"no readable validation image in {', '.join(empty)}: "
+                     f"{'that class is' if len(empty) == 1 else 'those classes are'} not audited")
+    return notes
+
 
 
 # --------------------------------------------------------------------------- IDX (MNIST family)
@@ -406,6 +425,7 @@ def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8)
         train=train,
         skipped=skipped,
         origin=str(root),
+        root=str(root.resolve()),
     )
 
 

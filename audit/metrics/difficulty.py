@@ -318,6 +318,38 @@ def easiest_hardest_classes(class_accuracy, *, k: int = 10) -> dict:
     return {"easiest": easiest[:k], "hardest": hardest[:k]}
 
 
+def near_chance(correct, labels, *, margin: float = 0.05, alpha: float = 0.01) -> dict:
+    """Which models classify no better than chance, whose split, dynamics and κ say little.
+
+    Chance is the accuracy of always answering the most common class. A model
+    is near chance when its accuracy is below chance + `margin`, or when a
+    one-sided exact binomial test cannot reject "accuracy <= chance" at level
+    `alpha` (so a handful of images never clears the bar by luck).
+
+    Parameters
+    ----------
+    correct : array-like of bool, shape (n_images, n_models)
+    labels : array-like of int, shape (n_images,)
+    margin : float, default 0.05
+    alpha : float, default 0.01
+
+    Returns
+    -------
+    result : dict
+        {"chance": float, "near_chance": ndarray of bool, shape (n_models,)}.
+    """
+    correct = as_correct(correct)
+    labels = as_labels(labels, n_images=correct.shape[0])
+    if not 0 <= margin < 1 or not 0 < alpha < 1:
+        raise ValueError(f"margin must lie in [0, 1) and alpha in (0, 1), got {margin!r} and {alpha!r}")
+    n_images = correct.shape[0]
+    chance = float(np.bincount(labels).max() / n_images)
+    hits = correct.sum(axis=0)
+    p_values = stats.binom.sf(hits - 1, n_images, chance)  # P(X >= hits) under chance
+    flags = (hits / n_images < chance + margin) | (p_values > alpha)
+    return {"chance": chance, "near_chance": np.asarray(flags, dtype=bool)}
+
+
 def _check_counts(n_correct, n_models) -> np.ndarray:
     if isinstance(n_models, bool) or not isinstance(n_models, int | np.integer) or n_models < 1:
         raise ValueError(f"n_models must be a positive int, got {n_models!r}")

@@ -31,6 +31,35 @@ def create_architecture(name: str, *, in_channels: int, n_classes: int, **kwargs
     return _REGISTRY[name](in_channels=in_channels, n_classes=n_classes, **kwargs)
 
 
+def check_architecture(name: str, kwargs: dict) -> None:
+    """Raise ValueError when `name` is unknown or `kwargs` are not its factory's options (nothing is built)."""
+    import inspect
+
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown architecture {name!r}; valid: {', '.join(list_architectures())}")
+    params = inspect.signature(_REGISTRY[name]).parameters
+    options = sorted(p for p in params if p not in ("in_channels", "n_classes"))
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise ValueError(f"{name} has no option {', '.join(map(repr, unknown))}; valid: {', '.join(options)}")
+
+
+class StridedConv1x1(nn.Conv2d):
+    """A 1x1 convolution with stride s, computed as a stride-1 convolution of every s-th pixel.
+
+    The same numbers as `nn.Conv2d(c_in, c_out, 1, s)` (and the same state-dict keys), but it avoids a
+    crash in torch 2.14's CPU kernel: the weight gradient of a strided 1x1 convolution in channels-last
+    segfaults for odd batch sizes on more than one thread.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__(c_in, c_out, 1, 1, bias=False)
+        self.step = stride
+
+    def forward(self, x):
+        return F.conv2d(x[:, :, :: self.step, :: self.step], self.weight)
+
+
 class BasicBlock(nn.Module):
     """The ResNet basic block: two 3x3 convolutions and a shortcut."""
 
@@ -42,7 +71,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(StridedConv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))

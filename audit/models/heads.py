@@ -125,11 +125,12 @@ def resolve_head(
     if not probe:
         raise LabelSpaceError(
             f"{dataset_name}: cannot map the model's outputs to the classes: {reason}; allow the linear probe "
-            "(drop --no-probe) or give a mapping file from classes to ImageNet indices")
+            "(drop --no-probe) or give --label-map FILE, a mapping from classes to ImageNet indices")
     if not has_train:
         raise LabelSpaceError(
             f"{dataset_name}: {reason}, and a linear probe needs a training split, which it lacks; "
-            "give a mapping file from classes to ImageNet indices")
+            "add a train/ folder, or give --label-map FILE, a mapping from classes to ImageNet indices "
+            "(CSV rows CLASS,INDEX; see the README)")
     return HeadPlan("linear_probe")
 
 

@@ -154,7 +154,7 @@ def _suggest(name: str) -> str:
     import timm
 
     pool = timm.list_models() + timm.list_pretrained() + list(WEIGHT_PACKAGES)
-    close = difflib.get_close_matches(name, pool, n=4, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(dict.fromkeys(pool)), n=4, cutoff=0.6)  # each name once
     return f"; did you mean {', '.join(close)}?" if close else "; see `timm.list_models()` or `ddd-audit list models`"
 
 
@@ -334,8 +334,8 @@ def _read_checkpoint(path: str) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, zip and runtime errors here
-        raise CheckpointMismatchError(f"cannot read checkpoint {path} as a weights-only state dict "
-                                      f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise CheckpointMismatchError(f"cannot read checkpoint {path}: it is not a state dict of tensors saved "
+                                      f"with torch.save ({type(exc).__name__})") from None
     for key in ("state_dict_ema", "model_ema", "state_dict", "model", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

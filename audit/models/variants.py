@@ -70,10 +70,29 @@ class VariantSpec:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown variant fields {sorted(unknown)}; valid: {sorted(known)}")
-        d = dict(d)
+        if not d.get("name"):
+            raise ValueError(f"a variant needs a name; got the fields {sorted(d)}")
+        d = {"group": d["name"], **d}  # a user's variant is its own group unless it names one
         if "lr_milestones" in d:
             d["lr_milestones"] = tuple(d["lr_milestones"])
-        return cls(**d)
+        spec = cls(**d)
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        """Raise ValueError, naming the field, for values that would only fail once training starts."""
+        from audit.models.architectures import check_architecture
+
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"variant {self.name!r}: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not self.lr > 0:
+            raise ValueError(f"variant {self.name!r}: lr must be a positive number, got {self.lr!r}")
+        try:
+            check_architecture(self.arch, self.arch_kwargs)
+        except ValueError as exc:
+            raise ValueError(f"variant {self.name!r}: {exc}") from None
 
     def fingerprint(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -211,9 +230,19 @@ def load_grid(path: str | Path, *, seed: int = 0) -> list[VariantSpec]:
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        grid = yaml.safe_load(text)
+        try:
+            grid = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ValueError(f"grid file {path} is not valid YAML{where}: "
+                             f"{getattr(exc, 'problem', None) or exc}") from None
     else:
-        grid = json.loads(text)
+        try:
+            grid = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"grid file {path} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                             f"{exc.msg}") from None
     if not isinstance(grid, dict) or not ({"conditions", "variants"} & set(grid)):
         raise ValueError(f"grid file {path} must hold a mapping with 'conditions' and/or 'variants'")
     specs: list[VariantSpec] = []
@@ -224,7 +253,12 @@ def load_grid(path: str | Path, *, seed: int = 0) -> list[VariantSpec]:
             raise ValueError(f"unknown base fields {sorted(set(base) - known)} in {path}; valid: {sorted(known)}")
         recipe = dataclasses.replace(PRESET_RECIPES["quick"], **base)
         specs += expand_conditions(dict(grid["conditions"]), recipe, seed=seed)
-    for d in grid.get("variants", []):
+        for spec in specs:
+            spec.check()
+    variants = grid.get("variants", [])
+    if not isinstance(variants, list) or not all(isinstance(d, dict) for d in variants):
+        raise ValueError(f"grid file {path}: 'variants' must be a list of mappings, one per variant")
+    for d in variants:
         specs.append(VariantSpec.from_dict(d))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
