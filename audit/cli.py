@@ -341,7 +341,7 @@ def main():
     from audit.store import AuditError
 
     try:
-        rc = app(standalone_mode=False)
+        rc = app(standalone_mode=False, prog_name="ddd-audit")
     except (DatasetError, AuditError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2)

@@ -263,8 +263,13 @@ class AuditDir:
     def read_manifest(self) -> dict:
         if not self.exists():
             raise AuditError(f"{self.path} is not an audit directory (no manifest.json)")
-        manifest = read_json(self.manifest_path)
-        if manifest.get("format") != FORMAT:
+        try:
+            manifest = read_json(self.manifest_path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AuditError(f"{self.manifest_path} is not valid JSON ({exc}); the audit directory is damaged") \
+                from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            manifest = manifest if isinstance(manifest, dict) else {}
             raise AuditError(f"{self.path} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
         return manifest
 

@@ -1,7 +1,7 @@
 """`ddd-audit study ...`: create a 2AFC study from an audit, add observers, analyse, export.
 
 Each command is a thin wrapper around one library call in human_study; bad input ends with a
-one-line "Error: ..." on stderr and a non-zero exit code, never a traceback. Importing this
+one-line "error: ..." on stderr and a non-zero exit code, never a traceback. Importing this
 module needs only Typer: SQLAlchemy and statsmodels are imported when a command runs.
 """
 
@@ -27,7 +27,7 @@ study_app = typer.Typer(
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"Error: {message}", err=True)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -59,6 +59,8 @@ def _open(study_dir: Path, db: str | None, token: str | None):
     """The store, study and admin view, or a one-line error."""
     from human_study.store import open_study_dir
 
+    if not Path(study_dir).is_dir():
+        _fail(f"study folder {study_dir} does not exist (it is <audit>/studies/<name>/)")
     if not token:
         _fail(f"an admin token is required: pass --token or set {TOKEN_ENV}")
     store, study = open_study_dir(study_dir, db_url=db)
@@ -87,25 +89,25 @@ def create(
         "--db",
         help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db (default: SQLite study.db).",
     ),
-    trials: int = typer.Option(149, "--trials", help="Main trials per observer."),
+    trials: int = typer.Option(149, "--trials", min=1, help="Main trials per observer."),
     practice: int = typer.Option(
-        5, "--practice", help="Practice trials with feedback (images not used elsewhere)."
+        5, "--practice", min=0, help="Practice trials with feedback (images not used elsewhere)."
     ),
     tolerance: int = typer.Option(
-        0, "--tolerance", help="t: trivial = n_correct >= M - t, impossible = n_correct <= t."
+        0, "--tolerance", min=0, help="t: trivial = n_correct >= M - t, impossible = n_correct <= t."
     ),
     match_class: bool = typer.Option(False, "--match-class", help="Pair images of the same class."),
-    catch: int = typer.Option(0, "--catch", help="Catch trials: a trivial image against a pure-noise image."),
+    catch: int = typer.Option(0, "--catch", min=0, help="Catch trials: a trivial image against a pure-noise image."),
     seed: int | None = typer.Option(
         None, "--seed", help="Study seed (pairs and observer orders); random if not given."
     ),
-    size: int = typer.Option(224, "--size", help="Stimulus size in pixels (square, not normalised)."),
+    size: int = typer.Option(224, "--size", min=16, help="Stimulus size in pixels (square, not normalised)."),
     question: str = typer.Option(
         "harder", "--question", help="Ask for the 'harder' (paper) or the 'easier' image."
     ),
-    observers: int = typer.Option(0, "--observers", help="Observer codes to create right away."),
+    observers: int = typer.Option(0, "--observers", min=0, help="Observer codes to create right away."),
     break_every: int | None = typer.Option(
-        None, "--break-every", help="Offer a break after this many trials (0 = none; default: blocks of at most 50)."
+        None, "--break-every", min=0, help="Offer a break after this many trials (0 = none; default: blocks of at most 50)."
     ),
     base_url: str = BASE_URL,
 ) -> None:

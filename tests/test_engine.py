@@ -207,10 +207,25 @@ def test_killed_run_resumes_without_retraining(tmp_path):
     # nothing half-written: every decision file present is readable and complete
     for p in (out / "decisions").glob("*.parquet"):
         assert len(pd.read_parquet(p)) == 4 * 599
-    assert not list(out.rglob("*.tmp")) or all(p.stat().st_size >= 0 for p in out.rglob("*.tmp"))
+    # the killed process is gone: report and load call the run interrupted, not running
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["process"]["pid"] == proc.pid and "finished_at" not in manifest
+    assert load(out).state == "interrupted"
+    # what a kill can leave behind mid-write; report removes it, as the next run would
+    (out / "report").mkdir(exist_ok=True)
+    leftovers = [out / "jobs" / ".base.json.abc123.json.tmp", out / "report" / ".summary.json.x1.json.tmp"]
+    for p in leftovers:
+        p.write_text("half")
+    rep = run_cli("report", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert "interrupted" in rep.stdout and "rerun the same command to resume" in rep.stdout
+    assert not list(out.rglob("*.tmp"))
+    leftovers[0].write_text("half")
     res = run_cli("run", "--dataset", "digits", "--variants", "minimal", "--epochs", "3", "--device", "cpu",
                   "--out", str(out))
     assert res.returncode == 0, res.stderr
+    assert not list(out.rglob("*.tmp"))
+    assert load(out).state == "complete"
     assert f"resumed: {len(finished)} finished jobs kept" in res.stderr
     after = {n: (out / "decisions" / f"{n}.parquet").stat().st_mtime_ns for n in finished}
     assert after == before

@@ -52,7 +52,7 @@ def _error_line(result) -> str:
     text = result.output.strip()
     assert result.exit_code != 0
     assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("Error: ")
+    assert text.startswith("error: ")
     return text
 
 
@@ -138,12 +138,11 @@ def test_wrong_or_missing_token_gives_no_data(created):
     "args,message",
     [
         (["--trials", "500"], "need 505 of each"),
-        (["--trials", "0"], "n_trials must be"),
         (["--tolerance", "3"], "too large for 5 models"),
         (["--question", "which"], "question must be one of"),
         (["--base-url", "ftp://x"], "base URL"),
         (["--name", "a/b"], "study name"),
-        (["--db", "nosuchdb://x"], ""),
+        (["--db", "nosuchdb://x"], "nosuchdb"),
     ],
 )
 def test_bad_create_input(created, args, message):
