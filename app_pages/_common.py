@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from audit import app_data
+from audit.report import count_noun
 from audit.store import AuditError
 
 AUDIT_KEY = "audit_path"
@@ -168,7 +169,7 @@ def tolerance(data: app_data.AuditData) -> int:
 def header(title: str, data: app_data.AuditData, what: str) -> None:
     st.title(title)
     name = data.dataset.get("name", "dataset")
-    st.caption(f"{what} · `{data.path}` · {name}, {data.n_images:,} images, {data.n_models} models")
+    st.caption(f"{what} · `{data.path}` · {name}, {count_noun(data.n_images, 'image')}, {count_noun(data.n_models, 'model')}")
 
 
 def chart(spec, *, key: str, width: str = "stretch") -> None:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages import _common
 from audit import app_data
+from audit.report import count_noun
 
 data = _common.require_audit()
 _common.header("Compare", data, "Do two groups of models learn the same images first?")
@@ -56,7 +57,7 @@ if not group_a or not group_b:
 overlap = sorted(set(group_a) & set(group_b))
 if overlap:
     st.warning(f"The groups share {', '.join(overlap)}; shared models make them look more alike.")
-st.caption(f"Group A: {len(group_a)} models · Group B: {len(group_b)} models")
+st.caption(f"Group A: {count_noun(len(group_a), 'model')} · Group B: {count_noun(len(group_b), 'model')}")
 
 result = _common.compare_groups(data.path, _common.stamp_of(data), tuple(group_a), tuple(group_b))
 corr = result["correlation"]

@@ -494,7 +494,8 @@ def _audit_facts(result: AuditResult) -> dict:
 def count_noun(n, noun: str) -> str:
     """'1 model', '3 models', '2 classes'."""
     plural = noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
-    return f"{n} {noun if n == 1 else plural}"
+    text = f"{int(n):,}" if isinstance(n, int | np.integer) else str(n)
+    return f"{text} {noun if n == 1 else plural}"
 
 
 def model_rows(result: AuditResult, names, accuracy, epochs_of: dict) -> list[dict]:
