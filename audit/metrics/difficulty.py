@@ -15,7 +15,37 @@ from scipy import optimize, stats
 
 from audit.metrics._validate import as_correct, as_finite, as_labels, check_tolerance
 
+#: The three categories of the DDD split, in the order every table and figure shows them.
 CATEGORIES = ("trivial", "inconclusive", "impossible")
+
+__all__ = ["CATEGORIES", "check_tolerance", "usable_tolerance", "split_masks", "split_from_counts"]
+
+
+def usable_tolerance(tolerance: int, n_models: int) -> int:
+    """The tolerance the split can use with M models: `tolerance`, or (M - 1) // 2 when M <= 2 t.
+
+    With too few models for the wanted t, trivial (n_correct >= M - t) and impossible
+    (n_correct <= t) would overlap; the report then uses the largest t that keeps them apart and
+    says so. Raises ValueError for a tolerance that is not an int >= 0.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer) or tolerance < 0:
+        raise ValueError(f"tolerance must be an int >= 0, got {tolerance!r}")
+    if n_models < 1:
+        raise ValueError(f"n_models must be at least 1, got {n_models!r}")
+    return min(int(tolerance), (int(n_models) - 1) // 2)
+
+
+def split_masks(n_correct, n_models: int, *, tolerance: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The trivial and impossible masks of the DDD split (meding2022 §3.1-3.2), from counts.
+
+    Returns
+    -------
+    trivial, impossible : ndarray of bool, shape (n_images,)
+        n_correct >= M - t and n_correct <= t. Raises ValueError when they would overlap (M <= 2 t).
+    """
+    counts = _check_counts(n_correct, n_models)
+    t = check_tolerance(tolerance, n_models)
+    return counts >= n_models - t, counts <= t
 
 
 def n_correct(correct) -> np.ndarray:
@@ -104,7 +134,7 @@ def category_shares(categories) -> dict:
     unknown = set(np.unique(cats).tolist()) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"categories must be one of {CATEGORIES}, found {sorted(unknown)}")
-    return {c: float(np.mean(cats == c)) for c in ("trivial", "impossible", "inconclusive")}
+    return {c: float(np.mean(cats == c)) for c in CATEGORIES}
 
 
 def histogram(correct) -> np.ndarray:
