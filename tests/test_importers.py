@@ -190,3 +190,38 @@ def test_bad_score_arrays_and_folders(tmp_path):
     (empty / "notes.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ImportDataError, match="does not follow model-vs-human's naming"):
         read_model_vs_human(empty)
+
+
+def test_humans_beside_models_by_hand(tmp_path):
+    from audit.humans import format_human_summary, human_report
+    from audit.report import build_report
+
+    root = write_mvh_folder(tmp_path / "raw", seed=3)
+    out = write_imported_audit(read_model_vs_human(root), tmp_path / "audit")
+    result = audit.load(out)
+    build_report(result)
+    result = audit.load(out)
+    categories = result.images["category"].to_numpy()
+    report = human_report(result, categories, n_bootstrap=20)
+    hand = _by_hand(root)
+    units = list(zip(result.images["image_key"], result.images["condition"], strict=True))
+    humans = ("subject-01", "subject-02")
+    for cat in ("trivial", "impossible", "inconclusive"):
+        seen = [(h, u) for h in humans for i, u in enumerate(units) if categories[i] == cat and u in hand[h]]
+        entry = report.summary["humans"]["accuracy_by_category"][cat]
+        assert entry["n"] == len(seen)
+        assert entry["k"] == sum(bool(hand[h][u]) for h, u in seen)
+    # human-model κ: the mean over every (human, model) pair of κ on the units the human saw
+    pairs = []
+    for h in humans:
+        shared = [u for u in units if u in hand[h]]
+        for m in result.model_names:
+            pairs.append(error_consistency(np.array([hand[h][u] for u in shared]),
+                                           np.array([hand[m][u] for u in shared])).kappa)
+    got = report.summary["humans"]["error_consistency"]["all"]["human-model"]
+    assert got["mean"] == pytest.approx(np.mean(pairs), abs=1e-9)
+    assert got["ci95"][0] <= got["mean"] <= got["ci95"][1]
+    by_condition = {r["condition"]: r for r in report.summary["humans"]["by_condition"]}
+    assert set(by_condition) == {"c0", "c1"} and by_condition["c0"]["n_images"] == 12
+    text = "\n".join(format_human_summary(report.summary))
+    assert "Humans (2;" in text and "condition c1:" in text and "human-model" in text

@@ -1,0 +1,214 @@
+"""Humans as decision makers beside the models (meding2022 §4): how people fare on the images that
+models find trivial, impossible or inconclusive, and how their errors line up with the models'.
+
+The DDD split stays the models'. Each human's decisions cover the images they saw (humans/<name>.parquet
+of an imported audit); a missing decision is missing, not wrong. `human_report` returns the summary
+part and the tables; `format_human_summary` the lines of the CLI summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from audit.metrics import makers
+from audit.metrics.difficulty import CATEGORIES
+from audit.store import AuditResult
+
+
+@dataclass
+class HumanDecisions:
+    """Every human's decisions aligned to the audit's images."""
+
+    names: list[str]
+    correct: np.ndarray  # bool, (n_images, n_humans); False where not decided
+    decided: np.ndarray  # bool, (n_images, n_humans)
+    rt: np.ndarray  # float seconds, (n_images, n_humans); NaN where not decided or unknown
+
+
+@dataclass
+class HumanReport:
+    summary: dict
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_humans(result: AuditResult) -> HumanDecisions | None:
+    """The humans of an audit (manifest "humans"), or None when it has none."""
+    entries = result.manifest.get("humans") or []
+    if not entries:
+        return None
+    n = result.n_images
+    names, cols = [], []
+    for entry in entries:
+        name = entry["name"]
+        rows = pd.read_parquet(result.path / "humans" / f"{name}.parquet")
+        rows = rows[rows["epoch"] == rows["epoch"].max()]
+        ids = rows["image_id"].to_numpy()
+        correct = np.zeros(n, bool)
+        decided = np.zeros(n, bool)
+        rt = np.full(n, np.nan)
+        correct[ids] = rows["correct"].to_numpy()
+        decided[ids] = True
+        if "rt" in rows.columns:
+            rt[ids] = rows["rt"].to_numpy()
+        names.append(name)
+        cols.append((correct, decided, rt))
+    stack = lambda i: np.stack([c[i] for c in cols], axis=1)  # noqa: E731
+    return HumanDecisions(names, stack(0), stack(1), stack(2))
+
+
+def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: int = 100,
+                 random_state: int = 0) -> HumanReport | None:
+    """Human accuracy per category, error consistency within and between humans and models, the images
+    on which they part, and the split and human accuracy per condition. None without humans."""
+    humans = read_humans(result)
+    if humans is None:
+        return None
+    report = HumanReport(summary={})
+    models_correct = result.correct()
+    n_images, n_models = models_correct.shape
+    summary = report.summary
+
+    # ---- accuracy per category, each human over their own decisions, and pooled (Wilson intervals)
+    per = makers.accuracy_by_category(humans.correct, humans.decided, categories, CATEGORIES)
+    rows = []
+    for j, name in enumerate(humans.names):
+        row = {"name": name, "n_decided": int(humans.decided[:, j].sum()),
+               "accuracy": float(humans.correct[humans.decided[:, j], j].mean()),
+               "median_rt": float(np.nanmedian(humans.rt[:, j])) if np.isfinite(humans.rt[:, j]).any() else None}
+        for c in CATEGORIES:
+            row[f"{c}_n"] = int(per[c]["n"][j])
+            row[f"{c}_accuracy"] = _num(per[c]["accuracy"][j])
+        rows.append(row)
+    report.tables["humans.csv"] = pd.DataFrame(rows)
+    pooled = {}
+    for c in CATEGORIES:
+        k, n = int(per[c]["k"].sum()), int(per[c]["n"].sum())
+        low, high = makers.wilson_interval(k, n)
+        pooled[c] = {"k": k, "n": n, "accuracy": _num(k / n if n else np.nan), "ci95": [_num(low), _num(high)]}
+    summary["humans"] = {"makers": rows, "accuracy_by_category": pooled}
+    report.tables["human_accuracy_by_category.csv"] = pd.DataFrame(
+        [{"category": c, **{k: v for k, v in pooled[c].items() if k != "ci95"},
+          "low": pooled[c]["ci95"][0], "high": pooled[c]["ci95"][1]} for c in CATEGORIES])
+
+    # ---- error consistency: human-human, human-model, model-model, on all and inconclusive images
+    correct = np.concatenate([models_correct, humans.correct], axis=1)
+    decided = np.concatenate([np.ones_like(models_correct), humans.decided], axis=1)
+    groups = np.array(["model"] * n_models + ["human"] * len(humans.names))
+    consistency_rows = []
+    summary["humans"]["error_consistency"] = {}
+    rng = np.random.default_rng(random_state)
+    for subset, mask in (("all", np.ones(n_images, bool)), ("inconclusive", categories == "inconclusive")):
+        if not mask.any():
+            report.notes.append(f"no {subset} images: human-model error consistency on them is skipped")
+            continue
+        kappa, n_shared = makers.masked_error_consistency(correct[mask], decided[mask])
+        means = makers.group_consistency(kappa, groups)
+        cis = _bootstrap_groups(correct[mask], decided[mask], groups, n_bootstrap, rng)
+        entry = {}
+        for pair, value in means.items():
+            entry[pair] = {"mean": _num(value), "ci95": cis.get(pair, [None, None])}
+            consistency_rows.append({"subset": subset, "pair": pair, "mean": _num(value),
+                                     "low": entry[pair]["ci95"][0], "high": entry[pair]["ci95"][1]})
+        entry["n_images"] = int(mask.sum())
+        summary["humans"]["error_consistency"][subset] = entry
+        names = list(result.model_names) + humans.names
+        report.tables[f"error_consistency_makers_{subset}.csv"] = pd.DataFrame(kappa, index=names, columns=names) \
+            .rename_axis("maker")
+        report.tables[f"shared_images_{subset}.csv"] = pd.DataFrame(n_shared, index=names, columns=names) \
+            .rename_axis("maker")
+    report.tables["error_consistency_groups.csv"] = pd.DataFrame(consistency_rows)
+
+    # ---- images on which humans and models part: impossible for models yet most humans right, and the reverse
+    n_seen = humans.decided.sum(axis=1)
+    human_share = np.divide((humans.correct & humans.decided).sum(axis=1), n_seen,
+                            out=np.full(n_images, np.nan), where=n_seen > 0)
+    parted = []
+    for cat, want in (("impossible", lambda s: s > 0.5), ("trivial", lambda s: s < 0.5)):
+        hit = (categories == cat) & (n_seen > 0) & want(np.nan_to_num(human_share, nan=0.5))
+        for i in np.flatnonzero(hit):
+            parted.append({"image_id": int(i), "category": cat, "models_right": int(models_correct[i].sum()),
+                           "humans_right_share": float(human_share[i]), "humans_seen": int(n_seen[i])})
+    summary["humans"]["parted"] = {
+        "impossible_for_models_most_humans_right": sum(p["category"] == "impossible" for p in parted),
+        "trivial_for_models_most_humans_wrong": sum(p["category"] == "trivial" for p in parted),
+    }
+    report.tables["human_model_disagreements.csv"] = pd.DataFrame(
+        parted, columns=["image_id", "category", "models_right", "humans_right_share", "humans_seen"])
+
+    # ---- per condition: the split among models and human accuracy
+    if "condition" in result.images.columns and result.images["condition"].nunique() > 1:
+        report.tables["split_by_condition.csv"] = _by_condition(result, models_correct, humans, categories)
+        summary["humans"]["by_condition"] = report.tables["split_by_condition.csv"].to_dict(orient="records")
+    return report
+
+
+def _by_condition(result, models_correct, humans, categories) -> pd.DataFrame:
+    """The split's shares (the audit's split, per image) and model and human accuracy in each condition."""
+    rows = []
+    for cond, idx in result.images.groupby("condition").indices.items():
+        shares = {c: float(np.mean(categories[idx] == c)) for c in CATEGORIES}
+        dec = humans.decided[idx]
+        k, n = int((humans.correct[idx] & dec).sum()), int(dec.sum())
+        rows.append({"condition": cond, "n_images": len(idx), **shares,
+                     "model_accuracy": float(models_correct[idx].mean()),
+                     "human_accuracy": _num(k / n if n else np.nan), "human_decisions": n})
+    return pd.DataFrame(rows)
+
+
+def _bootstrap_groups(correct, decided, groups, n_bootstrap, rng) -> dict:
+    """Percentile 95% intervals of the group means of κ, resampling images (skipped for large zoos)."""
+    if n_bootstrap <= 0 or correct.shape[1] > 200:
+        return {}
+    draws: dict[str, list[float]] = {}
+    n = correct.shape[0]
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, n, n)
+        kappa, _ = makers.masked_error_consistency(correct[idx], decided[idx])
+        for pair, value in makers.group_consistency(kappa, groups).items():
+            draws.setdefault(pair, []).append(value)
+    out = {}
+    for pair, values in draws.items():
+        values = np.asarray(values)
+        values = values[~np.isnan(values)]
+        out[pair] = ([_num(np.quantile(values, 0.025)), _num(np.quantile(values, 0.975))] if values.size
+                     else [None, None])
+    return out
+
+
+def format_human_summary(summary: dict) -> list[str]:
+    """The humans' part of the CLI summary (empty without humans)."""
+    h = summary.get("humans")
+    if not h:
+        return []
+    lines = [f"Humans ({len(h['makers'])}; accuracy on their own decisions, 95% Wilson interval)"]
+    for c in CATEGORIES:
+        e = h["accuracy_by_category"][c]
+        if e["n"]:
+            lines.append(f"  on {c:<13} images  {100 * e['accuracy']:5.1f}%  [{100 * e['ci95'][0]:.1f}, "
+                         f"{100 * e['ci95'][1]:.1f}]  (n = {e['n']})")
+    for subset, entry in h.get("error_consistency", {}).items():
+        parts = [f"{pair} {v['mean']:.3f}" + (f" [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+                                              if v["ci95"][0] is not None else "")
+                 for pair, v in entry.items() if isinstance(v, dict) and v["mean"] is not None]
+        lines.append(f"  kappa on {subset} images ({entry['n_images']}): {', '.join(parts)}")
+    parted = h["parted"]
+    lines.append(f"  impossible for models, most humans right: {parted['impossible_for_models_most_humans_right']}; "
+                 f"trivial for models, most humans wrong: {parted['trivial_for_models_most_humans_wrong']}")
+    for row in h.get("by_condition", []):
+        human = f"{100 * row['human_accuracy']:.1f}%" if row["human_accuracy"] is not None else "-"
+        lines.append(f"  condition {row['condition']}: trivial {100 * row['trivial']:.1f}%, inconclusive "
+                     f"{100 * row['inconclusive']:.1f}%, impossible {100 * row['impossible']:.1f}%; "
+                     f"models {100 * row['model_accuracy']:.1f}%, humans {human}")
+    return lines
+
+
+def _num(value) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+__all__ = ["HumanDecisions", "HumanReport", "format_human_summary", "human_report", "read_humans"]
