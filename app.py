@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import _common
+from app_pages import _common, _study
 from audit import app_data
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
@@ -38,14 +38,14 @@ if args.serving:
     if (PAGES / "experiment.py").exists():
         experiment = st.Page("app_pages/experiment.py", title="Experiment", url_path="experiment")
     else:
-        experiment = st.Page(_common.experiment_missing, title="Experiment", url_path="experiment")
-    pages = [st.Page(_common.study_home(experiment), title="Study", url_path="start", default=True), experiment]
+        experiment = st.Page(_study.experiment_missing, title="Experiment", url_path="experiment")
+    pages = [st.Page(_study.study_home(experiment), title="Study", url_path="start", default=True), experiment]
     if (PAGES / "study_results.py").exists():
         pages.append(st.Page("app_pages/study_results.py", title="Study results", url_path="results"))
     st.navigation(pages, position="hidden").run()
 elif "study" in st.query_params:
     # A study link opened on the report app (at / or /experiment, the links' path): a note, not the experiment.
-    note = _common.study_link_on_report
+    note = _study.study_link_on_report
     pages = [st.Page(note, title="Study", url_path="study", default=True),
              st.Page(lambda: note(), title="Study link", url_path="experiment")]
     st.navigation(pages, position="hidden").run()

@@ -215,32 +215,3 @@ def notes(data: app_data.AuditData, *words: str) -> None:
         if not words or any(w in note for w in words):
             st.caption(f"Note: {note}")
 
-
-def experiment_missing() -> None:
-    """Stand-in for the observer page while it is not installed."""
-    st.title("Experiment")
-    st.info("The experiment page is not available in this installation.")
-
-
-def study_home(experiment):
-    """The default page of an app serving studies: forwards a study link to the experiment,
-    and shows anyone without one a note to open their personal link (nothing else)."""
-
-    def home() -> None:
-        if "study" in st.query_params:
-            st.switch_page(experiment, query_params=st.query_params.to_dict())
-        from human_study.app_support import SERVING_HOME
-
-        st.markdown(SERVING_HOME)
-
-    return home
-
-
-def study_link_on_report() -> None:
-    """What a study link gets from an app that shows a report: a note, not the experiment."""
-    try:
-        from human_study.app_support import STUDY_LINK_ON_REPORT as text
-    except ImportError:  # an install without the study extra
-        text = "This app shows an audit's report; it does not run studies."
-    st.title("Study")
-    st.info(text, icon=":material/link_off:")
