@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from audit import app_data
+from audit.metrics import difficulty
 from audit.report import count_noun
 from audit.store import AuditError
 
@@ -163,7 +164,7 @@ def stamp_of(data: app_data.AuditData) -> tuple:
 def tolerance(data: app_data.AuditData) -> int:
     """The tolerance chosen on the Overview page (session-wide), clipped to what this audit allows."""
     wanted = st.session_state.get(TOLERANCE_KEY, data.tolerance)
-    return app_data.max_tolerance(data.n_models, int(wanted))
+    return difficulty.usable_tolerance(int(wanted), data.n_models)
 
 
 def header(title: str, data: app_data.AuditData, what: str) -> None:

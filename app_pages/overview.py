@@ -9,6 +9,7 @@ import streamlit as st
 
 from app_pages import _common
 from audit import app_data
+from audit.metrics import difficulty
 
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")
@@ -59,7 +60,7 @@ with right:
 
 # ---- the split
 st.subheader("Trivial, inconclusive and impossible images")
-top = app_data.max_tolerance(data.n_models)
+top = difficulty.max_tolerance(data.n_models)
 if top == 0:
     st.session_state[_common.TOLERANCE_KEY] = 0
     st.caption(

@@ -309,7 +309,7 @@ class AuditData:
     @property
     def tolerance(self) -> int:
         """The tolerance of the stored split."""
-        return int(self.summary.get("tolerance_used", max_tolerance(self.n_models)))
+        return int(self.summary.get("tolerance_used", difficulty.max_tolerance(self.n_models)))
 
     @property
     def notes(self) -> list[str]:
@@ -494,15 +494,9 @@ def _live_report(result, images: pd.DataFrame):
 
 
 # --------------------------------------------------------------------------- overview
-def max_tolerance(n_models: int, wanted: int | None = None) -> int:
-    """The largest valid tolerance for M models, (M - 1) // 2, or `wanted` when it is smaller."""
-    top = max((int(n_models) - 1) // 2, 0)
-    return top if wanted is None else min(int(wanted), top)
-
-
 def categories_at(data: AuditData, tolerance: int) -> np.ndarray:
     """Each image's category at `tolerance`, from the stored n_correct (no decision is reread)."""
-    t = max_tolerance(data.n_models, tolerance)
+    t = difficulty.usable_tolerance(tolerance, data.n_models)
     return difficulty.split_from_counts(data.images["n_correct"].to_numpy(), data.n_models, tolerance=t)
 
 
@@ -514,7 +508,7 @@ def split_table(data: AuditData, tolerance: int) -> pd.DataFrame:
     frame : DataFrame indexed by category (CATEGORY_ORDER), columns images,
         observed, binomial, beta_binomial (shares in [0, 1])
     """
-    t = max_tolerance(data.n_models, tolerance)
+    t = difficulty.usable_tolerance(tolerance, data.n_models)
     hist = data.tables["histogram"]
     cats = categories_at(data, t)
     counts = {c: int(np.count_nonzero(cats == c)) for c in CATEGORY_ORDER}
@@ -540,7 +534,7 @@ def histogram_frames(data: AuditData, tolerance: int) -> tuple[pd.DataFrame, pd.
     bars : DataFrame with n_correct, images, share, category
     nulls : DataFrame with n_correct, null ("binomial" / "beta-binomial"), images, share
     """
-    t = max_tolerance(data.n_models, tolerance)
+    t = difficulty.usable_tolerance(tolerance, data.n_models)
     hist = data.tables["histogram"]
     m = len(hist) - 1
     k = hist["n_correct"].to_numpy()
@@ -984,10 +978,10 @@ def compare_groups(path: str | Path, group_a: Sequence[str], group_b: Sequence[s
             raise ValueError(f"group {key.upper()} is empty")
         epochs, cubes = read_cubes(path, members, ("correct", "predicted"), image_ids)
         out[f"accessibility_{key}"] = agreement.accessibility(cubes["correct"].astype(bool))
-        ensembles[key] = (epochs, majority_vote_correct(cubes["predicted"], labels))
+        ensembles[key] = (epochs, agreement.majority_vote_correct(cubes["predicted"], labels))
     out["correlation"] = groups.accessibility_correlation(out["accessibility_a"], out["accessibility_b"])
     (ep_a, ens_a), (ep_b, ens_b) = ensembles["a"], ensembles["b"]
-    cmp = groups.accuracy_matched_comparison(ens_a, ens_b, tolerance=0.01)
+    cmp = groups.accuracy_matched_comparison(ens_a, ens_b, accuracy_window=0.01)
     matched = pd.DataFrame({k: v for k, v in cmp.items()})
     matched["epoch_a"] = ep_a[cmp["epoch_a"]] if len(cmp["epoch_a"]) else matched["epoch_a"]
     matched["epoch_b"] = ep_b[cmp["epoch_b"]] if len(cmp["epoch_b"]) else matched["epoch_b"]
@@ -1024,31 +1018,6 @@ def matched_problem(matched: pd.DataFrame, data: AuditData, group_a: Sequence[st
             f"{100 * float(row['accuracy_a']):.1f}%; a curve needs at least two matched accuracies."
         )
     return None
-
-
-def majority_vote_correct(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """`agreement.majority_vote_correct` over epochs, sorting only the images where it matters.
-
-    When more than half of the models give the true label the ensemble is right,
-    and when none does it is wrong; only the other images need the full vote.
-
-    Parameters
-    ----------
-    predicted : ndarray of int, shape (n_images, n_models, n_epochs)
-    labels : ndarray of int, shape (n_images,)
-
-    Returns
-    -------
-    correct : ndarray of bool, shape (n_images, n_epochs)
-    """
-    n_models = predicted.shape[1]
-    true_votes = (predicted == labels[:, None, None]).sum(axis=1)
-    out = 2 * true_votes > n_models
-    unsure = (true_votes > 0) & ~out
-    if unsure.any():
-        ii, ee = np.nonzero(unsure)
-        out[ii, ee] = agreement.majority_vote_correct(predicted[ii, :, ee], labels[ii])
-    return out
 
 
 def accessibility_points(

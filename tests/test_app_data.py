@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from audit import app_data
-from audit.metrics import agreement
+from audit.metrics import agreement, difficulty
 from audit.report import build_report
 from audit.store import AuditDir, load
 from audit.synthetic import make_synthetic_audit
@@ -103,17 +103,6 @@ def test_read_model_sorts_shuffled_decision_rows(tmp_path):
     np.testing.assert_array_equal(arrays["predicted"], expected)
 
 
-def test_majority_vote_matches_the_metric():
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        n_models = int(rng.integers(1, 8))
-        predicted = rng.integers(0, 4, (200, n_models, 3))
-        labels = rng.integers(0, 4, 200)
-        np.testing.assert_array_equal(
-            app_data.majority_vote_correct(predicted, labels), agreement.majority_vote_correct(predicted, labels)
-        )
-
-
 # --------------------------------------------------------------------------- live tables = report tables
 def test_live_tables_match_the_report(tmp_path):
     """A running audit's tables (computed in memory) equal what build_report writes."""
@@ -159,9 +148,9 @@ def test_split_table_counts_by_hand(synthetic):
         assert table.loc["impossible", "images"] == np.count_nonzero(n_right <= t)
         assert table["observed"].sum() == pytest.approx(1.0)
         assert table["binomial"].sum() == pytest.approx(1.0)
-    assert app_data.max_tolerance(7) == 3
-    assert app_data.max_tolerance(2) == 0
-    assert app_data.max_tolerance(7, 1) == 1
+    assert difficulty.max_tolerance(7) == 3
+    assert difficulty.max_tolerance(2) == 0
+    assert difficulty.usable_tolerance(1, 7) == 1
 
 
 def test_histogram_frames_colour_the_ends(synthetic):

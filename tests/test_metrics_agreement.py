@@ -40,6 +40,18 @@ def test_majority_vote_by_hand():
     assert ag.majority_vote_correct(np.array([[1, 1, 2, 3, 4]]), np.array([1])).tolist() == [True]
 
 
+def test_majority_vote_over_epochs_matches_each_epoch():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n_models = int(rng.integers(1, 8))
+        predicted = rng.integers(0, 4, (200, n_models, 3))
+        labels = rng.integers(0, 4, 200)
+        np.testing.assert_array_equal(
+            ag.majority_vote_correct(predicted, labels),
+            np.stack([ag.majority_vote_correct(predicted[:, :, e], labels) for e in range(3)], axis=1),
+        )
+
+
 def test_accessibility_is_mean_tp_agreement_over_epochs():
     rng = np.random.default_rng(1)
     correct = rng.random((50, 4, 6)) < 0.5

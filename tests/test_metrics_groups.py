@@ -25,7 +25,7 @@ def test_accuracy_matched_comparison_by_hand():
     # 4 images. Group a: epochs with accuracy .25, .5, 1.0; group b: .25, .5 (b's best).
     a = np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 1]], dtype=bool)
     b = np.array([[1, 1], [0, 0], [0, 1], [0, 0]], dtype=bool)
-    res = g.accuracy_matched_comparison(a, b, tolerance=0.01)
+    res = g.accuracy_matched_comparison(a, b, accuracy_window=0.01)
     assert res["epoch_a"].tolist() == [0, 1, 2]
     assert res["epoch_b"].tolist() == [0, 1, 1]
     assert res["beyond"].tolist() == [False, False, True]
@@ -48,5 +48,5 @@ def test_bad_inputs():
         g.accessibility_correlation(np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match="correct_a has 2 images but correct_b has 3"):
         g.accuracy_matched_comparison(np.ones((2, 2), dtype=bool), np.ones((3, 2), dtype=bool))
-    with pytest.raises(ValueError, match="tolerance"):
-        g.accuracy_matched_comparison(np.ones((2, 2), dtype=bool), np.ones((2, 2), dtype=bool), tolerance=-1)
+    with pytest.raises(ValueError, match="accuracy_window"):
+        g.accuracy_matched_comparison(np.ones((2, 2), dtype=bool), np.ones((2, 2), dtype=bool), accuracy_window=-1)

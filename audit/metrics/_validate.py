@@ -81,22 +81,6 @@ def as_labels(
     return arr.astype(np.int64, copy=False)
 
 
-def check_tolerance(tolerance, n_models: int) -> int:
-    """Check the trivial/impossible tolerance t against M models (needs M - t > t)."""
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer):
-        raise ValueError(f"tolerance must be an int, got {tolerance!r}")
-    tolerance = int(tolerance)
-    if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    if n_models - tolerance <= tolerance:
-        raise ValueError(
-            f"tolerance={tolerance} with {n_models} model(s) makes trivial (n_correct >= {n_models - tolerance}) "
-            f"and impossible (n_correct <= {tolerance}) overlap; expected n_models > 2 * tolerance, "
-            f"i.e. tolerance <= {(n_models - 1) // 2}"
-        )
-    return tolerance
-
-
 def _shape_name(ndim: int, first: str = "n_images") -> str:
     names = {1: f"({first},)", 2: f"({first}, n_models)", 3: f"({first}, n_models, n_epochs)"}
     return names.get(ndim, f"{ndim}-d")

@@ -77,7 +77,13 @@ def majority_vote_correct(predicted, labels) -> np.ndarray:
     labels = as_labels(labels, n_images=pred.shape[0])
     if pred.ndim == 2:
         return _majority_correct(pred, labels)
-    return np.stack([_majority_correct(pred[:, :, e], labels) for e in range(pred.shape[2])], axis=1)
+    # more than half of the votes for the true label wins and none loses; only the rest need the full count
+    true_votes = np.count_nonzero(pred == labels[:, None, None], axis=1)
+    out = 2 * true_votes > pred.shape[1]
+    ii, ee = np.nonzero((true_votes > 0) & ~out)
+    if ii.size:
+        out[ii, ee] = _majority_correct(pred[ii, :, ee], labels[ii])
+    return out
 
 
 def _majority_correct(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:

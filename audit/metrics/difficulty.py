@@ -13,12 +13,33 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, stats
 
-from audit.metrics._validate import as_correct, as_finite, as_labels, check_tolerance
+from audit.metrics._validate import as_correct, as_finite, as_labels
 
 #: The three categories of the DDD split, in the order every table and figure shows them.
 CATEGORIES = ("trivial", "inconclusive", "impossible")
 
-__all__ = ["CATEGORIES", "check_tolerance", "usable_tolerance", "split_masks", "split_from_counts"]
+__all__ = ["CATEGORIES", "check_tolerance", "max_tolerance", "usable_tolerance", "split_masks", "split_from_counts"]
+
+
+def check_tolerance(tolerance, n_models: int) -> int:
+    """Check the trivial/impossible tolerance t against M models (needs M - t > t)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer):
+        raise ValueError(f"tolerance must be an int, got {tolerance!r}")
+    tolerance = int(tolerance)
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    if n_models - tolerance <= tolerance:
+        raise ValueError(
+            f"tolerance={tolerance} with {n_models} model(s) makes trivial (n_correct >= {n_models - tolerance}) "
+            f"and impossible (n_correct <= {tolerance}) overlap; expected n_models > 2 * tolerance, "
+            f"i.e. tolerance <= {(n_models - 1) // 2}"
+        )
+    return tolerance
+
+
+def max_tolerance(n_models: int) -> int:
+    """The largest tolerance M models allow, (M - 1) // 2, so that trivial and impossible stay apart."""
+    return max((int(n_models) - 1) // 2, 0)
 
 
 def usable_tolerance(tolerance: int, n_models: int) -> int:
@@ -32,7 +53,7 @@ def usable_tolerance(tolerance: int, n_models: int) -> int:
         raise ValueError(f"tolerance must be an int >= 0, got {tolerance!r}")
     if n_models < 1:
         raise ValueError(f"n_models must be at least 1, got {n_models!r}")
-    return min(int(tolerance), (int(n_models) - 1) // 2)
+    return min(int(tolerance), max_tolerance(n_models))
 
 
 def split_masks(n_correct, n_models: int, *, tolerance: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +107,7 @@ def difficulty_split(correct, *, tolerance: int = 1) -> np.ndarray:
         Values are exactly "trivial", "impossible" or "inconclusive".
     """
     correct = as_correct(correct)
-    return _split_counts(correct.sum(axis=1), correct.shape[1], tolerance)
+    return split_from_counts(correct.sum(axis=1), correct.shape[1], tolerance=tolerance)
 
 
 def split_from_counts(n_correct, n_models: int, *, tolerance: int = 1) -> np.ndarray:
@@ -102,15 +123,10 @@ def split_from_counts(n_correct, n_models: int, *, tolerance: int = 1) -> np.nda
     -------
     categories : ndarray of str, shape (n_images,)
     """
-    counts = _check_counts(n_correct, n_models)
-    return _split_counts(counts, n_models, tolerance)
-
-
-def _split_counts(counts: np.ndarray, n_models: int, tolerance: int) -> np.ndarray:
-    t = check_tolerance(tolerance, n_models)
-    out = np.full(counts.shape, "inconclusive", dtype="<U12")
-    out[counts >= n_models - t] = "trivial"
-    out[counts <= t] = "impossible"
+    trivial, impossible = split_masks(n_correct, n_models, tolerance=tolerance)
+    out = np.full(trivial.shape, "inconclusive", dtype="<U12")
+    out[trivial] = "trivial"
+    out[impossible] = "impossible"
     return out
 
 
@@ -278,9 +294,9 @@ def histogram_shares(counts, *, tolerance: int = 1) -> dict:
     if total <= 0:
         raise ValueError("counts sum to 0; expected at least one image")
     n_models = len(counts) - 1
-    t = check_tolerance(tolerance, n_models)
-    trivial = counts[n_models - t :].sum() / total
-    impossible = counts[: t + 1].sum() / total
+    at_trivial, at_impossible = split_masks(np.arange(n_models + 1), n_models, tolerance=tolerance)
+    trivial = counts[at_trivial].sum() / total
+    impossible = counts[at_impossible].sum() / total
     return {
         "trivial": float(trivial),
         "impossible": float(impossible),

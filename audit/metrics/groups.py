@@ -41,14 +41,14 @@ def accessibility_correlation(accessibility_a, accessibility_b) -> dict:
     return {"r": float(res.statistic), "p_value": float(res.pvalue), "n_images": int(a.shape[0])}
 
 
-def accuracy_matched_comparison(correct_a, correct_b, *, tolerance: float = 0.01) -> dict:
+def accuracy_matched_comparison(correct_a, correct_b, *, accuracy_window: float = 0.01) -> dict:
     """Compare two groups at epochs of matching accuracy (hacohen2020 §4.1, footnote 5, Fig. 8a).
 
     Each group is summarised by one decision per image and epoch (usually its
     majority-vote ensemble, `audit.metrics.agreement.majority_vote_correct`).
     For every epoch i of group a, the epoch j of group b with the closest
-    accuracy is its match when |acc_a[i] - acc_b[j]| <= tolerance. Epochs of a
-    whose accuracy exceeds b's best by more than the tolerance are compared with
+    accuracy is its match when |acc_a[i] - acc_b[j]| <= accuracy_window. Epochs of a
+    whose accuracy exceeds b's best by more than the window are compared with
     b's final epoch and flagged `beyond` (Fig. 8a, right of the dashed line).
     Other epochs of a have no match and are left out.
 
@@ -56,7 +56,7 @@ def accuracy_matched_comparison(correct_a, correct_b, *, tolerance: float = 0.01
     ----------
     correct_a : array-like of bool, shape (n_images, n_epochs_a)
     correct_b : array-like of bool, shape (n_images, n_epochs_b)
-    tolerance : float, default 0.01
+    accuracy_window : float, default 0.01
         Accuracy difference allowed between matched epochs (±1 % in the paper).
 
     Returns
@@ -71,15 +71,15 @@ def accuracy_matched_comparison(correct_a, correct_b, *, tolerance: float = 0.01
     b = as_correct(correct_b, name="correct_b")
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"correct_a has {a.shape[0]} images but correct_b has {b.shape[0]}")
-    if not (isinstance(tolerance, int | float) and np.isfinite(tolerance) and 0 <= tolerance <= 1):
-        raise ValueError(f"tolerance must be a number in [0, 1], got {tolerance!r}")
+    if not (isinstance(accuracy_window, int | float) and np.isfinite(accuracy_window) and 0 <= accuracy_window <= 1):
+        raise ValueError(f"accuracy_window must be a number in [0, 1], got {accuracy_window!r}")
     acc_a, acc_b = a.mean(axis=0), b.mean(axis=0)
     rows = []
     for i, acc in enumerate(acc_a):
         j = int(np.argmin(np.abs(acc_b - acc)))
-        if abs(acc_b[j] - acc) <= tolerance + 1e-12:
+        if abs(acc_b[j] - acc) <= accuracy_window + 1e-12:
             rows.append((i, j, False))
-        elif acc > acc_b.max() + tolerance:
+        elif acc > acc_b.max() + accuracy_window:
             rows.append((i, b.shape[1] - 1, True))
     ia = np.array([r[0] for r in rows], dtype=np.int64)
     ib = np.array([r[1] for r in rows], dtype=np.int64)
