@@ -22,27 +22,18 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, SIDES, StudyError
-from human_study.store import (
-    MAX_RT_MS,
-    STUDY_FORMAT,
-    STUDY_ID_RE,
-    Progress,
-    Recorded,
-    ScheduledTrial,
-    Store,
-    Study,
-    UnknownObserver,
-    UnknownStudy,
-    normalize_code,
-    observer_link,
-    open_study_dir,
-)
+from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS
+from human_study.errors import StudyError, UnknownObserver, UnknownStudy
+from human_study.folder import STUDY_FORMAT, open_study_dir
+from human_study.links import STUDY_ID_RE, normalize_code, observer_link
+from human_study.records import MAX_RT_MS, Progress, Recorded, ScheduledTrial, Study
+from human_study.schedule import SIDES
+from human_study.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from human_study.store import StudyAdmin
+    from human_study.admin import StudyAdmin
 
 log = logging.getLogger(__name__)
 

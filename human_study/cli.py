@@ -57,7 +57,7 @@ def _errors() -> Iterator[None]:
 
 def _open(study_dir: Path, db: str | None, token: str | None):
     """The store, study and admin view, or a one-line error."""
-    from human_study.store import open_study_dir
+    from human_study.folder import open_study_dir
 
     if not Path(study_dir).is_dir():
         _fail(f"study folder {study_dir} does not exist (it is <audit>/studies/<name>/)")
@@ -120,8 +120,10 @@ def create(
         ddd-audit study create --audit runs/fmnist --name pilot2 --trials 60 --catch 6 --observers 9 --base-url http://10.0.0.5:8501
     """
     with _errors():
-        from human_study.design import DesignConfig, create_study
-        from human_study.store import observer_link, public_url
+        from human_study.design import DesignConfig
+        from human_study.folder import create_study
+        from human_study.links import observer_link
+        from human_study.schema import public_url
 
         observer_link(base_url, "0" * 12, "CODE")  # checks the URL before anything is written
         if not Path(audit).exists():
@@ -189,7 +191,7 @@ def add_observers(
         DDD_STUDY_TOKEN=TOKEN ddd-audit study add-observers --study-dir runs/fmnist/studies/pilot --code P01 --code P02
     """
     with _errors():
-        from human_study.store import observer_link
+        from human_study.links import observer_link
 
         observer_link(base_url, "0" * 12, "CODE")
         n = count if count is not None else (0 if code else 1)

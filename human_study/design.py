@@ -1,31 +1,27 @@
-"""Trial lists for the 2AFC study: pairs of one trivial and one impossible image, practice and
-catch trials, left/right counterbalancing, per-observer orders from seeds, and the stimulus PNGs.
+"""A study's design: what it asks for (DesignConfig) and its trial pairs, one trivial and one
+impossible image each, with practice and catch trials, chosen from an audit's final decisions.
 
-Everything here is deterministic given the seeds. This module reads the audit and writes only
-inside the study's own folder; it runs no SQL itself (`create_study` persists through `store`).
+Deterministic given the seed; reads the audit, writes nothing. Orders per observer are in
+`schedule`, stimulus images in `stimuli`, the study folder in `folder`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import secrets
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image as PILImage
+from audit.metrics.difficulty import check_tolerance, split_masks
+from human_study.errors import StudyError
+from human_study.schedule import SCHEDULE_VERSION
+from human_study.stimuli import noise_filename, stimulus_filename
 
+if TYPE_CHECKING:  # pragma: no cover
     from audit.store import AuditResult
 
-KINDS = ("practice", "main", "catch")
-SIDES = ("left", "right")
 QUESTIONS = {
     "harder": "Which of the two images is harder for a neural network to classify correctly?",
     "easier": "Which of the two images is easier for a neural network to classify correctly?",
@@ -36,13 +32,6 @@ CATCH_TRIAL_NOTE = (
     "can never classify it correctly: it is always the harder image of its pair."
 )
 NOISE_CLASS = "noise"
-SCHEDULE_VERSION = "sha256-v1"
-STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-STIMULUS_FILE_RE = re.compile(r"^(image_\d{1,12}|catch_noise_\d{1,6})\.png$")
-
-
-class StudyError(ValueError):
-    """A problem with a study, its input or its use that the user can fix (message says how)."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -126,13 +115,8 @@ class PairSpec:
     @property
     def impossible_file(self) -> str:
         if self.impossible_image_id is None:
-            return f"catch_noise_{self.pair_index:03d}.png"
+            return noise_filename(self.pair_index)
         return stimulus_filename(self.impossible_image_id)
-
-
-def stimulus_filename(image_id: int) -> str:
-    """File name of an audit image's stimulus inside the study's images/ folder."""
-    return f"image_{int(image_id)}.png"
 
 
 @dataclass(frozen=True)
@@ -167,9 +151,6 @@ class StudyDesign:
 def count_correct(correct: np.ndarray) -> np.ndarray:
     """Number of models that classify each image correctly.
 
-    Computed here on purpose instead of calling `audit.metrics.difficulty.difficulty_split`, so the
-    study does not depend on that module; the categories below follow the same count definition.
-
     Parameters
     ----------
     correct : ndarray of bool, shape (n_images, n_models)
@@ -185,7 +166,7 @@ def count_correct(correct: np.ndarray) -> np.ndarray:
 
 
 def difficulty_masks(n_correct: np.ndarray, n_models: int, *, tolerance: int = 0):
-    """Trivial (n_correct >= n_models - t) and impossible (n_correct <= t) masks.
+    """Trivial and impossible masks: `audit.metrics.difficulty.split_masks`, with study errors.
 
     Returns
     -------
@@ -193,13 +174,19 @@ def difficulty_masks(n_correct: np.ndarray, n_models: int, *, tolerance: int = 0
     """
     if n_models < 1:
         raise StudyError("the audit has no finished model; a study needs at least one")
-    if 2 * tolerance >= n_models:
+    try:
+        check_tolerance(tolerance, n_models)
+    except ValueError as err:
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer) or tolerance < 0:
+            raise StudyError(str(err)) from None
         raise StudyError(
             f"tolerance {tolerance} is too large for {n_models} models: an image would be both "
             f"trivial and impossible; use a tolerance below {n_models / 2:g}"
-        )
-    n_correct = np.asarray(n_correct)
-    return n_correct >= n_models - tolerance, n_correct <= tolerance
+        ) from None
+    try:
+        return split_masks(n_correct, n_models, tolerance=tolerance)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
 
 
 def _spread(capacity: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -340,7 +327,7 @@ def design_study(audit: AuditResult, config: DesignConfig | None = None, *, mode
     if not model_names:
         raise StudyError(f"the audit at {audit.path} has no finished model yet; wait for its jobs to finish")
     correct = audit.correct(model_names)
-    n_correct = count_correct(correct)  # the same count that audit.metrics' difficulty split uses
+    n_correct = count_correct(correct)
     images = audit.images
     pairs, n_triv, n_imp = select_pairs(
         n_correct,
@@ -351,181 +338,3 @@ def design_study(audit: AuditResult, config: DesignConfig | None = None, *, mode
         image_ids=images["image_id"].to_numpy(),
     )
     return StudyDesign(config, tuple(model_names), n_triv, n_imp, tuple(pairs))
-
-
-# --------------------------------------------------------------------------- seeds and schedules
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed derived from `seed` and labels, stable across Python and numpy versions."""
-    text = "|".join(["ddd-study", str(int(seed)), *map(str, parts)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
-
-
-@dataclass(frozen=True)
-class ScheduleItem:
-    """One trial in one observer's schedule."""
-
-    position: int
-    kind: str
-    pair_index: int
-    trivial_side: str
-
-
-def observer_schedule(pairs: Iterable, seed: int, *, odd_side: str | None = None) -> list[ScheduleItem]:
-    """The order and sides of one observer's trials: practice first, then main and catch mixed.
-
-    Orders and sides come from SHA-256 of (seed, kind, pair_index), not from a random generator,
-    so a stored seed reproduces the schedule on any platform and version. Within each kind,
-    exactly half of the trials show the trivial image on the left; with an odd count one side
-    gets one trial more: `odd_side` if given (the store alternates it between observers, which
-    balances a study with an even number of observers), else a side drawn from the seed.
-
-    Parameters
-    ----------
-    pairs : iterable of objects with `kind` and `pair_index` (PairSpec or trial rows)
-    seed : the observer's seed
-    """
-    keys = [(p.kind, int(p.pair_index)) for p in pairs]
-    if len(set(keys)) != len(keys):
-        raise StudyError("the trial list holds the same (kind, pair_index) twice")
-    unknown = {k for k, _ in keys} - set(KINDS)
-    if unknown:
-        raise StudyError(f"unknown trial kinds {sorted(unknown)}; expected {KINDS}")
-    if odd_side is not None and odd_side not in SIDES:
-        raise StudyError(f"odd_side must be one of {SIDES}, got {odd_side!r}")
-
-    def rank(purpose: str):
-        return lambda key: derive_seed(seed, purpose, *key)
-
-    sides: dict[tuple[str, int], str] = {}
-    for kind in KINDS:
-        group = sorted((k for k in keys if k[0] == kind), key=rank("side"))
-        extra_left = odd_side == "left" if odd_side else derive_seed(seed, "odd", kind) % 2 == 1
-        n_left = len(group) // 2 + (len(group) % 2 if extra_left else 0)
-        sides.update({k: SIDES[0] if j < n_left else SIDES[1] for j, k in enumerate(group)})
-    practice = sorted((k for k in keys if k[0] == "practice"), key=rank("order"))
-    test = sorted((k for k in keys if k[0] != "practice"), key=rank("order"))
-    return [ScheduleItem(j, k[0], k[1], sides[k]) for j, k in enumerate(practice + test)]
-
-
-# --------------------------------------------------------------------------- stimuli
-def render_stimulus(image: PILImage.Image, size: int = 224) -> PILImage.Image:
-    """A square stimulus of `size` px: scale the shorter side to `size`, then crop the centre.
-
-    Upsampling uses nearest neighbours (a 28 px image at 224 px shows each pixel as an 8 x 8
-    block); downsampling uses Lanczos. Pixel values are never normalised or rescaled.
-    """
-    from PIL import Image
-
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("RGB")
-    w, h = image.size
-    scale = size / min(w, h)
-    new = (max(size, round(w * scale)), max(size, round(h * scale)))
-    if new != (w, h):
-        resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
-        image = image.resize(new, resample)
-    left, top = (new[0] - size) // 2, (new[1] - size) // 2
-    return image.crop((left, top, left + size, top + size))
-
-
-def noise_stimulus(size: int, seed: int, *, mode: str = "RGB") -> PILImage.Image:
-    """A Gaussian-noise catch image: pixel values ~ N(128, 48^2), rounded and clipped to 0..255."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    shape = (size, size) if mode == "L" else (size, size, 3)
-    values = np.clip(np.rint(rng.normal(128.0, 48.0, size=shape)), 0, 255).astype(np.uint8)
-    return Image.fromarray(values)
-
-
-def render_study_images(audit: AuditResult, design: StudyDesign, folder: str | os.PathLike) -> list[Path]:
-    """Write every stimulus of `design` as PNG into `folder` (usually <study>/images)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    size = int(design.config.size)
-    written: list[Path] = []
-    for pair in design.pairs:
-        trivial = render_stimulus(audit.image(pair.trivial_image_id), size)
-        todo = [(pair.trivial_file, trivial)]
-        if pair.impossible_image_id is None:
-            seed = derive_seed(design.config.seed, "noise", pair.pair_index)
-            todo.append((pair.impossible_file, noise_stimulus(size, seed, mode=trivial.mode)))
-        else:
-            todo.append((pair.impossible_file, render_stimulus(audit.image(pair.impossible_image_id), size)))
-        for name, img in todo:
-            path = folder / name
-            img.save(path, format="PNG")
-            written.append(path)
-    return written
-
-
-# --------------------------------------------------------------------------- the whole study
-@dataclass(frozen=True)
-class CreatedStudy:
-    """What `create_study` made. `admin_token` is shown once; only its hash is stored."""
-
-    study_id: str
-    name: str
-    folder: Path
-    db_url: str
-    admin_token: str
-    observer_codes: tuple[str, ...]
-    design: StudyDesign = field(repr=False)
-
-
-def create_study(
-    audit_path: str | os.PathLike,
-    name: str,
-    *,
-    config: DesignConfig | None = None,
-    db_url: str | None = None,
-    studies_root: str | os.PathLike | None = None,
-    n_observers: int = 0,
-) -> CreatedStudy:
-    """Design a study from an audit, render its stimuli and persist it.
-
-    The study folder is `<studies_root>/<name>/` (default `<audit>/studies/<name>/`) with
-    `images/*.png`, `study.json` (written last) and, without `db_url`, the SQLite `study.db`.
-    A failure removes the folder again.
-    """
-    import audit as audit_pkg
-    from audit.store import write_json
-    from human_study import store as store_mod
-
-    if not isinstance(name, str) or not STUDY_NAME_RE.match(name):
-        raise StudyError(
-            f"study name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got {name!r}"
-        )
-    if isinstance(n_observers, bool) or not isinstance(n_observers, int) or not 0 <= n_observers <= 10000:
-        raise StudyError(f"n_observers must be an integer from 0 to 10000, got {n_observers!r}")
-    result = audit_pkg.load(audit_path)
-    design = design_study(result, config)
-    root = Path(studies_root) if studies_root is not None else Path(audit_path) / "studies"
-    folder = (root / name).resolve()
-    if folder.exists() and any(folder.iterdir()):
-        raise StudyError(f"a study named {name!r} already exists at {folder}; choose another --name")
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        render_study_images(result, design, folder / "images")
-        url = db_url or store_mod.sqlite_url(folder / store_mod.DEFAULT_DB_NAME)
-        with store_mod.Store(url) as store:
-            study, token = store.add_study(design, name=name, folder=folder, audit_path=result.path)
-            codes = ()
-            if n_observers:
-                codes = tuple(o.code for o in store.admin(study.id, token).add_observers(n_observers))
-        write_json(
-            folder / "study.json",
-            {
-                "format": store_mod.STUDY_FORMAT,
-                "study_id": study.id,
-                "name": name,
-                "created_at": study.created_at.isoformat(),
-                "audit": str(Path(result.path).resolve()),
-                "database": store_mod.DEFAULT_DB_NAME if db_url is None else store_mod.public_url(url),
-                "config": design.to_json(),
-            },
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return CreatedStudy(study.id, name, folder, url, token, codes, design)

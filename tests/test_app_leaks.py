@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from audit import app_data
 from human_study import app_support as xp
-from human_study.design import DesignConfig, create_study
+from human_study.design import DesignConfig
+from human_study.folder import create_study
 from tests.study_fixtures import make_study_audit
 
 ROOT = Path(__file__).resolve().parents[1]

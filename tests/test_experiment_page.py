@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from human_study import app_support as xp
-from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig, create_study
-from human_study.store import open_study_dir, studies
+from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
+from human_study.folder import create_study, open_study_dir
+from human_study.schema import studies
 from tests.study_fixtures import make_study_audit
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "experiment.py")

@@ -14,9 +14,9 @@ from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
 from human_study import app_support as xp
-from human_study.design import DesignConfig, create_study
+from human_study.design import DesignConfig
 from human_study.export import MVH_COLUMNS, model_vs_human_frame
-from human_study.store import STUDY_FORMAT, open_study_dir
+from human_study.folder import STUDY_FORMAT, create_study, open_study_dir
 from tests.study_fixtures import make_study_audit
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "study_results.py")
@@ -174,7 +174,7 @@ def test_a_database_error_shows_no_connection_details(made, tmp_path, monkeypatc
 def test_a_database_that_fails_while_reading_results_gives_a_message(made, monkeypatch):
     import sqlalchemy as sa
 
-    from human_study.store import StudyAdmin
+    from human_study.admin import StudyAdmin
 
     def down(self):
         raise sa.exc.OperationalError(

@@ -12,8 +12,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from human_study import app_support as xp
-from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig, StudyError, create_study
-from human_study.store import Progress, UnknownObserver, UnknownStudy, open_study_dir
+from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
+from human_study.errors import StudyError, UnknownObserver, UnknownStudy
+from human_study.folder import create_study, open_study_dir
+from human_study.records import Progress
 from tests.study_fixtures import make_study_audit
 
 

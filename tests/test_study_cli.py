@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from human_study.cli import study_app
-from human_study.store import open_study_dir
+from human_study.folder import open_study_dir
 from tests.study_fixtures import make_study_audit
 
 runner = CliRunner()

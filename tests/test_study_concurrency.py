@@ -10,8 +10,9 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from human_study.design import DesignConfig, create_study, derive_seed, observer_schedule
-from human_study.store import open_study_dir
+from human_study.design import DesignConfig
+from human_study.folder import create_study, open_study_dir
+from human_study.schedule import derive_seed, observer_schedule
 from tests.conftest import STUDY_DB_ENV, STUDY_DB_SKIP
 from tests.study_fixtures import make_study_audit
 

@@ -11,19 +11,11 @@ import pytest
 from PIL import Image
 
 import audit
-from human_study.design import (
-    DesignConfig,
-    StudyError,
-    count_correct,
-    create_study,
-    derive_seed,
-    design_study,
-    difficulty_masks,
-    noise_stimulus,
-    observer_schedule,
-    render_stimulus,
-    select_pairs,
-)
+from human_study.design import DesignConfig, count_correct, design_study, difficulty_masks, select_pairs
+from human_study.errors import StudyError
+from human_study.folder import create_study
+from human_study.schedule import derive_seed, observer_schedule
+from human_study.stimuli import noise_stimulus, render_stimulus
 from tests.study_fixtures import make_study_audit, write_audit
 
 

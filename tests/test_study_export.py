@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from human_study.design import DesignConfig, create_study
+from human_study.design import DesignConfig
 from human_study.export import FULL_COLUMNS, MVH_COLUMNS, write_exports
-from human_study.store import open_study_dir
+from human_study.folder import create_study, open_study_dir
 from tests.study_fixtures import make_study_audit
 
 

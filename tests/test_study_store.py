@@ -9,18 +9,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from human_study.design import DesignConfig, StudyError, create_study
-from human_study.store import (
-    SCHEMA_VERSION,
-    AccessDenied,
-    Store,
-    UnknownObserver,
-    UnknownStudy,
-    build_schedule,
-    observer_link,
-    open_study_dir,
-    sqlite_url,
-)
+from human_study.design import DesignConfig
+from human_study.errors import AccessDenied, StudyError, UnknownObserver, UnknownStudy
+from human_study.folder import create_study, open_study_dir
+from human_study.links import observer_link
+from human_study.schedule import build_schedule
+from human_study.schema import SCHEMA_VERSION, sqlite_url
+from human_study.store import Store
 from tests.study_fixtures import make_study_audit
 
 

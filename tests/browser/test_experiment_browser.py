@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from human_study import app_support as xp
-from human_study.design import DesignConfig, create_study
-from human_study.store import observer_link, open_study_dir, studies
+from human_study.design import DesignConfig
+from human_study.folder import create_study, open_study_dir
+from human_study.links import observer_link
+from human_study.schema import studies
 from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
 from tests.study_fixtures import make_study_audit
 

@@ -14,8 +14,9 @@ import pytest
 
 from audit.store import AuditDir, current_process
 from human_study import app_support as xp
-from human_study.design import DesignConfig, create_study
-from human_study.store import observer_link, open_study_dir
+from human_study.design import DesignConfig
+from human_study.folder import create_study, open_study_dir
+from human_study.links import observer_link
 from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
 from tests.study_fixtures import make_study_audit
 from tests.test_app_chance import make_chance_audit

@@ -1,0 +1,176 @@
+"""The study folder: creating one from an audit (images/, study.json, study.db) and opening its
+database.
+
+study.json is written last and names the study and where its database lives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit.store import AuditResult, write_json
+from audit.store import load as load_audit
+from human_study.admin import add_study
+from human_study.design import DesignConfig, StudyDesign, design_study
+from human_study.errors import StudyError
+from human_study.records import Study
+from human_study.schedule import derive_seed
+from human_study.schema import public_url, sqlite_url
+from human_study.stimuli import noise_stimulus, render_stimulus
+from human_study.store import Store
+
+STUDY_FORMAT = "ddd-audit-study/1"
+DEFAULT_DB_NAME = "study.db"
+STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+# --------------------------------------------------------------------------- making a study
+def render_study_images(audit: AuditResult, design: StudyDesign, folder: str | os.PathLike) -> list[Path]:
+    """Write every stimulus of `design` as PNG into `folder` (usually <study>/images)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    size = int(design.config.size)
+    written: list[Path] = []
+    for pair in design.pairs:
+        trivial = render_stimulus(audit.image(pair.trivial_image_id), size)
+        todo = [(pair.trivial_file, trivial)]
+        if pair.impossible_image_id is None:
+            seed = derive_seed(design.config.seed, "noise", pair.pair_index)
+            todo.append((pair.impossible_file, noise_stimulus(size, seed, mode=trivial.mode)))
+        else:
+            todo.append((pair.impossible_file, render_stimulus(audit.image(pair.impossible_image_id), size)))
+        for name, img in todo:
+            path = folder / name
+            img.save(path, format="PNG")
+            written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class CreatedStudy:
+    """What `create_study` made. `admin_token` is shown once; only its hash is stored."""
+
+    study_id: str
+    name: str
+    folder: Path
+    db_url: str
+    admin_token: str
+    observer_codes: tuple[str, ...]
+    design: StudyDesign = field(repr=False)
+
+
+def create_study(
+    audit_path: str | os.PathLike,
+    name: str,
+    *,
+    config: DesignConfig | None = None,
+    db_url: str | None = None,
+    studies_root: str | os.PathLike | None = None,
+    n_observers: int = 0,
+) -> CreatedStudy:
+    """Design a study from an audit, render its stimuli and persist it.
+
+    The study folder is `<studies_root>/<name>/` (default `<audit>/studies/<name>/`) with
+    `images/*.png`, `study.json` (written last) and, without `db_url`, the SQLite `study.db`.
+    A failure removes the folder again.
+    """
+    if not isinstance(name, str) or not STUDY_NAME_RE.match(name):
+        raise StudyError(
+            f"study name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got {name!r}"
+        )
+    if isinstance(n_observers, bool) or not isinstance(n_observers, int) or not 0 <= n_observers <= 10000:
+        raise StudyError(f"n_observers must be an integer from 0 to 10000, got {n_observers!r}")
+    result = load_audit(audit_path)
+    design = design_study(result, config)
+    root = Path(studies_root) if studies_root is not None else Path(audit_path) / "studies"
+    folder = (root / name).resolve()
+    if folder.exists() and any(folder.iterdir()):
+        raise StudyError(f"a study named {name!r} already exists at {folder}; choose another --name")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        render_study_images(result, design, folder / "images")
+        url = db_url or sqlite_url(folder / DEFAULT_DB_NAME)
+        with Store(url) as store:
+            study, token = add_study(store, design, name=name, folder=folder, audit_path=result.path)
+            codes = ()
+            if n_observers:
+                codes = tuple(o.code for o in store.admin(study.id, token).add_observers(n_observers))
+        write_json(
+            folder / "study.json",
+            {
+                "format": STUDY_FORMAT,
+                "study_id": study.id,
+                "name": name,
+                "created_at": study.created_at.isoformat(),
+                "audit": str(Path(result.path).resolve()),
+                "database": DEFAULT_DB_NAME if db_url is None else public_url(url),
+                "config": design.to_json(),
+            },
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return CreatedStudy(study.id, name, folder, url, token, codes, design)
+
+
+# --------------------------------------------------------------------------- opening a study
+def read_study_json(folder: str | os.PathLike) -> dict:
+    folder = Path(folder)
+    path = folder / "study.json"
+    if not path.is_file():
+        raise StudyError(
+            f"{folder} is not a study folder (no study.json); create one with `ddd-audit study create`"
+        )
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise StudyError(f"cannot read {path}: {err}") from None
+    if not isinstance(info, dict) or info.get("format") != STUDY_FORMAT:
+        raise StudyError(f"{path} is not a ddd-audit study file (expected format {STUDY_FORMAT!r})")
+    return info
+
+
+def open_study_dir(
+    folder: str | os.PathLike,
+    *,
+    db_url: str | None = None,
+    store_for: Callable[[str], Store] | None = None,
+) -> tuple[Store, Study]:
+    """Open the database of the study in `folder` (its study.json says where it lives).
+
+    `db_url` overrides the stored URL, which is needed when that URL had a password (it is
+    stored masked). `store_for(url)` gives a shared store (the app's cache); without it a new
+    Store is made, and closed again if the study is not in it. The returned study's `folder`
+    is the folder opened here.
+    """
+    folder = Path(folder).resolve()
+    info = read_study_json(folder)
+    database = info.get("database") or DEFAULT_DB_NAME
+    if db_url is None:
+        if "://" in database:
+            if "***" in database:
+                raise StudyError(
+                    f"the study database is {database}; its password is not stored, so pass the full URL with --db"
+                )
+            db_url = database
+        else:
+            db_url = sqlite_url(folder / database)
+            if not (folder / database).is_file():
+                raise StudyError(f"the study database {folder / database} is missing")
+    store = Store(db_url) if store_for is None else store_for(db_url)
+    try:
+        study = store.study_at(info.get("study_id"), folder)
+    except StudyError:
+        if store_for is None:
+            store.close()
+        raise StudyError(
+            f"the database {public_url(db_url)} holds no study {info.get('study_id')!r}"
+        ) from None
+    return store, study
+

@@ -1,0 +1,138 @@
+"""The records the study store hands out: a study, an observer, a session, a scheduled trial, a
+stored answer and an observer's progress. Plain frozen dataclasses; no database, no UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+RT_SOURCES = ("client", "server")  # browser-measured, or the server's time since the trial was shown
+MAX_RT_MS = 24 * 3600 * 1000.0  # the longest response time a response may hold
+
+
+@dataclass(frozen=True)
+class Study:
+    id: str
+    name: str
+    created_at: datetime
+    folder: Path
+    audit_path: str | None
+    config: dict
+
+    @property
+    def question(self) -> str:
+        return self.config.get("question", "harder")
+
+    @property
+    def n_practice(self) -> int:
+        return int(self.config["n_practice"])
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.config["n_trials"])
+
+    @property
+    def n_catch(self) -> int:
+        return int(self.config.get("n_catch", 0))
+
+    @property
+    def n_total(self) -> int:
+        return self.n_practice + self.n_trials + self.n_catch
+
+    @property
+    def size(self) -> int:
+        return int(self.config.get("size", 224))
+
+
+@dataclass(frozen=True)
+class Observer:
+    """A person taking part in a study, known by a code."""
+
+    id: int
+    study_id: str
+    code: str
+    ordinal: int
+    seed: int
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def subject(self) -> str:
+        """The anonymous name used in exports: subject-01, subject-02, ..."""
+        return f"subject-{self.ordinal:02d}"
+
+    @classmethod
+    def from_row(cls, row: Mapping) -> Observer:
+        """From a row of the observers table."""
+        return cls(
+            int(row["id"]),
+            row["study_id"],
+            row["code"],
+            int(row["ordinal"]),
+            int(row["seed"]),
+            row["created_at"],
+            row["finished_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    observer_id: int
+    index: int  # 1 for the observer's first session, 2 after the first refresh, ...
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduledTrial:
+    """One trial as an observer sees it. `number` counts within its block (practice or test)."""
+
+    trial_id: int
+    position: int
+    n_total: int
+    kind: str
+    number: int
+    block_size: int
+    left_file: str
+    right_file: str
+    trivial_side: str
+    correct_side: str
+
+    @property
+    def feedback(self) -> bool:
+        return self.kind == "practice"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The stored answer to a trial; `created` is False when it had been stored before."""
+
+    response_id: int
+    trial_id: int
+    position: int
+    choice: str
+    correct: bool
+    correct_side: str
+    created: bool
+    finished: bool
+
+
+@dataclass(frozen=True)
+class Progress:
+    n_answered: int
+    n_total: int
+    n_practice: int
+    n_practice_answered: int
+    n_test: int
+    n_test_answered: int
+
+    @property
+    def finished(self) -> bool:
+        return self.n_answered >= self.n_total
+
+    @property
+    def in_practice(self) -> bool:
+        return self.n_practice_answered < self.n_practice
