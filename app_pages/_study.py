@@ -1,13 +1,28 @@
-"""The study pages' Streamlit side: the router's study pages and their texts.
+"""The study pages' Streamlit side: the cached study stores, where the app looks for studies
+(its command line and session state), and the router's study pages and their texts.
 
-The study's logic lives in `human_study` and imports no Streamlit; this module holds what needs
-it. Importing it needs neither SQLAlchemy nor statsmodels, so the report app runs without the
-study extra.
+The study's logic lives in `human_study`, which imports no Streamlit. Importing this module
+needs neither SQLAlchemy nor statsmodels (the study modules load on first use), so the report
+app runs without the study extra.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import streamlit as st
+
+if TYPE_CHECKING:  # pragma: no cover
+    from human_study.folder import TokenMatch
+    from human_study.records import Study
+    from human_study.store import Store
+
+log = logging.getLogger(__name__)
 
 SERVING_HOME = (
     "### Welcome\n"
@@ -19,6 +34,86 @@ STUDY_LINK_ON_REPORT = (
     "If you are taking part in a study, please tell the researcher.\n\n"
     "Researchers: serve studies with `streamlit run app.py -- --study STUDY_DIR`."
 )
+
+
+# --------------------------------------------------------------------------- stores
+@st.cache_resource(max_entries=16, show_spinner=False)
+def store_for(url: str) -> Store:
+    """One Store per database URL and process, shared by every session and study in it (thread-safe)."""
+    from human_study.store import Store
+
+    return Store(url)
+
+
+def open_study(folder: str) -> tuple[Store, Study]:
+    """(store, study) of a study folder, through the cached store of its database."""
+    from human_study.folder import open_study_dir
+
+    return open_study_dir(folder, store_for=store_for)
+
+
+def open_study_for_observer(folder: str | os.PathLike) -> tuple[Store, Study]:
+    """`open_study` for the experiment page: a study that cannot be opened (its database file is
+    missing, its URL needs a password) gives observers a short message without paths or hosts;
+    the details go to the server's log."""
+    from human_study.errors import StudyError
+    from human_study.experiment import STUDY_UNAVAILABLE
+
+    try:
+        return open_study(str(folder))
+    except StudyError as err:
+        log.warning("study folder %s cannot be opened: %s", folder, err)
+        raise StudyError(STUDY_UNAVAILABLE) from None
+
+
+# --------------------------------------------------------------------------- where studies are
+def _app_args(argv: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """(--audit, --runs, --study folders) from the app's command line, as the report pages read them."""
+    from audit.app_data import parse_app_args
+
+    args = parse_app_args(argv)
+    return args.audit, args.runs, args.study
+
+
+def study_roots(
+    audit_dir: str | os.PathLike | None = None,
+    *,
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Where the app looks for study folders (`human_study.folder.search_roots`).
+
+    An app started for studies (`--study DIR`, repeatable) looks only in those folders.
+    Otherwise: the audit chosen in the app (`audit_dir`), the app's `--audit DIR`, the folders
+    in DDD_STUDY_DIRS, then the app's `--runs DIR` (default `runs/`).
+    """
+    from human_study.folder import DEFAULT_STUDY_ROOT, search_roots
+
+    audit_arg, runs_arg, served = _app_args(sys.argv if argv is None else argv)
+    return search_roots(
+        served, audit_dirs=(audit_dir, audit_arg), runs=runs_arg or DEFAULT_STUDY_ROOT, environ=environ
+    )
+
+
+def session_audit_dir(session_state: Mapping) -> str | None:
+    """The audit chosen in the app, if the router put one in the session state."""
+    for key in ("audit_dir", "audit_path"):
+        value = session_state.get(key)
+        if isinstance(value, str | os.PathLike) and str(value):
+            return str(value)
+    return None
+
+
+def app_study_roots() -> list[Path]:
+    """`study_roots` of this session: the audit chosen in it and the app's command line."""
+    return study_roots(session_audit_dir(st.session_state))
+
+
+def study_for_token(token: object) -> TokenMatch:
+    """The study, among those the app serves, whose admin token is `token` (see `human_study.folder`)."""
+    from human_study.folder import study_for_token as find
+
+    return find(token, app_study_roots(), opener=open_study)
 
 
 # --------------------------------------------------------------------------- router pages

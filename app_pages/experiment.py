@@ -1,16 +1,20 @@
 """The 2AFC experiment an observer opens through a link: ?study=ID&observer=CODE.
 
-UI only: human_study.app_support finds the study, picks the screen and commits answers. The
-next trial always comes from the database, so each answer is stored before the next is shown.
+UI only: human_study.experiment picks the screen and commits answers, app_pages._study finds
+and opens the study. The next trial always comes from the database, so each answer is stored
+before the next is shown.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from human_study import app_support as xp
-from human_study.design import StudyError
-from human_study.rt_component import response_listener
+from app_pages import _study
+from app_pages._rt_component import response_listener
+from human_study import experiment as xp
+from human_study.errors import StudyError, is_database_error
+from human_study.folder import find_study_folder
+from human_study.links import link_params
 
 VISIT_KEY = "xp_visit"
 CHOICE_KEYS = {"left": "xp_choose_left", "right": "xp_choose_right"}
@@ -19,9 +23,9 @@ CHOICE_KEYS = {"left": "xp_choose_left", "right": "xp_choose_right"}
 def load_visit():
     """(store, study, visit) of this page load; raises StudyError with a message for people."""
     query = {name: st.query_params.get_all(name) for name in ("study", "observer")}
-    study_id, code = xp.link_params(query)
-    folder = xp.find_study_folder(study_id, xp.study_roots(xp.session_audit_dir(st.session_state)))
-    store, study = xp.open_study_for_observer(folder)
+    study_id, code = link_params(query)
+    folder = find_study_folder(study_id, _study.app_study_roots())
+    store, study = _study.open_study_for_observer(folder)
     visit = st.session_state.get(VISIT_KEY)
     if visit is None or (visit.study_id, visit.code) != (study.id, code):
         visit = xp.start_visit(store, study, code, user_agent=st.context.headers.get("User-Agent"))
@@ -181,7 +185,7 @@ def main() -> None:
         except StudyError as err:
             st.error(f"Sorry, {err}.", icon=":material/link_off:")
         except Exception as err:
-            if not xp.is_database_error(err):
+            if not is_database_error(err):
                 raise
             st.error(xp.DATABASE_DOWN, icon=":material/cloud_off:")
 

@@ -1,5 +1,6 @@
 """Study results for the researcher: enter a study's admin token, read the statistics
-(human_study.analysis) and download the two CSV exports (human_study.export).
+(human_study.analysis, shown through human_study.results) and download the two CSV exports
+(human_study.export).
 
 UI only. The token comes first: without the right one the page lists no study, shows no folder
 and opens no path typed in; it looks only where the app looks for studies.
@@ -11,9 +12,13 @@ import math
 
 import streamlit as st
 
-from human_study import app_support as xp
+from app_pages import _study
+from human_study import results
 from human_study.analysis import analyze
+from human_study.errors import is_database_error
+from human_study.experiment import question_text
 from human_study.export import full_frame, model_vs_human_frame
+from human_study.links import server_base_url
 
 
 def pick_admin():
@@ -27,9 +32,9 @@ def pick_admin():
     if not token:
         st.info("Enter a study's admin token to see its results.")
         return None
-    match = xp.study_for_token(token, xp.study_roots(xp.session_audit_dir(st.session_state)))
+    match = _study.study_for_token(token)
     if match.study is None:
-        st.error(xp.token_message(match))
+        st.error(results.token_message(match))
         return None
     return match.study, match.admin
 
@@ -44,13 +49,13 @@ def num(x: float, spec: str = ".3f") -> str:
 
 def show_results(study, admin) -> None:
     responses = admin.responses_frame()
-    people = xp.observers_table(admin, responses, base_url=xp.server_base_url(st.context.url))
+    people = results.observers_table(admin, responses, base_url=server_base_url(st.context.url))
     n_finished = sum(r["finished"] for r in people)
     st.subheader(f"{study.name} ({study.id})")
     st.markdown(
-        f"Question: *{xp.question_text(study)}*  \n{study.n_trials} main, {study.n_practice} practice and "
+        f"Question: *{question_text(study)}*  \n{study.n_trials} main, {study.n_practice} practice and "
         f"{study.n_catch} catch trials per observer; {len(people)} observers, {n_finished} finished, "
-        f"{len(responses)} responses. Response times measured: {xp.rt_sources(responses)}."
+        f"{len(responses)} responses. Response times measured: {results.rt_sources(responses)}."
     )
     st.button("Refresh", key="results_refresh")
     with st.expander("Observers and their links", expanded=False):
@@ -77,7 +82,7 @@ def show_results(study, admin) -> None:
         "Trials per block (accuracy over trials)",
         min_value=1,
         max_value=5000,
-        value=xp.default_block(study),
+        value=results.default_block(study),
         step=1,
         key="results_block",
     )
@@ -89,7 +94,7 @@ def show_results(study, admin) -> None:
         f"{100 * (1 - alpha):g}%. Catch trials are counted apart."
     )
     st.dataframe(
-        xp.accuracy_table(result.observers),
+        results.accuracy_table(result.observers),
         key="results_accuracy",
         hide_index=True,
         column_config={
@@ -162,7 +167,7 @@ def show_results(study, admin) -> None:
     cols = st.columns(2)
     cols[0].download_button(
         "model-vs-human CSV",
-        xp.csv_bytes(model_vs_human_frame(responses)),
+        results.csv_bytes(model_vs_human_frame(responses)),
         file_name=f"{study.name}_model-vs-human.csv",
         mime="text/csv",
         key="results_download_mvh",
@@ -170,7 +175,7 @@ def show_results(study, admin) -> None:
     )
     cols[1].download_button(
         "All responses CSV",
-        xp.csv_bytes(full_frame(responses)),
+        results.csv_bytes(full_frame(responses)),
         file_name=f"{study.name}_responses.csv",
         mime="text/csv",
         key="results_download_full",
@@ -185,10 +190,10 @@ def main() -> None:
         if picked is not None:
             show_results(*picked)
     except Exception as err:
-        if not xp.is_database_error(err):
+        if not is_database_error(err):
             raise
-        xp.log.warning("the study database cannot be read: %s", err)
-        st.error(xp.RESULTS_DATABASE_DOWN)
+        _study.log.warning("the study database cannot be read: %s", err)
+        st.error(results.RESULTS_DATABASE_DOWN)
         st.button("Try again", key="results_retry")
 
 

@@ -18,3 +18,7 @@ class UnknownObserver(StudyError):
 class AccessDenied(StudyError):
     """The admin token is missing or wrong."""
 
+
+def is_database_error(err: BaseException) -> bool:
+    """True for SQLAlchemy errors: the database is unreachable or locked for too long."""
+    return type(err).__module__.startswith("sqlalchemy")

@@ -1,5 +1,5 @@
-"""The study folder: creating one from an audit (images/, study.json, study.db) and opening its
-database.
+"""The study folder: creating one from an audit (images/, study.json, study.db), opening its
+database, and finding study folders on disk by id or by admin token.
 
 study.json is written last and names the study and where its database lives.
 """
@@ -7,27 +7,35 @@ study.json is written last and names the study and where its database lives.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.store import AuditResult, write_json
 from audit.store import load as load_audit
-from human_study.admin import add_study
+from human_study.admin import StudyAdmin, add_study
 from human_study.design import DesignConfig, StudyDesign, design_study
-from human_study.errors import StudyError
+from human_study.errors import StudyError, UnknownStudy, is_database_error
+from human_study.links import STUDY_ID_RE
 from human_study.records import Study
 from human_study.schedule import derive_seed
 from human_study.schema import public_url, sqlite_url
 from human_study.stimuli import noise_stimulus, render_stimulus
 from human_study.store import Store
 
+log = logging.getLogger(__name__)
+
 STUDY_FORMAT = "ddd-audit-study/1"
 DEFAULT_DB_NAME = "study.db"
 STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STUDY_DIRS_ENV = "DDD_STUDY_DIRS"
+DEFAULT_STUDY_ROOT = "runs"
+# Under each root: the root itself is a study, a folder of studies, an audit, or a folder of audits.
+_STUDY_PATTERNS = ("study.json", "*/study.json", "studies/*/study.json", "*/studies/*/study.json")
 
 
 # --------------------------------------------------------------------------- making a study
@@ -174,3 +182,128 @@ def open_study_dir(
         ) from None
     return store, study
 
+
+# --------------------------------------------------------------------------- finding studies
+@dataclass(frozen=True)
+class StudyFolder:
+    """A study folder found on disk (from its study.json; the database is not opened)."""
+
+    folder: Path
+    study_id: str
+    name: str
+    created_at: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.study_id}) - {self.folder}"
+
+
+def search_roots(
+    served: Iterable[str | os.PathLike] = (),
+    *,
+    audit_dirs: Iterable[str | os.PathLike | None] = (),
+    runs: str | os.PathLike = DEFAULT_STUDY_ROOT,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Where to look for study folders, resolved, each once, in this order.
+
+    Folders `served` (an app started with `--study DIR`) are the only roots when given.
+    Otherwise: `audit_dirs` (None and "" skipped), every folder in the environment variable
+    DDD_STUDY_DIRS (separated by os.pathsep), then `runs`. Each root may be a study folder, a
+    folder of study folders, an audit directory (its `studies/*`) or a folder of audits.
+    """
+    environ = os.environ if environ is None else environ
+    served = [Path(p) for p in served]
+    if served:
+        roots = served
+    else:
+        roots = [Path(p) for p in audit_dirs if p]
+        roots += [Path(p) for p in environ.get(STUDY_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+        roots.append(Path(runs))
+    unique: list[Path] = []
+    for root in roots:
+        resolved = root.expanduser().resolve()
+        if resolved not in unique:
+            unique.append(resolved)
+    return unique
+
+
+def _read_study_file(path: Path) -> StudyFolder | None:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("format") != STUDY_FORMAT:
+        return None
+    study_id = info.get("study_id")
+    if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
+        return None
+    return StudyFolder(
+        path.parent.resolve(), study_id, str(info.get("name", "")), str(info.get("created_at", ""))
+    )
+
+
+def list_study_folders(roots: Iterable[str | os.PathLike]) -> list[StudyFolder]:
+    """Every study folder under `roots` (see `search_roots`), newest first, each folder once."""
+    found: dict[Path, StudyFolder] = {}
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for pattern in _STUDY_PATTERNS:
+            for path in sorted(root.glob(pattern)):
+                entry = _read_study_file(path)
+                if entry is not None and entry.folder not in found:
+                    found[entry.folder] = entry
+    return sorted(found.values(), key=lambda s: (s.created_at, s.name), reverse=True)
+
+
+def find_study_folder(study_id: object, roots: Iterable[str | os.PathLike]) -> Path:
+    """The folder of the study with this id; raises UnknownStudy (a message for observers)."""
+    if not isinstance(study_id, str) or not STUDY_ID_RE.match(study_id):
+        raise UnknownStudy("this study link is not valid; check the link you were given")
+    for entry in list_study_folders(roots):
+        if entry.study_id == study_id:
+            return entry.folder
+    raise UnknownStudy("there is no study with this link on this server; check the link you were given")
+
+
+@dataclass(frozen=True)
+class TokenMatch:
+    """What an admin token opens: the study and its admin view (None when no study has it), and
+    how many studies could not be opened to check it (their details are in the server's log)."""
+
+    study: Study | None
+    admin: StudyAdmin | None
+    unreadable: int = 0
+
+
+def study_for_token(
+    token: object, roots: Iterable[str | os.PathLike], *, opener: Callable[[str], tuple[Store, Study]]
+) -> TokenMatch:
+    """The study, among those under `roots`, whose admin token is `token`.
+
+    `opener(folder)` gives a folder's (store, study); the app passes its cached one.
+
+    The results page asks for the token first and lists nothing: without the right token it
+    shows no study, no folder and no path, and it never opens a folder typed by the visitor.
+    A study whose database cannot be opened is counted in `unreadable` and logged, never shown.
+    """
+    if not isinstance(token, str) or not token.strip():
+        return TokenMatch(None, None)
+    token = token.strip()
+    unreadable = 0
+    for entry in list_study_folders(roots):
+        try:
+            store, study = opener(str(entry.folder))
+            if store.check_token(study.id, token):
+                return TokenMatch(study, store.admin(study.id, token), unreadable)
+        except StudyError as err:
+            unreadable += 1
+            log.warning("study folder %s cannot be opened: %s", entry.folder, err)
+        except Exception as err:
+            if not is_database_error(err):
+                raise
+            unreadable += 1
+            log.warning("the database of study folder %s cannot be read: %s", entry.folder, err)
+    return TokenMatch(None, None, unreadable)

@@ -1,14 +1,15 @@
 """Study ids, observer codes and the observer's link (BASE/experiment?study=ID&observer=CODE):
-their formats and how a link is built. Pure; no database.
+their formats, how a link is built, and how a visited link is read. Pure; no database.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from urllib.parse import urlencode
+from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit
 
-from human_study.errors import StudyError, UnknownObserver
+from human_study.errors import StudyError, UnknownObserver, UnknownStudy
 
 EXPERIMENT_PAGE = "experiment"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are read aloud and typed
@@ -37,3 +38,31 @@ def new_code() -> str:
     """A random observer code of CODE_LENGTH characters from CODE_ALPHABET."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
+
+def link_params(query: Mapping[str, list[str]]) -> tuple[str, str]:
+    """(study id, observer code) from the link's query parameters, each given exactly once.
+
+    `query` maps a parameter name to all its values (`st.query_params.get_all`). Raises
+    UnknownStudy or UnknownObserver, with a message for people, on anything else.
+    """
+    studies, codes = list(query.get("study") or []), list(query.get("observer") or [])
+    if len(studies) != 1 or not isinstance(studies[0], str) or len(studies[0]) > 64:
+        raise UnknownStudy(
+            "this page needs a study link (…/experiment?study=…&observer=…); open the link you were given"
+        )
+    study_id = studies[0].strip().lower()
+    if not STUDY_ID_RE.match(study_id):
+        raise UnknownStudy("this study link is not valid; check the link you were given")
+    if len(codes) != 1 or not isinstance(codes[0], str) or len(codes[0]) > 64:
+        raise UnknownObserver("this link has no observer code; open the personal link you were given")
+    return study_id, normalize_code(codes[0])
+
+
+def server_base_url(page_url: object) -> str | None:
+    """scheme://host:port of the page's own URL (for observer links), or None."""
+    if not isinstance(page_url, str):
+        return None
+    parts = urlsplit(page_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"

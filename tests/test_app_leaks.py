@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages._study import study_roots
 from audit import app_data
-from human_study import app_support as xp
+from human_study import experiment as xp
 from human_study.design import DesignConfig
-from human_study.folder import create_study
+from human_study.folder import STUDY_DIRS_ENV, create_study
 from tests.study_fixtures import make_study_audit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def made(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_study_dirs(monkeypatch):
-    monkeypatch.delenv(xp.STUDY_DIRS_ENV, raising=False)
+    monkeypatch.delenv(STUDY_DIRS_ENV, raising=False)
 
 
 def serve(monkeypatch, *app_args: str, query: dict | None = None) -> AppTest:
@@ -94,11 +95,11 @@ def test_serving_app_runs_the_observers_link(made, monkeypatch):
 def test_serving_app_finds_only_the_studies_it_serves(made, tmp_path, monkeypatch):
     other = tmp_path / "elsewhere"
     other.mkdir()
-    monkeypatch.setenv(xp.STUDY_DIRS_ENV, str(made.folder))  # ignored: --study decides
+    monkeypatch.setenv(STUDY_DIRS_ENV, str(made.folder))  # ignored: --study decides
     query = {"study": made.study_id, "observer": made.observer_codes[0]}
     at = serve(monkeypatch, "--study", str(other), "--runs", str(made.folder.parent), query=query)
     assert at.error and "no study with this link" in at.error[0].value
-    assert xp.study_roots(None, argv=["app.py", "--study", str(other)]) == [other.resolve()]
+    assert study_roots(None, argv=["app.py", "--study", str(other)]) == [other.resolve()]
 
 
 def test_serving_app_shows_results_only_with_the_token(made, monkeypatch):

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from human_study import app_support as xp
+from app_pages._study import open_study
 from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
-from human_study.folder import create_study, open_study_dir
+from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
 from human_study.schema import studies
 from tests.study_fixtures import make_study_audit
 
@@ -51,7 +51,7 @@ def store(made):
 
 @pytest.fixture(autouse=True)
 def study_dirs(made, monkeypatch):
-    monkeypatch.setenv(xp.STUDY_DIRS_ENV, str(made.folder.parent.parent))
+    monkeypatch.setenv(STUDY_DIRS_ENV, str(made.folder.parent.parent))
 
 
 def open_page(query: dict | None = None, *, audit_dir=None, state_key="audit_dir") -> AppTest:
@@ -208,7 +208,7 @@ def test_a_reload_in_the_practice_resumes_there(made, store):
 
 
 def test_the_routers_audit_dir_is_enough_to_find_the_study(made, monkeypatch):
-    monkeypatch.delenv(xp.STUDY_DIRS_ENV)
+    monkeypatch.delenv(STUDY_DIRS_ENV)
     query = {"study": made.study_id, "observer": made.observer_codes[2]}
     at = open_page(query)
     assert at.error and "no study with this link" in at.error[0].value
@@ -250,7 +250,7 @@ def test_a_database_that_fails_to_save_keeps_the_trial(made, store, monkeypatch)
     at.button(key="xp_consent").click().run()
     at.button(key="xp_start").click().run()
     first = shown_trial(at)
-    page_store, _ = xp.open_study(str(made.folder.resolve()))
+    page_store, _ = open_study(str(made.folder.resolve()))
 
     def broken(*args, **kwargs):
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
@@ -284,7 +284,7 @@ def test_a_missing_stimulus_file_gets_a_message_not_a_traceback(tmp_path, monkey
     )
     for png in (created.folder / "images").glob("*.png"):
         png.unlink()
-    monkeypatch.setenv(xp.STUDY_DIRS_ENV, str(tmp_path / "audit"))
+    monkeypatch.setenv(STUDY_DIRS_ENV, str(tmp_path / "audit"))
     at = open_page({"study": created.study_id, "observer": created.observer_codes[0]})
     at.button(key="xp_consent").click().run()
     at.button(key="xp_start").click().run()

@@ -13,10 +13,10 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
-from human_study import app_support as xp
 from human_study.design import DesignConfig
 from human_study.export import MVH_COLUMNS, model_vs_human_frame
-from human_study.folder import STUDY_FORMAT, create_study, open_study_dir
+from human_study.folder import STUDY_DIRS_ENV, STUDY_FORMAT, create_study, open_study_dir
+from human_study.results import RESULTS_DATABASE_DOWN, csv_bytes
 from tests.study_fixtures import make_study_audit
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "study_results.py")
@@ -47,7 +47,7 @@ def made(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def study_dirs(made, monkeypatch):
-    monkeypatch.setenv(xp.STUDY_DIRS_ENV, str(made.folder.parent.parent))
+    monkeypatch.setenv(STUDY_DIRS_ENV, str(made.folder.parent.parent))
 
 
 def open_page() -> AppTest:
@@ -136,7 +136,7 @@ def test_csv_bytes_of_the_model_vs_human_export(made):
     store, study = open_study_dir(made.folder)
     frame = store.admin(study.id, made.admin_token).responses_frame()
     store.close()
-    text = xp.csv_bytes(model_vs_human_frame(frame)).decode()
+    text = csv_bytes(model_vs_human_frame(frame)).decode()
     lines = text.splitlines()
     assert lines[0] == ",".join(MVH_COLUMNS) and len(lines) == 1 + 3 * N_MAIN
     assert not any(code in text for code in made.observer_codes)  # codes are credentials
@@ -159,7 +159,7 @@ def test_a_database_error_shows_no_connection_details(made, tmp_path, monkeypatc
     remote = fake_study(tmp_path / "studies" / "remote", f"postgresql+psycopg://observer@127.0.0.1:{port}/studies")
     fake_study(tmp_path / "studies" / "gone", "missing.db")
     roots = os.pathsep.join([str(tmp_path / "studies"), str(made.folder.parent.parent)])
-    monkeypatch.setenv(xp.STUDY_DIRS_ENV, roots)
+    monkeypatch.setenv(STUDY_DIRS_ENV, roots)
     for token in ("not-the-token", made.admin_token):
         at = with_token(open_page(), token)
         assert not at.exception
@@ -184,5 +184,5 @@ def test_a_database_that_fails_while_reading_results_gives_a_message(made, monke
     monkeypatch.setattr(StudyAdmin, "responses_frame", down)
     at = with_token(open_page(), made.admin_token)
     assert not at.exception
-    assert at.error and at.error[0].value == xp.RESULTS_DATABASE_DOWN
+    assert at.error and at.error[0].value == RESULTS_DATABASE_DOWN
     assert "10.9.8.7" not in shown(at) and "5432" not in shown(at)

@@ -1,4 +1,4 @@
-"""human_study.app_support without a browser: finding studies, link checks, the screen order,
+"""human_study.experiment and app_pages._study without a browser: finding studies, link checks, the screen order,
 answers from the browser, committing answers and the stimulus HTML."""
 
 from __future__ import annotations
@@ -8,14 +8,24 @@ import math
 import os
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from human_study import app_support as xp
+from app_pages._study import session_audit_dir, study_roots
+from human_study import experiment as xp
 from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
 from human_study.errors import StudyError, UnknownObserver, UnknownStudy
-from human_study.folder import create_study, open_study_dir
+from human_study.folder import (
+    STUDY_DIRS_ENV,
+    create_study,
+    find_study_folder,
+    list_study_folders,
+    open_study_dir,
+)
+from human_study.links import link_params, server_base_url
 from human_study.records import Progress
+from human_study.results import observers_table, rt_sources
 from tests.study_fixtures import make_study_audit
 
 
@@ -39,20 +49,20 @@ def opened(made):
 
 # ---------------------------------------------------------------- finding a study
 def test_study_roots_order_and_env(tmp_path):
-    env = {xp.STUDY_DIRS_ENV: os.pathsep.join([str(tmp_path / "x"), "", str(tmp_path / "y")])}
+    env = {STUDY_DIRS_ENV: os.pathsep.join([str(tmp_path / "x"), "", str(tmp_path / "y")])}
     argv = ["app.py", "--", "--audit", str(tmp_path / "cli-audit"), "--runs", str(tmp_path / "many")]
-    roots = xp.study_roots(tmp_path / "audit", argv=argv, environ=env)
+    roots = study_roots(tmp_path / "audit", argv=argv, environ=env)
     expected = ["audit", "cli-audit", "x", "y", "many"]
     assert roots == [(tmp_path / n).resolve() for n in expected]
-    assert xp.study_roots(None, argv=["app.py"], environ={}) == [(xp.Path.cwd() / "runs").resolve()]
-    same = xp.study_roots(tmp_path / "a", argv=["app.py", "--audit", str(tmp_path / "a")], environ={})
-    assert same == [(tmp_path / "a").resolve(), (xp.Path.cwd() / "runs").resolve()]
+    assert study_roots(None, argv=["app.py"], environ={}) == [(Path.cwd() / "runs").resolve()]
+    same = study_roots(tmp_path / "a", argv=["app.py", "--audit", str(tmp_path / "a")], environ={})
+    assert same == [(tmp_path / "a").resolve(), (Path.cwd() / "runs").resolve()]
 
 
 def test_session_audit_dir():
-    assert xp.session_audit_dir({"audit_dir": "runs/a"}) == "runs/a"
-    assert xp.session_audit_dir({"audit_path": "runs/b"}) == "runs/b"  # the router's key
-    assert xp.session_audit_dir({"audit_path": None}) is None and xp.session_audit_dir({}) is None
+    assert session_audit_dir({"audit_dir": "runs/a"}) == "runs/a"
+    assert session_audit_dir({"audit_path": "runs/b"}) == "runs/b"  # the router's key
+    assert session_audit_dir({"audit_path": None}) is None and session_audit_dir({}) is None
 
 
 @pytest.mark.parametrize("root_of", ["study", "studies", "audit", "audits"])
@@ -64,8 +74,8 @@ def test_find_study_folder_from_any_root(made, root_of):
         "audit": folder.parent.parent,
         "audits": folder.parent.parent.parent,
     }[root_of]
-    assert xp.find_study_folder(made.study_id, [root]) == folder.resolve()
-    listed = xp.list_study_folders([root, root])  # each folder once
+    assert find_study_folder(made.study_id, [root]) == folder.resolve()
+    listed = list_study_folders([root, root])  # each folder once
     assert [s.study_id for s in listed] == [made.study_id]
     assert listed[0].name == "pilot" and made.study_id in listed[0].label
 
@@ -78,17 +88,17 @@ def test_find_study_folder_rejects_unknown_and_malformed(made, tmp_path):
     other.mkdir()
     (other / "study.json").write_text(json.dumps({"format": "something-else", "study_id": made.study_id}))
     roots = [tmp_path / "junk", tmp_path / "missing", made.folder.parent]
-    assert xp.find_study_folder(made.study_id, roots) == made.folder.resolve()
+    assert find_study_folder(made.study_id, roots) == made.folder.resolve()
     with pytest.raises(UnknownStudy, match="no study with this link"):
-        xp.find_study_folder("0123456789ab", roots)
+        find_study_folder("0123456789ab", roots)
     for bad in (None, "", "../../etc", "*", made.study_id.upper(), 12):
         with pytest.raises(UnknownStudy, match="link"):
-            xp.find_study_folder(bad, roots)
+            find_study_folder(bad, roots)
 
 
 # ---------------------------------------------------------------- the link
 def test_link_params_normalise():
-    assert xp.link_params({"study": [" ABCDEF012345 "], "observer": ["ab12cd"]}) == ("abcdef012345", "AB12CD")
+    assert link_params({"study": [" ABCDEF012345 "], "observer": ["ab12cd"]}) == ("abcdef012345", "AB12CD")
 
 
 @pytest.mark.parametrize(
@@ -108,7 +118,7 @@ def test_link_params_normalise():
 )
 def test_tampered_links_give_friendly_errors(query, error):
     with pytest.raises(error) as info:
-        xp.link_params(query)
+        link_params(query)
     assert "link" in str(info.value) or "code" in str(info.value)
 
 
@@ -304,10 +314,10 @@ def test_results_helpers(opened, made):
     store, study = opened
     admin = store.admin(study.id, made.admin_token)
     frame = admin.responses_frame()
-    rows = xp.observers_table(admin, frame, base_url="http://10.0.0.5:8501")
+    rows = observers_table(admin, frame, base_url="http://10.0.0.5:8501")
     assert [r["subj"] for r in rows][:4] == ["subject-01", "subject-02", "subject-03", "subject-04"]
     assert rows[0]["link"] == f"http://10.0.0.5:8501/experiment?study={study.id}&observer={rows[0]['code']}"
-    assert "link" not in xp.observers_table(admin, frame)[0]
-    assert xp.server_base_url("http://10.0.0.5:8501/study_results?x=1") == "http://10.0.0.5:8501"
-    assert xp.server_base_url("javascript:alert(1)") is None and xp.server_base_url(None) is None
-    assert xp.rt_sources(frame.iloc[:0]) == "none yet"
+    assert "link" not in observers_table(admin, frame)[0]
+    assert server_base_url("http://10.0.0.5:8501/study_results?x=1") == "http://10.0.0.5:8501"
+    assert server_base_url("javascript:alert(1)") is None and server_base_url(None) is None
+    assert rt_sources(frame.iloc[:0]) == "none yet"

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from human_study import app_support as xp
 from human_study.design import DesignConfig
-from human_study.folder import create_study, open_study_dir
+from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
 from human_study.links import observer_link
 from human_study.schema import studies
 from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
@@ -70,7 +69,7 @@ def server(made, tmp_path):
     """A router script for the experiment page, served by streamlit on 127.0.0.1 and a free port."""
     router = tmp_path / "router.py"
     router.write_text(ROUTER.format(page=str(PAGE)))
-    env = {**os.environ, xp.STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1"}
     with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:
         yield url
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from audit.store import AuditDir, current_process
-from human_study import app_support as xp
 from human_study.design import DesignConfig
-from human_study.folder import create_study, open_study_dir
+from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
 from human_study.links import observer_link
 from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
 from tests.study_fixtures import make_study_audit
@@ -38,7 +37,7 @@ def made(tmp_path_factory):
 
 
 def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != xp.STUDY_DIRS_ENV}
+    env = {k: v for k, v in os.environ.items() if k != STUDY_DIRS_ENV}
     return {**env, "PYTHONUNBUFFERED": "1"}
 
 

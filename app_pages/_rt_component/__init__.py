@@ -2,29 +2,29 @@
 
 `response_listener(...)` mounts it; it reports the first ArrowLeft/ArrowRight key or click on
 a choice button with its performance.now() response time from the moment both images were
-displayed. Registration happens on first use, never at import.
+displayed. Registration happens on first use (cached like the app's other resources), never at import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
+
+import streamlit as st
 
 COMPONENT_NAME = "ddd_audit.response_listener"
 EVENT = "response"
 
 
-@lru_cache(maxsize=1)
+@cache
 def _javascript() -> str:
     return resources.files(__package__).joinpath("listener.js").read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=1)
+@st.cache_resource(show_spinner=False)
 def _component():
-    import streamlit as st
-
     return st.components.v2.component(COMPONENT_NAME, js=_javascript(), isolate_styles=False)
 
 

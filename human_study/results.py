@@ -1,0 +1,96 @@
+"""The study-results page's tables and messages, without Streamlit: observers with their links,
+accuracies as the page shows them, blocks, CSV bytes and how response times were measured.
+
+Statistics are in `analysis`, CSV files in `export`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from human_study.links import observer_link
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from human_study.admin import StudyAdmin
+    from human_study.folder import TokenMatch
+    from human_study.records import Study
+
+RESULTS_DATABASE_DOWN = "The study's database cannot be read right now; the server's log says why."
+
+
+def observers_table(admin: StudyAdmin, responses: pd.DataFrame, *, base_url: str | None = None) -> list[dict]:
+    """One row per observer: subject, code, answers, status and link (for the admin only)."""
+    counts = responses.groupby("observer_id").size().to_dict() if len(responses) else {}
+    rows = []
+    for o in admin.observers():
+        row = {
+            "subj": o.subject,
+            "code": o.code,
+            "answered": int(counts.get(o.id, 0)),
+            "of": admin.study.n_total,
+            "finished": o.finished_at is not None,
+        }
+        if base_url:
+            row["link"] = observer_link(base_url, admin.study.id, o.code)
+        rows.append(row)
+    return rows
+
+
+def accuracy_table(observers: pd.DataFrame) -> pd.DataFrame:
+    """The per-observer accuracy frame with readable columns (percent, p-value, intervals)."""
+    table = observers.copy()
+    for low, high, name in (
+        ("wilson_low", "wilson_high", "Wilson"),
+        ("cp_low", "cp_high", "Clopper-Pearson"),
+    ):
+        table[name] = [
+            "-" if (isinstance(a, float) and math.isnan(a)) else f"{100 * a:.1f}% - {100 * b:.1f}%"
+            for a, b in zip(table[low], table[high], strict=True)
+        ]
+    table["accuracy"] = 100 * table["accuracy"]
+    table["catch_accuracy"] = 100 * table["catch_accuracy"]
+    return table[
+        [
+            "subj",
+            "n_correct",
+            "n_trials",
+            "accuracy",
+            "p_value",
+            "Wilson",
+            "Clopper-Pearson",
+            "n_catch",
+            "catch_accuracy",
+        ]
+    ]
+
+
+def default_block(study: Study) -> int:
+    """Trials per block for the accuracy-over-trials table: about 8 blocks, at least 1 trial."""
+    return max(1, math.ceil((study.n_trials + study.n_catch) / 8))
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def token_message(match: TokenMatch) -> str:
+    """The results page's message when no study has the token given (no names, no paths)."""
+    text = "No study on this server has this admin token, so no data is shown."
+    if match.unreadable:
+        n = match.unreadable
+        text += (
+            f" {n} stud{'y' if n == 1 else 'ies'} could not be opened to check it; the server's log "
+            "says why."
+        )
+    return text
+
+def rt_sources(responses: pd.DataFrame) -> str:
+    """How response times were measured, e.g. "client 140, server 9" (main and catch trials)."""
+    test = responses[responses["kind"] != "practice"] if len(responses) else responses
+    if not len(test):
+        return "none yet"
+    counts = test["rt_source"].fillna("none").value_counts()
+    return ", ".join(f"{name} {int(n)}" for name, n in counts.items())
