@@ -1,5 +1,6 @@
 """Dataset sources, manifests and the decode cache."""
 
-from audit.data.sources import Dataset, DatasetError, Split, list_datasets, load_dataset
+from audit.data.base import Dataset, DatasetError, Split
+from audit.data.sources import list_datasets, load_dataset
 
 __all__ = ["Dataset", "DatasetError", "Split", "list_datasets", "load_dataset"]

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from audit.data.sources import Dataset, Split
+from audit.data.base import Dataset, Split
 
 
 def decode_file(path: str, size: int) -> np.ndarray:

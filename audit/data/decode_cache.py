@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.data.sources import DatasetError, Split
+from audit.data.base import DatasetError, Split
 from audit.store import write_npy
 
 ProgressFn = Callable[[str, int, int], None]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.data.sources import IMAGE_EXTENSIONS, Dataset, DatasetError, Split, _check_image
+from audit.data.base import IMAGE_EXTENSIONS, Dataset, DatasetError, Split, check_image
 
 WNID = re.compile(r"^n\d{8}$")
 GROUND_TRUTH_NAMES = (
@@ -224,7 +224,7 @@ def _find_ground_truth(folder: Path) -> Path | None:
 # --------------------------------------------------------------------------- loader
 def _verify(paths: list[str], labels: list[int], split: str, skipped: list[dict], workers: int):
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        reasons = list(pool.map(_check_image, paths))
+        reasons = list(pool.map(check_image, paths))
     keep = [i for i, why in enumerate(reasons) if why is None]
     skipped.extend({"path": paths[i], "split": split, "reason": why} for i, why in enumerate(reasons) if why)
     return [paths[i] for i in keep], [labels[i] for i in keep]

@@ -3,21 +3,22 @@
 A split holds either decoded uint8 images (small array datasets) or file paths
 (ImageFolder and ImageNet-style trees, decoded later by the decode cache).
 Sources read local files first and fall back to torchvision's real downloads.
-Nothing here trains, predicts or prints.
+Nothing here trains, predicts or prints. `Dataset`, `Split` and `DatasetError`
+live in `audit.data.base` and are importable from here too.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import pickle
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from audit.data.base import IMAGE_EXTENSIONS, Dataset, DatasetError, Split, check_image
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
@@ -25,94 +26,6 @@ FASHION_MNIST_CLASSES = [
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
-
-
-class DatasetError(ValueError):
-    """The dataset cannot be found or read; the message says how to fix it."""
-
-
-@dataclass
-class Split:
-    """One split of a dataset.
-
-    `images` (uint8, shape (n_images, H, W, C)) and/or `paths` is set: file
-    datasets keep their paths (pretrained models decode them at their own
-    resolution) and may also carry a small decoded copy for trained variants.
-    """
-
-    labels: np.ndarray
-    images: np.ndarray | None = None
-    paths: list[str] | None = None
-
-    def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.images is None and self.paths is None:
-            raise ValueError("a split holds images, paths, or both")
-        n = len(self.images) if self.images is not None else len(self.paths)
-        if n != len(self.labels):
-            raise ValueError(f"split has {n} images but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def sources(self) -> list[str]:
-        """A per-image source string: the path, or the index into the array."""
-        return list(self.paths) if self.paths is not None else [f"#{i}" for i in range(len(self))]
-
-    def subset(self, index: np.ndarray) -> Split:
-        index = np.asarray(index)
-        return Split(
-            self.labels[index],
-            images=self.images[index] if self.images is not None else None,
-            paths=[self.paths[i] for i in index] if self.paths is not None else None,
-        )
-
-
-@dataclass
-class Dataset:
-    """A labelled dataset with a validation split and, optionally, a training split."""
-
-    name: str
-    classes: list[str]
-    val: Split
-    train: Split | None = None
-    skipped: list[dict] = field(default_factory=list)
-    origin: str = ""
-    #: The folder that holds the image files (file datasets); readers open no image outside it.
-    root: str | None = None
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-    def fingerprint(self) -> str:
-        """A SHA-256 over labels and image bytes (or paths), identifying the data audited."""
-        h = hashlib.sha256(self.name.encode())
-        for split in (self.val, self.train):
-            if split is None:
-                h.update(b"-")
-                continue
-            h.update(split.labels.tobytes())
-            if split.paths is not None:
-                h.update("\n".join(split.paths).encode())
-            else:
-                h.update(np.ascontiguousarray(split.images).tobytes())
-        return h.hexdigest()[:16]
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "origin": self.origin,
-            "root": self.root,
-            "classes": self.classes,
-            "n_classes": self.n_classes,
-            "n_val": len(self.val),
-            "n_train": len(self.train) if self.train is not None else 0,
-            "fingerprint": self.fingerprint(),
-            "skipped": self.skipped,
-        }
 
 
 def skipped_files_notes(skipped: list[dict], classes: list[str], val_labels: np.ndarray) -> list[str]:
@@ -128,7 +41,6 @@ def skipped_files_notes(skipped: list[dict], classes: list[str], val_labels: np.
         notes.append(f"no readable validation image in {', '.join(empty)}: "
                      f"{'that class is' if len(empty) == 1 else 'those classes are'} not audited")
     return notes
-
 
 
 # --------------------------------------------------------------------------- IDX (MNIST family)
@@ -343,19 +255,6 @@ def load_digits(data_root: Path | None = None, download: bool = True, *, random_
 
 
 # --------------------------------------------------------------------------- ImageFolder
-def _check_image(path: str) -> str | None:
-    """Return None when the file decodes, else the reason."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (64, 64))
-            img.load()
-        return None
-    except Exception as exc:  # PIL raises many types for corrupt files
-        return f"{type(exc).__name__}: {exc}"
-
-
 def _scan_split(folder: Path, classes: list[str] | None) -> tuple[list[str], list[str], list[int]]:
     found = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     classes = classes or found
@@ -401,7 +300,7 @@ def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8)
         if not verify:
             return paths, labels
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            reasons = list(pool.map(_check_image, paths))
+            reasons = list(pool.map(check_image, paths))
         good_p, good_l = [], []
         for p, lab, why in zip(paths, labels, reasons, strict=True):
             if why is None:
