@@ -69,7 +69,9 @@ def server(made, tmp_path):
     """A router script for the experiment page, served by streamlit on 127.0.0.1 and a free port."""
     router = tmp_path / "router.py"
     router.write_text(ROUTER.format(page=str(PAGE)))
-    env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1"}
+    # The page imports app_pages/ helpers, which app.py finds beside it; this router, in tmp_path, needs the root.
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
     with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:
         yield url
 
