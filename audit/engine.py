@@ -1,8 +1,9 @@
 """The audit engine: plan the jobs of an audit, run the unfinished ones, and keep the manifest.
 
-`plan_audit(config)` loads the dataset and lists the jobs; `run_audit(plan, ...)`
-executes them through an executor and writes each result atomically, so a
-rerun resumes. Progress goes to an observer object; the CLI draws the bars.
+`plan_audit(config)` loads the dataset and asks every registered job kind
+(`audit.jobs`) for its jobs; `run_audit(plan, ...)` executes them through an
+executor and writes each result atomically, so a rerun resumes. Progress goes
+to an observer object; the CLI draws the bars.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.data.sources import Dataset, load_dataset, skipped_files_notes
-from audit.jobs import JobContext, VariantJob
+from audit.data.base import Dataset
+from audit.data.sources import load_dataset, skipped_files_notes
+from audit.jobs import JobContext, JobPlanning, job_kind, job_kinds
 from audit.models.variants import resolve_variants
 from audit.store import (
     BASE_IMAGE_COLUMNS,
@@ -104,7 +106,6 @@ def _val_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
 
 #: The smallest --image-size the trainable architectures take (three stride-2 stages).
 MIN_IMAGE_SIZE = 8
-DEFAULT_IMAGE_SIZE = 32
 
 
 def plan_audit(config: AuditConfig) -> AuditPlan:
@@ -124,63 +125,15 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
                      compile=config.compile, resizer=config.resizer)
     ctx.wants_depth("base")  # checks the option before anything runs
     notes = skipped_files_notes(ds.skipped, ds.classes, ds.val.labels)
-    if specs and ds.train is not None and ds.val.images is None:
-        from audit.data.decode import decode_splits
-
-        size = config.image_size if config.image_size is not None else DEFAULT_IMAGE_SIZE
-        ds = decode_splits(ds, size=size)
-        ctx.dataset = ds
-        notes.append(f"trained variants see the images resized to {size}x{size}")
-    if specs and ds.train is None:
-        raise AuditError(f"{config.dataset} has no training split; trained variants need one. "
-                         "Use --variants none to audit with pretrained models only")
-    device = ctx.torch_device()
-    if config.compile and device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        raise AuditError("--compile on the CPU needs a C++ compiler for torch.compile's kernels; install one "
-                         "(apt-get install g++) or leave out --compile")
-    jobs: list = []
-    from audit.train import has_nondeterministic_kernels
-
-    for s in specs:
-        if not s.deterministic and not has_nondeterministic_kernels(device):
-            continue
-        jobs.append(VariantJob(s))
-    dropped = [s.name for s in specs if not s.deterministic and not has_nondeterministic_kernels(device)]
-    if dropped:
-        notes.append(f"skipped {', '.join(dropped)}: {device.type} has no non-deterministic kernels "
-                     "(meding2022 A.1's CUDA condition)")
-    if config.depth_types:
-        from audit.deep.jobs import DepthSplitJob
-
-        base = [s for s in specs if s.group == "base"] or specs
-        if not base:
-            raise AuditError("--depth-types trains the base recipe on half of the validation split; "
-                             "it needs trained variants (not --variants none)")
-        jobs.append(DepthSplitJob(base[0], depth_reference=config.depth_reference, seed=config.seed))
-    if _wants_learnability(config, specs):
-        if ds.train is None:
-            raise AuditError(f"{config.dataset} has no training split; --learnability needs one")
-        from audit.deep.jobs import LearnabilityJob
-
-        jobs.append(LearnabilityJob(seed=config.seed))
-    if config.models:
-        from audit.models.pretrained import pretrained_jobs
-
-        jobs += pretrained_jobs(config.models, ds, probe=config.probe, mapping=config.label_map,
-                                probe_train_size=config.probe_train_size)
+    planning = JobPlanning(config=config, context=ctx, specs=specs, notes=notes)
+    jobs = [job for kind in job_kinds() for job in job_kind(kind).plan(planning)]
+    ds = ctx.dataset  # the variants may have decoded a file dataset
     if not jobs:
         raise AuditError("nothing to run: give --variants PRESET and/or --models NAME[,NAME...]")
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise AuditError(f"two jobs share a name: {sorted({n for n in names if names.count(n) > 1})}")
     return AuditPlan(config=config, dataset=ds, jobs=jobs, notes=notes, context=ctx)
-
-
-def _wants_learnability(config: AuditConfig, specs: list) -> bool:
-    """--learnability, or by default on for the quick preset (about 7 s on 2 idle cores, benchmarks/bench_depth.py)."""
-    if config.learnability is not None:
-        return bool(config.learnability)
-    return config.variants == "quick" and bool(specs)
 
 
 def _images_frame(ds: Dataset) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pytest
 
 from audit.data.imagenet import imagenet_synsets
 from audit.data.sources import Dataset, Split
-from audit.jobs import JobContext
+from audit.jobs import JobContext, pretrained_jobs
 from audit.models.pretrained import (
     WEIGHT_PACKAGES,
     CheckpointMismatchError,
@@ -21,7 +21,6 @@ from audit.models.pretrained import (
     list_offline_models,
     map_state_dict_in_order,
     parse_spec,
-    pretrained_jobs,
 )
 from tests.conftest import run_cli
 from tests.test_imagenet_photos import CAT_CLASSES, photo

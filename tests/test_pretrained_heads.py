@@ -10,9 +10,9 @@ import pytest
 
 from audit.data.decode_cache import DecodeCache, Preprocessing
 from audit.data.sources import load_dataset
-from audit.jobs import JobContext
+from audit.jobs import JobContext, pretrained_jobs
 from audit.models.heads import LabelSpaceError, MappingFileError, read_mapping, resolve_head
-from audit.models.pretrained import load_model, parse_spec, pretrained_jobs
+from audit.models.pretrained import load_model, parse_spec
 from audit.predict import predict
 from tests.test_imagenet_photos import write_crops
 
