@@ -42,7 +42,7 @@ Examples:
 
 
 class CliProgress:
-    """Rich progress bars for the engine's observer interface: one bar for the run, one per running job."""
+    """A `RunListener` that draws Rich progress bars: one bar for the run, one per running job."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
@@ -175,7 +175,7 @@ def run(
     ex = _make_executor(executor, ray_address, workers, gpus_per_job)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
-        outcome = run_audit(plan, out, force=force, executor=ex, observer=CliProgress(progress))
+        outcome = run_audit(plan, out, force=force, executor=ex, listener=CliProgress(progress))
     if outcome.skipped:
         console.print(f"resumed: {len(outcome.skipped)} finished jobs kept ({', '.join(outcome.skipped[:6])}"
                       f"{', ...' if len(outcome.skipped) > 6 else ''})")

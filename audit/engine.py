@@ -3,7 +3,7 @@
 `plan_audit(config)` loads the dataset and asks every registered job kind
 (`audit.jobs`) for its jobs; `run_audit(plan, ...)` executes them through an
 executor and writes each result atomically, so a rerun resumes. Progress goes
-to an observer object; the CLI draws the bars.
+to a `RunListener`; the CLI draws the bars.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class AuditConfig:
         return dataclasses.asdict(self)
 
 
-class Observer:
-    """Receives progress from the engine; the default does nothing."""
+class RunListener:
+    """Hears a run's progress from the engine and the executor; the default does nothing."""
 
     def plan(self, jobs: list, todo: list) -> None: ...
     def job_started(self, name: str, index: int, total: int) -> None: ...
@@ -246,7 +246,7 @@ class RunOutcome:
 
 
 def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor=None,
-              observer: Observer | None = None) -> RunOutcome:
+              listener: RunListener | None = None) -> RunOutcome:
     """Run every unfinished job of `plan` into the audit directory `out`.
 
     Finished jobs are skipped (unless `force`); a job that fails is recorded in
@@ -254,7 +254,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     """
     from audit.executors import LocalExecutor
 
-    observer = observer or Observer()
+    listener = listener or RunListener()
     executor = executor or LocalExecutor()
     t0 = time.perf_counter()
     store = prepare_directory(plan, out, force=force)
@@ -265,7 +265,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     errors: dict[str, str] = {}
     process = current_process()
     write_manifest(store, plan, status, errors, process=process)
-    observer.plan(plan.jobs, todo)
+    listener.plan(plan.jobs, todo)
     checkpoints = store.path.resolve() / "checkpoints"  # the variants' per-epoch state: a killed run loses no epoch
     if force:
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -288,9 +288,9 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
             status[name] = "failed"
             errors[name] = error
         write_manifest(store, plan, status, errors, process=process)
-        observer.job_finished(name, status[name], seconds, error)
+        listener.job_finished(name, status[name], seconds, error)
 
-    executor.run(todo, plan.context, on_result=on_result, observer=observer)
+    executor.run(todo, plan.context, on_result=on_result, listener=listener)
     with contextlib.suppress(OSError):  # kept only while some variant has unfinished epochs
         checkpoints.rmdir()
     store.write_models_table(order=[j.name for j in plan.jobs])

@@ -2,7 +2,8 @@
 
 `LocalExecutor` runs in this process, or in a small pool of worker processes
 sized to the cores. `RayExecutor` sends each job to a Ray cluster as a task
-with its resources. An executor never writes files itself.
+with its resources. An executor never writes files itself; it tells the run's
+listener (`audit.engine.RunListener`) when a job starts and how far it is.
 """
 
 from __future__ import annotations
@@ -35,19 +36,19 @@ class LocalExecutor:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
 
-    def run(self, jobs: list, ctx, *, on_result: Callable, observer) -> None:
+    def run(self, jobs: list, ctx, *, on_result: Callable, listener) -> None:
         if self.workers == 1 or len(jobs) <= 1:
-            self._run_inline(jobs, ctx, on_result, observer)
+            self._run_inline(jobs, ctx, on_result, listener)
         else:
-            self._run_pool(jobs, ctx, on_result, observer)
+            self._run_pool(jobs, ctx, on_result, listener)
 
-    def _run_inline(self, jobs, ctx, on_result, observer):
+    def _run_inline(self, jobs, ctx, on_result, listener):
         for i, job in enumerate(jobs):
-            observer.job_started(job.name, i, len(jobs))
+            listener.job_started(job.name, i, len(jobs))
             t0 = time.perf_counter()
 
             def progress(stage, done, total, _name=job.name):
-                observer.job_progress(_name, stage, done, total)
+                listener.job_progress(_name, stage, done, total)
 
             try:
                 output = job.run(ctx, progress)
@@ -58,7 +59,7 @@ class LocalExecutor:
                 continue
             on_result(job.name, output, None, time.perf_counter() - t0)
 
-    def _run_pool(self, jobs, ctx, on_result, observer):
+    def _run_pool(self, jobs, ctx, on_result, listener):
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -76,9 +77,9 @@ class LocalExecutor:
                     except queue.Empty:
                         return
                     if kind == "start":
-                        observer.job_started(name, index[name], len(jobs))
+                        listener.job_started(name, index[name], len(jobs))
                     else:
-                        observer.job_progress(name, stage, done, total)
+                        listener.job_progress(name, stage, done, total)
 
             with ProcessPoolExecutor(max_workers=self.workers, mp_context=mpctx, initializer=_init_worker,
                                      initargs=(ctx, events)) as pool:
@@ -164,7 +165,7 @@ class RayExecutor:
                      _node_ip_address="127.0.0.1")
         return True
 
-    def run(self, jobs: list, ctx, *, on_result: Callable, observer) -> None:
+    def run(self, jobs: list, ctx, *, on_result: Callable, listener) -> None:
         import ray
 
         started_here = self._connect()
@@ -177,7 +178,7 @@ class RayExecutor:
                                                    max_retries=self.max_retries, retry_exceptions=False)
             pending = {}
             for i, job in enumerate(jobs):
-                observer.job_started(job.name, i, len(jobs))
+                listener.job_started(job.name, i, len(jobs))
                 pending[remote.remote(job, ctx_ref)] = job
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)

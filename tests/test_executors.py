@@ -30,7 +30,7 @@ def _assert_same_decisions(a, b):
             np.testing.assert_array_equal(a.decision_array(m, f), b.decision_array(m, f), err_msg=f"{m} {f}")
 
 
-class RecordingObserver:
+class RecordingListener:
     def __init__(self):
         self.events = []
 
@@ -50,13 +50,13 @@ class RecordingObserver:
 @pytest.mark.slow
 def test_process_pool_matches_inline(inline_audit, tmp_path):
     out = tmp_path / "pool"
-    observer = RecordingObserver()
-    outcome = run_audit(_plan(), out, executor=LocalExecutor(workers=2), observer=observer)
+    listener = RecordingListener()
+    outcome = run_audit(_plan(), out, executor=LocalExecutor(workers=2), listener=listener)
     assert not outcome.failed
     _assert_same_decisions(inline_audit, load(out))
     # the workers' progress reaches this process: every job starts, reports training, then finishes
     for name in inline_audit.model_names:
-        mine = [e for e in observer.events if e[1] == name]
+        mine = [e for e in listener.events if e[1] == name]
         assert mine[0] == ("start", name) and mine[-1] == ("finish", name, "done")
         progress = [e for e in mine if e[0] == "progress"]
         assert progress and progress[-1][2:] == ("train", progress[-1][4], progress[-1][4])
