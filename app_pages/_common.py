@@ -16,7 +16,7 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from audit import app_data
+from audit import app_data, store
 from audit.metrics import difficulty
 from audit.report import count_noun
 from audit.store import AuditError
@@ -37,8 +37,8 @@ def load_data(path: str, stamp: tuple) -> app_data.AuditData:
 def correct_cube(path: str, stamp: tuple, models: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(epochs, correct of shape (n_images, n_models, n_epochs)) over the models' shared epochs."""
     data = load_data(path, stamp)
-    epochs, cube = app_data.read_cube(path, list(models), "correct", data.image_ids)
-    return epochs, np.asarray(cube, dtype=bool)
+    epochs, cubes = store.decisions_by_epoch(path, list(models), ("correct",), data.image_ids)
+    return epochs, np.asarray(cubes["correct"], dtype=bool)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -58,9 +58,7 @@ def model_map(path: str, stamp: tuple, model: str):
 def final_decisions(path: str, stamp: tuple) -> dict:
     """Final-epoch predicted, correct, true_prob and top_prob, each (n_images, n_models)."""
     data = load_data(path, stamp)
-    final, _ = app_data.read_final(
-        path, data.model_names, ("predicted", "correct", "true_prob", "top_prob"), data.image_ids
-    )
+    final, _ = store.final_decisions(path, data.model_names, store.DECISION_FIELDS, data.image_ids)
     return final
 
 
@@ -68,7 +66,7 @@ def final_decisions(path: str, stamp: tuple) -> dict:
 def inconclusive_matrix(path: str, stamp: tuple, tolerance: int):
     """Error consistency on the inconclusive images at a tolerance the report did not use."""
     data = load_data(path, stamp)
-    final, _ = app_data.read_final(path, data.model_names, ("correct",), data.image_ids)
+    final, _ = store.final_decisions(path, data.model_names, ("correct",), data.image_ids)
     categories = app_data.categories_at(data, tolerance)
     return app_data.inconclusive_matrix(final["correct"].astype(bool), categories, data.model_names)
 

@@ -7,22 +7,18 @@ Streamlit here: the pages wrap these functions in bounded caches keyed by
 
 from __future__ import annotations
 
-import functools
 import io
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from audit.deep.summary import DEEP_COLUMNS
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.report import REPORT_COLUMNS, compute_report
-from audit.store import AuditDir, AuditError, load
+from audit.store import AuditDir, decisions_by_epoch, load, read_decisions
 
 CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
 CATEGORY_COLORS = ("#2ca02c", "#1f77b4", "#d62728")  # in CATEGORY_ORDER
@@ -134,117 +130,6 @@ def audit_problem(path: str | Path | None) -> str | None:
             "`ddd-audit run ... --out DIR` writes."
         )
     return None
-
-
-# --------------------------------------------------------------------------- decisions, read fast
-def _read_model(path: Path, model: str, fields: Sequence[str], image_ids: np.ndarray):
-    """One model's decisions as (epochs, {field: ndarray of shape (n_epochs, n_images)}).
-
-    Reads only the needed columns. The store writes them epoch by epoch in image
-    order; that is checked once per file version (`_layout`) and sorted into when
-    it does not hold.
-    """
-    file = AuditDir(path).decision_path(model)
-    try:
-        stat = file.stat()
-    except OSError:
-        raise AuditError(f"{model} has no decision file") from None
-    n = len(image_ids)
-    if n and image_ids[0] == 0 and image_ids[-1] == n - 1:  # ids 0..n-1 (sorted and unique)
-        epochs = _layout(str(file), stat.st_mtime_ns, stat.st_size, n)
-        if epochs is not None:
-            table = pq.read_table(file, columns=list(fields), use_threads=False)
-            return epochs, {f: table.column(f).to_numpy(zero_copy_only=False).reshape(len(epochs), n) for f in fields}
-    table = pq.read_table(file, columns=["epoch", "image_id", *fields], use_threads=False)
-    epoch = table.column("epoch").to_numpy()
-    ids = table.column("image_id").to_numpy()
-    epochs = np.unique(epoch).astype(np.int64)
-    pos = np.clip(np.searchsorted(image_ids, ids), 0, max(n - 1, 0))
-    if n == 0 or len(epoch) != len(epochs) * n or not (image_ids[pos] == ids).all():
-        raise AuditError(
-            f"{model}: {len(epoch)} decisions do not cover the {n} images at each of {len(epochs)} epochs"
-        )
-    row = np.searchsorted(epochs, epoch)
-    out = {}
-    for f in fields:
-        values = table.column(f).to_numpy(zero_copy_only=False)
-        arr = np.empty((len(epochs), n), dtype=values.dtype)
-        arr[row, pos] = values
-        out[f] = arr
-    return epochs, out
-
-
-@functools.lru_cache(maxsize=4096)
-def _layout(file: str, mtime_ns: int, size: int, n_images: int) -> np.ndarray | None:
-    """The epochs of a decision file whose rows run epoch by epoch over image ids 0..n-1, else None.
-
-    Cached per file version (path, mtime, size): a rewritten file is checked again.
-    """
-    table = pq.read_table(file, columns=["epoch", "image_id"], use_threads=False)
-    epoch = table.column("epoch").to_numpy()
-    ids = table.column("image_id").to_numpy()
-    n_epochs = len(epoch) // n_images
-    if len(epoch) != n_epochs * n_images or n_epochs == 0:
-        return None
-    ep2 = epoch.reshape(n_epochs, n_images)
-    if not ((ep2 == ep2[:, :1]).all() and (np.diff(ep2[:, 0]) > 0).all()):
-        return None
-    if not (ids.reshape(n_epochs, n_images) == np.arange(n_images)[None, :]).all():
-        return None
-    return ep2[:, 0].astype(np.int64)
-
-
-def _read_models(path, models: Sequence[str], fields: Sequence[str], image_ids) -> list:
-    """`_read_model` for several models, in a few threads (Parquet decoding releases the GIL)."""
-    image_ids = np.asarray(image_ids)
-    workers = max(1, min(4, 2 * (os.cpu_count() or 1), len(models)))
-    if workers == 1:
-        return [_read_model(Path(path), m, fields, image_ids) for m in models]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda m: _read_model(Path(path), m, fields, image_ids), models))
-
-
-def read_final(path: str | Path, models: Sequence[str], fields: Sequence[str], image_ids) -> tuple[dict, dict]:
-    """Decisions at each model's final recorded epoch.
-
-    Returns
-    -------
-    final : dict of ndarray, each of shape (n_images, n_models), one per field
-    epochs : dict, model -> ndarray of its recorded epochs
-    """
-    per_field: dict[str, list] = {f: [] for f in fields}
-    epochs_of = {}
-    for m, (epochs, arrays) in zip(models, _read_models(path, models, fields, image_ids), strict=True):
-        epochs_of[m] = epochs
-        for f in fields:
-            per_field[f].append(arrays[f][-1])
-    final = {f: np.stack(v, axis=1) if v else np.empty((len(image_ids), 0)) for f, v in per_field.items()}
-    return final, epochs_of
-
-
-def read_cubes(path: str | Path, models: Sequence[str], fields: Sequence[str], image_ids) -> tuple[np.ndarray, dict]:
-    """Decision fields over the epochs that all `models` share.
-
-    Returns
-    -------
-    epochs : ndarray of int, shape (n_epochs,)
-        The shared epochs (the shortest run's; longer runs are cut to it).
-    cubes : dict of ndarray, each of shape (n_images, n_models, n_epochs), one per field
-    """
-    image_ids = np.asarray(image_ids)
-    if not models:
-        raise AuditError("no models to read")
-    runs = _read_models(path, models, fields, image_ids)
-    n_epochs = min(len(ep) for ep, _ in runs)
-    # stacked as (n_models, n_epochs, n_images) and returned as a transposed view: no strided copy
-    cubes = {f: np.stack([arrays[f][:n_epochs] for _, arrays in runs]).transpose(2, 0, 1) for f in fields}
-    return runs[0][0][:n_epochs], cubes
-
-
-def read_cube(path: str | Path, models: Sequence[str], fld: str, image_ids) -> tuple[np.ndarray, np.ndarray]:
-    """One decision field over the shared epochs: (epochs, cube of shape (n_images, n_models, n_epochs))."""
-    epochs, cubes = read_cubes(path, models, (fld,), image_ids)
-    return epochs, cubes[fld]
 
 
 # --------------------------------------------------------------------------- the audit, loaded once
@@ -682,7 +567,7 @@ def map_long(share: np.ndarray, epochs: Sequence[int], n_images: int, n_rows: in
 
 def model_map(path: str | Path, model: str, image_ids, n_bins: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """One model's decision map, (epochs, share of shape (n_bins, n_epochs)), read from its decisions."""
-    epochs, arrays = _read_model(Path(path), model, ("correct",), np.asarray(image_ids))
+    epochs, arrays = read_decisions(path, model, ("correct",), image_ids)
     return epochs, dynamics.binned_decision_map(arrays["correct"].T.astype(bool), n_bins=n_bins)
 
 
@@ -892,7 +777,7 @@ def image_decisions(data: AuditData, final: dict, image_id: int) -> pd.DataFrame
 
     Parameters
     ----------
-    final : dict from `read_final` with predicted, correct, true_prob, top_prob
+    final : dict from `audit.store.final_decisions` with predicted, correct, true_prob, top_prob
 
     Returns
     -------
@@ -976,7 +861,7 @@ def compare_groups(path: str | Path, group_a: Sequence[str], group_b: Sequence[s
     for key, members in (("a", group_a), ("b", group_b)):
         if not members:
             raise ValueError(f"group {key.upper()} is empty")
-        epochs, cubes = read_cubes(path, members, ("correct", "predicted"), image_ids)
+        epochs, cubes = decisions_by_epoch(path, members, ("correct", "predicted"), image_ids)
         out[f"accessibility_{key}"] = agreement.accessibility(cubes["correct"].astype(bool))
         ensembles[key] = (epochs, agreement.majority_vote_correct(cubes["predicted"], labels))
     out["correlation"] = groups.accessibility_correlation(out["accessibility_a"], out["accessibility_b"])

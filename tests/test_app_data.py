@@ -13,7 +13,7 @@ import pytest
 from audit import app_data
 from audit.metrics import agreement, difficulty
 from audit.report import build_report
-from audit.store import AuditDir, load
+from audit.store import AuditDir, decisions_by_epoch, final_decisions, load, read_decisions
 from audit.synthetic import make_synthetic_audit
 
 
@@ -83,10 +83,11 @@ def test_read_cube_and_final_match_the_store(synthetic):
     result = load(synthetic)
     ids = result.images["image_id"].to_numpy()
     variants = [m for m in result.model_names if len(result.epochs(m)) > 1]
-    epochs, cube = app_data.read_cube(synthetic, variants, "correct", ids)
+    epochs, cubes = decisions_by_epoch(synthetic, variants, ("correct",), ids)
+    cube = cubes["correct"]
     np.testing.assert_array_equal(cube, result.correct_by_epoch(variants))
     np.testing.assert_array_equal(epochs, result.epochs(variants[0]))
-    final, epochs_of = app_data.read_final(synthetic, result.model_names, ("correct", "predicted"), ids)
+    final, epochs_of = final_decisions(synthetic, result.model_names, ("correct", "predicted"), ids)
     np.testing.assert_array_equal(final["correct"], result.correct())
     np.testing.assert_array_equal(final["predicted"], result.predicted())
     assert [len(epochs_of[m]) for m in result.model_names] == [len(result.epochs(m)) for m in result.model_names]
@@ -99,7 +100,7 @@ def test_read_model_sorts_shuffled_decision_rows(tmp_path):
     store = AuditDir(path)
     frame = pd.read_parquet(store.decision_path("base")).sample(frac=1.0, random_state=0)
     frame.to_parquet(store.decision_path("base"), index=False)
-    _, arrays = app_data._read_model(path, "base", ("predicted",), result.images["image_id"].to_numpy())
+    _, arrays = read_decisions(path, "base", ("predicted",), result.images["image_id"].to_numpy())
     np.testing.assert_array_equal(arrays["predicted"], expected)
 
 
@@ -265,8 +266,8 @@ def test_filter_sort_and_csv(synthetic):
 def test_image_decisions_and_thumbnails(synthetic):
     data = app_data.load_audit_data(synthetic)
     result = load(synthetic)
-    final, _ = app_data.read_final(synthetic, data.model_names, ("predicted", "correct", "true_prob", "top_prob"),
-                                   data.image_ids)
+    final, _ = final_decisions(synthetic, data.model_names, ("predicted", "correct", "true_prob", "top_prob"),
+                               data.image_ids)
     table = app_data.image_decisions(data, final, 17)
     assert list(table["model"]) == result.model_names
     np.testing.assert_array_equal(table["correct"].to_numpy(), result.correct()[17])

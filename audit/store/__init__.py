@@ -1,0 +1,51 @@
+"""The audit directory: the decision store that every later analysis reads.
+
+Writes are atomic (temporary name, then rename), so a killed run leaves nothing
+half-written, and per-job files keep concurrent writers apart. `load(path)` reads
+an audit back as an `AuditResult` of pandas frames and numpy arrays; every reader
+of decisions goes through `read_decisions`. No training, no metrics, no printing here.
+
+- `files`: AuditError and the atomic writers;
+- `state`: the run state (complete, running, interrupted, failed) from the manifest;
+- `decisions`: the decision tables, built and read back;
+- `directory`: AuditDir, the writer, and the directory's layout;
+- `result`: AuditResult and `load`.
+"""
+
+from audit.store.decisions import (
+    DECISION_COLUMNS,
+    DECISION_FIELDS,
+    decision_path,
+    decisions_by_epoch,
+    decisions_frame,
+    final_decisions,
+    read_decisions,
+    read_many,
+)
+from audit.store.directory import BASE_IMAGE_COLUMNS, EXTRA_FOLDERS, FORMAT, SPLITS, AuditDir
+from audit.store.files import (
+    AuditError,
+    atomic_path,
+    read_json,
+    write_csv,
+    write_json,
+    write_npy,
+    write_parquet,
+)
+from audit.store.result import AuditResult, load
+from audit.store.state import (
+    RESUME_HINT,
+    RUN_STATES,
+    current_process,
+    describe_run_state,
+    process_alive,
+    run_state,
+)
+
+__all__ = [
+    "BASE_IMAGE_COLUMNS", "DECISION_COLUMNS", "DECISION_FIELDS", "EXTRA_FOLDERS", "FORMAT", "RESUME_HINT",
+    "RUN_STATES", "SPLITS", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
+    "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
+    "process_alive", "read_decisions", "read_json", "read_many", "run_state", "write_csv", "write_json",
+    "write_npy", "write_parquet",
+]

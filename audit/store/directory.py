@@ -1,0 +1,188 @@
+"""The audit directory's writer: the manifest, one set of files per finished job, and their removal.
+
+Every file is written atomically, and a job's record is written last, so it marks the job done.
+Per-job files keep concurrent writers apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.store.decisions import DECISION_COLUMNS, decision_path
+from audit.store.files import AuditError, read_json, write_json, write_npy, write_parquet
+
+FORMAT = "ddd-audit/1"
+BASE_IMAGE_COLUMNS = ("image_id", "label", "class_name", "split", "source")
+SPLITS = ("val", "train")
+#: Per-job files beside the decisions (see AuditDir): probe depths, final softmax, learnability.
+EXTRA_FOLDERS = ("depth", "probs", "learnability")
+
+
+class AuditDir:
+    """Writer for one audit directory.
+
+    Layout::
+
+        manifest.json            config, dataset fingerprint, versions, jobs and their status
+        images.parquet           one row per validation image (+ per-image scores after the report)
+        images.npy               the validation images as uint8 (array datasets only)
+        models.parquet           one row per finished model
+        jobs/<model>.json        the per-job model record (written last; marks the job done)
+        decisions/<model>.parquet        validation decisions at every recorded epoch
+        decisions_train/<model>.parquet  training-split decisions (optional)
+        depth/<model>.parquet    prediction depth per image (image_id, split, depth, predicted,
+                                 probe_<layer> classes; see audit.deep.probes)
+        probs/<model>.npy        final-epoch softmax on the validation split, float16,
+                                 shape (n_images, n_classes) (for label issues)
+        aux/<job>.json           record of a job that is not a model (learnability, depth_split)
+        learnability/<job>.parquet  per-image teacher-student agreement (sharma2018)
+        report/                  tables, summary.json and figures (rebuilt by `ddd-audit report`)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    # paths
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    def decision_path(self, model: str, split: str = "val") -> Path:
+        return decision_path(self.path, model, split)
+
+    def job_path(self, model: str) -> Path:
+        return self.path / "jobs" / f"{model}.json"
+
+    # manifest
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    def read_manifest(self) -> dict:
+        if not self.exists():
+            raise AuditError(f"{self.path} is not an audit directory (no manifest.json)")
+        try:
+            manifest = read_json(self.manifest_path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AuditError(f"{self.manifest_path} is not valid JSON ({exc}); the audit directory is damaged") \
+                from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            manifest = manifest if isinstance(manifest, dict) else {}
+            raise AuditError(f"{self.path} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
+        return manifest
+
+    def write_manifest(self, manifest: dict) -> None:
+        manifest = dict(manifest)
+        manifest["format"] = FORMAT
+        write_json(self.manifest_path, manifest)
+
+    # jobs
+    def job_done(self, model: str) -> bool:
+        return self.job_path(model).exists() and self.decision_path(model).exists()
+
+    def finished_jobs(self) -> list[str]:
+        folder = self.path / "jobs"
+        if not folder.exists():
+            return []
+        return sorted(p.stem for p in folder.glob("*.json") if self.decision_path(p.stem).exists())
+
+    def write_job(
+        self,
+        model: str,
+        record: dict,
+        decisions: pd.DataFrame,
+        train_decisions: pd.DataFrame | None = None,
+        extras: dict | None = None,
+    ) -> None:
+        """Store one finished job. The job record is written last, so it marks completion.
+
+        `extras` maps paths relative to the audit (e.g. "depth/base.parquet",
+        "probs/base.npy") to a DataFrame or an array; see `write_extras`.
+        """
+        missing = set(DECISION_COLUMNS) - set(decisions.columns)
+        if missing:
+            raise ValueError(f"decisions for {model} lack columns {sorted(missing)}")
+        write_parquet(self.decision_path(model), decisions[list(DECISION_COLUMNS)])
+        if train_decisions is not None:
+            write_parquet(self.decision_path(model, "train"), train_decisions[list(DECISION_COLUMNS)])
+        self.write_extras(extras or {})
+        write_json(self.job_path(model), {"name": model, **record})
+
+    def write_extras(self, extras: dict) -> None:
+        """Write per-job extra files atomically: {relative path: DataFrame (.parquet) or ndarray (.npy)}."""
+        for rel, obj in extras.items():
+            rel_path = Path(rel)
+            if rel_path.is_absolute() or ".." in rel_path.parts or rel_path.parts[0] not in EXTRA_FOLDERS:
+                raise ValueError(f"extra file {rel!r} must lie in one of {EXTRA_FOLDERS}")
+            if rel_path.suffix == ".parquet" and isinstance(obj, pd.DataFrame):
+                write_parquet(self.path / rel_path, obj)
+            elif rel_path.suffix == ".npy" and isinstance(obj, np.ndarray):
+                write_npy(self.path / rel_path, obj)
+            else:
+                raise ValueError(f"extra file {rel!r}: expected a DataFrame for .parquet or an array for .npy, "
+                                 f"got {type(obj).__name__}")
+
+    # jobs that are not models (learnability, depth_split): no decisions, a record under aux/
+    def aux_path(self, name: str) -> Path:
+        return self.path / "aux" / f"{name}.json"
+
+    def write_aux_job(self, name: str, record: dict, extras: dict | None = None) -> None:
+        """Store a finished job that is not a model; its record (written last) marks completion."""
+        self.write_extras(extras or {})
+        write_json(self.aux_path(name), {"name": name, **record})
+
+    def finished_aux_jobs(self) -> list[str]:
+        folder = self.path / "aux"
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+
+    def write_failure(self, model: str, error: str) -> None:
+        write_json(self.path / "failures" / f"{model}.json", {"name": model, "error": error})
+
+    def clear_failure(self, model: str) -> None:
+        (self.path / "failures" / f"{model}.json").unlink(missing_ok=True)
+
+    def failures(self) -> dict[str, str]:
+        folder = self.path / "failures"
+        if not folder.exists():
+            return {}
+        return {p.stem: read_json(p)["error"] for p in sorted(folder.glob("*.json"))}
+
+    def remove_job(self, model: str) -> None:
+        for p in (self.job_path(model), self.aux_path(model), self.decision_path(model),
+                  self.decision_path(model, "train")):
+            p.unlink(missing_ok=True)
+        for folder in EXTRA_FOLDERS:
+            for suffix in (".parquet", ".npy"):
+                (self.path / folder / f"{model}{suffix}").unlink(missing_ok=True)
+
+    def remove_temporary_files(self) -> list[Path]:
+        """Delete the temporary files (".NAME.XXXX.SUFFIX.tmp") that a killed writer left behind.
+
+        Call it only while nothing writes to the audit: a live writer's temporary file would go too.
+        """
+        removed = []
+        if self.path.is_dir():
+            for p in self.path.rglob(".*.tmp"):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        return removed
+
+    def write_models_table(self, order: Sequence[str] | None = None) -> pd.DataFrame:
+        """Gather the per-job records into models.parquet (in `order` where given)."""
+        names = self.finished_jobs()
+        if order is not None:
+            names = [n for n in order if n in set(names)] + [n for n in names if n not in set(order)]
+        rows = []
+        for name in names:
+            rec = read_json(self.job_path(name))
+            row = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in rec.items()}
+            rows.append(row)
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame({"name": pd.Series(dtype=str)})
+        write_parquet(self.path / "models.parquet", frame)
+        return frame

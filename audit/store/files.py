@@ -1,0 +1,93 @@
+"""The store's files: atomic writes (a temporary name, then a rename) and JSON reading.
+
+A killed writer leaves at most a temporary file (".NAME.XXXX.SUFFIX.tmp"), never half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class AuditError(ValueError):
+    """A problem with an audit directory that the user can fix."""
+
+
+def _atomic_target(path: Path, suffix: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ""):
+    """Yield a temporary file beside `path`; it replaces `path` only when the block succeeds."""
+    tmp = _atomic_target(Path(path), suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_csv(path: Path, frame: pd.DataFrame, *, index: bool = False) -> None:
+    """Write a frame as CSV atomically."""
+    with atomic_path(path, ".csv") as tmp:
+        frame.to_csv(tmp, index=index)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically."""
+    tmp = _atomic_target(path, ".json")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write a frame as Parquet atomically."""
+    tmp = _atomic_target(path, ".parquet")
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Write an array as .npy atomically."""
+    tmp = _atomic_target(path, ".npy")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(obj: Any):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON")
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,270 @@
+"""Reading an audit back: `load(path)` gives an AuditResult of pandas frames and numpy arrays.
+
+Works while the audit runs: only finished jobs are read. Decisions come through
+`audit.store.decisions.read_many`, once per model and field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.store.decisions import DECISION_FIELDS, decision_path, read_many, shared_epochs
+from audit.store.directory import AuditDir
+from audit.store.files import AuditError, read_json
+from audit.store.state import describe_run_state, run_state
+
+
+@dataclass
+class AuditResult:
+    """An audit read back from its directory.
+
+    Attributes
+    ----------
+    path : Path
+    manifest : dict
+    images : DataFrame, one row per validation image, ordered by image_id
+    models : DataFrame, one row per finished model, in job order
+    """
+
+    path: Path
+    manifest: dict
+    images: pd.DataFrame
+    models: pd.DataFrame
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # ---- basic facts
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.models["name"]) if len(self.models) else []
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.model_names)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.images["label"].to_numpy()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest["dataset"]["classes"])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state == "complete"
+
+    @property
+    def state(self) -> str:
+        """One of RUN_STATES: complete, running, interrupted (rerun to resume) or failed."""
+        return run_state(self.manifest)
+
+    @property
+    def state_text(self) -> str:
+        """The run state in words, e.g. "interrupted, 3/8 jobs done; rerun the same command to resume"."""
+        return describe_run_state(self.manifest)
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        return self.images["image_id"].to_numpy()
+
+    # ---- decisions (read once per model and field through `read_many`, then kept)
+    def decisions(self, model: str, split: str = "val") -> pd.DataFrame:
+        """The long decision table of one model (columns: DECISION_COLUMNS)."""
+        self._check_models([model])
+        path = decision_path(self.path, model, split)
+        if not path.exists():
+            raise AuditError(f"{model} has no decisions on the {split} split")
+        return pd.read_parquet(path)
+
+    def epochs(self, model: str) -> np.ndarray:
+        """The recorded epochs of one model, ascending (0 = before training)."""
+        self._read([model], ("correct",))
+        return self._cache[(model, "val", "epochs")]
+
+    def decision_array(self, model: str, fld: str = "correct", split: str = "val") -> np.ndarray:
+        """One field of one model's decisions, shape (n_epochs, n_images)."""
+        if fld not in DECISION_FIELDS:
+            raise ValueError(f"field must be one of {DECISION_FIELDS}, got {fld!r}")
+        self._read([model], (fld,), split)
+        return self._cache[(model, split, fld)]
+
+    def _check_models(self, models: Sequence[str]) -> None:
+        for model in models:
+            if model not in self.model_names:
+                raise AuditError(f"unknown model {model!r}; this audit has: {', '.join(self.model_names)}")
+
+    def _read(self, models: Sequence[str], fields: Sequence[str], split: str = "val") -> None:
+        """Read the fields of `models` that are not kept yet, several models at a time."""
+        self._check_models(models)
+        todo = [m for m in models if any((m, split, f) not in self._cache for f in fields)]
+        if not todo:
+            return
+        for m, (epochs, arrays) in zip(todo, read_many(self.path, todo, fields, self.image_ids, split), strict=True):
+            self._cache[(m, split, "epochs")] = epochs
+            for f in fields:
+                self._cache[(m, split, f)] = arrays[f]
+
+    def correct(self, models: Sequence[str] | None = None, epoch: int | None = None) -> np.ndarray:
+        """Correctness at each model's final epoch (or a given epoch).
+
+        Returns
+        -------
+        correct : ndarray of bool, shape (n_images, n_models)
+        """
+        return self._stack("correct", models, epoch)
+
+    def true_prob(self, models: Sequence[str] | None = None, epoch: int | None = None) -> np.ndarray:
+        """True-class probability at each model's final epoch, shape (n_images, n_models)."""
+        return self._stack("true_prob", models, epoch)
+
+    def predicted(self, models: Sequence[str] | None = None, epoch: int | None = None) -> np.ndarray:
+        """Predicted labels at each model's final epoch, shape (n_images, n_models)."""
+        return self._stack("predicted", models, epoch)
+
+    def _stack(self, fld: str, models, epoch) -> np.ndarray:
+        models = list(models) if models is not None else self.model_names
+        self._read(models, (fld,))
+        cols = []
+        for m in models:
+            arr = self.decision_array(m, fld)
+            if epoch is None:
+                cols.append(arr[-1])
+            else:
+                ep = self.epochs(m)
+                where = np.flatnonzero(ep == epoch)
+                if len(where) == 0:
+                    raise AuditError(f"{m} has no decisions at epoch {epoch} (it has {ep.min()}..{ep.max()})")
+                cols.append(arr[where[0]])
+        if not cols:
+            return np.empty((self.n_images, 0), dtype=bool if fld == "correct" else float)
+        return np.stack(cols, axis=1)
+
+    def correct_by_epoch(self, models: Sequence[str] | None = None, fld: str = "correct") -> np.ndarray:
+        """One field over the epochs that all given models share.
+
+        Returns
+        -------
+        values : ndarray of shape (n_images, n_models, n_epochs)
+            n_epochs = the smallest number of recorded epochs among `models`
+            (epoch 0 first); longer runs are cut to it.
+        """
+        models = list(models) if models is not None else self.model_names
+        if not models:
+            raise AuditError("no finished models in this audit")
+        self._read(models, (fld,))
+        runs = [(self._cache[(m, "val", "epochs")], {fld: self._cache[(m, "val", fld)]}) for m in models]
+        return np.ascontiguousarray(shared_epochs(runs, (fld,))[1][fld])
+
+    # ---- deeper measures (per-job extra files; see AuditDir)
+    def depth(self, model: str) -> pd.DataFrame | None:
+        """Prediction depth of one model (columns image_id, split, depth, predicted, probe_*), or None."""
+        p = self.path / "depth" / f"{model}.parquet"
+        return pd.read_parquet(p) if p.exists() else None
+
+    def probs(self, model: str) -> np.ndarray | None:
+        """Final-epoch softmax on the validation split, shape (n_images, n_classes), or None."""
+        p = self.path / "probs" / f"{model}.npy"
+        return np.load(p).astype(np.float32) if p.exists() else None
+
+    def aux_record(self, name: str) -> dict | None:
+        """The record of a finished job that is not a model (e.g. "learnability"), or None."""
+        p = AuditDir(self.path).aux_path(name)
+        return read_json(p) if p.exists() else None
+
+    def aux_table(self, folder: str, name: str) -> pd.DataFrame | None:
+        """A per-image table of a job that is not a model (e.g. learnability/learnability.parquet), or None."""
+        p = self.path / folder / f"{name}.parquet"
+        return pd.read_parquet(p) if p.exists() else None
+
+    # ---- images
+    @cached_property
+    def _image_array(self) -> np.ndarray | None:
+        p = self.path / "images.npy"
+        return np.load(p, mmap_mode="r") if p.exists() else None
+
+    def image(self, image_id: int):
+        """The validation image as a PIL image (from the audit's own files or its recorded path)."""
+        from PIL import Image
+
+        arr = self._image_array
+        if arr is not None:
+            img = np.asarray(arr[int(image_id)])
+            return Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
+        return Image.open(self.image_path(image_id)).convert("RGB")
+
+    def image_path(self, image_id: int) -> Path:
+        """The file of a validation image, refused unless it lies under the dataset root in the manifest.
+
+        A crafted images.parquet could otherwise make a reader (the app) open any file on the server.
+        """
+        source = str(self.images.iloc[int(image_id)]["source"])
+        dataset = self.manifest.get("dataset", {})
+        origin = dataset.get("root") or dataset.get("origin") or ""  # audits before "root" have the folder here
+        if not origin or not Path(origin).is_dir():
+            raise AuditError(f"image {image_id}: the manifest records no dataset folder, so {source!r} is not read")
+        root = Path(origin).resolve()
+        path = (root / source).resolve()  # a relative source lies under the root; an absolute one stays as it is
+        if not path.is_relative_to(root):
+            raise AuditError(f"image {image_id}: {source!r} lies outside the audit's dataset folder {root}; "
+                             "it is not read")
+        return path
+
+    # ---- report files
+    def report_path(self, *parts: str) -> Path:
+        return self.path.joinpath("report", *parts)
+
+    def summary(self) -> dict | None:
+        p = self.report_path("summary.json")
+        return read_json(p) if p.exists() else None
+
+
+def load(path: str | os.PathLike) -> AuditResult:
+    """Read an audit directory.
+
+    Works while the audit is still running: only finished jobs are listed in
+    `models`. Raises AuditError when `path` is not an audit.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AuditError(f"audit directory {path} does not exist")
+    store = AuditDir(path)
+    manifest = store.read_manifest()
+    images_path = path / "images.parquet"
+    if not images_path.exists():
+        raise AuditError(f"{path} has no images.parquet; the audit has not started writing yet")
+    images = pd.read_parquet(images_path).sort_values("image_id").reset_index(drop=True)
+    models_path = path / "models.parquet"
+    finished = store.finished_jobs()
+    if models_path.exists():
+        models = pd.read_parquet(models_path)
+        if "name" not in models.columns:  # written with no finished job by an older version
+            models = pd.DataFrame(columns=["name"])
+        models = models[models["name"].isin(finished)]
+        extra = [n for n in finished if n not in set(models["name"])]
+    else:
+        models, extra = pd.DataFrame(columns=["name"]), finished
+    if extra:
+        rows = [read_json(store.job_path(n)) for n in extra]
+        rows = [{k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in r.items()} for r in rows]
+        models = pd.concat([models, pd.DataFrame(rows)], ignore_index=True)
+    order = [j["name"] for j in manifest.get("jobs", [])]
+    rank = {n: i for i, n in enumerate(order)}
+    models = models.assign(_rank=models["name"].map(lambda n: rank.get(n, len(rank))))
+    models = models.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
+    return AuditResult(path=path, manifest=manifest, images=images, models=models)
