@@ -23,7 +23,7 @@ from audit.store import AuditError
 
 AUDIT_KEY = "audit_path"
 TOLERANCE_KEY = "tolerance"
-CATEGORY_SCALE = alt.Scale(domain=list(app_data.CATEGORY_ORDER), range=list(app_data.CATEGORY_COLORS))
+CATEGORY_SCALE = alt.Scale(domain=list(app_data.CATEGORIES), range=list(app_data.CATEGORY_COLORS))
 
 
 # --------------------------------------------------------------------------- bounded caches

@@ -34,7 +34,7 @@ bars = (
             alt.Tooltip("mean:Q", title="mean accuracy", format=".1%"),
             alt.Tooltip("min:Q", title="worst model", format=".1%"),
             alt.Tooltip("max:Q", title="best model", format=".1%"),
-            *[alt.Tooltip(f"{c}:Q", title=f"{c} images", format=".1%") for c in app_data.CATEGORY_ORDER],
+            *[alt.Tooltip(f"{c}:Q", title=f"{c} images", format=".1%") for c in app_data.CATEGORIES],
         ],
     )
 )
@@ -56,7 +56,7 @@ easiest, hardest = app_data.easiest_hardest(frame, k)
 config = {
     "class_name": "class",
     "n_images": st.column_config.NumberColumn("images", format="%d"),
-    **{c: st.column_config.NumberColumn(c, format="percent") for c in ("mean", "min", "max", *app_data.CATEGORY_ORDER)},
+    **{c: st.column_config.NumberColumn(c, format="percent") for c in ("mean", "min", "max", *app_data.CATEGORIES)},
 }
 cols = st.columns(2)
 with cols[0]:
@@ -68,7 +68,7 @@ with cols[1]:
 st.caption("mean, min, max: accuracy over models; trivial / inconclusive / impossible: share of the class's images.")
 
 st.subheader("The split within each class")
-long = frame.melt(id_vars=["class_name", "rank", "n_images"], value_vars=list(app_data.CATEGORY_ORDER),
+long = frame.melt(id_vars=["class_name", "rank", "n_images"], value_vars=list(app_data.CATEGORIES),
                   var_name="category", value_name="share")
 stacked = (
     alt.Chart(long)
@@ -78,7 +78,7 @@ stacked = (
                 axis=alt.Axis(labels=not many, ticks=not many, labelAngle=-60)),
         y=alt.Y("share:Q", title="share of the class's images", stack="normalize"),
         color=alt.Color("category:N", scale=_common.CATEGORY_SCALE,
-                        sort=list(app_data.CATEGORY_ORDER)),
+                        sort=list(app_data.CATEGORIES)),
         order=alt.Order("category_order:Q"),
         tooltip=[alt.Tooltip("class_name:N", title="class"), alt.Tooltip("category:N"),
                  alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("n_images:Q", title="images", format=",")],

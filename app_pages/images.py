@@ -90,7 +90,7 @@ def show_image(image_id: int) -> None:
 # ---- filters
 cols = st.columns([2, 3, 2, 2])
 categories = cols[0].multiselect(
-    "Category", app_data.CATEGORY_ORDER, default=list(app_data.CATEGORY_ORDER), key="images_category",
+    "Category", app_data.CATEGORIES, default=list(app_data.CATEGORIES), key="images_category",
     help=f"At tolerance {t} (set on Overview).",
 )
 classes = cols[1].multiselect("Class", data.class_names, key="images_class", placeholder="all classes")
@@ -136,7 +136,7 @@ if filtered.empty:
 else:
     # ---- gallery
     per_row = 6
-    colour = dict(zip(app_data.CATEGORY_ORDER, ("green", "blue", "red"), strict=True))
+    colour = dict(zip(app_data.CATEGORIES, ("green", "blue", "red"), strict=True))
     size = st.session_state.get("images_page_size", 24)
     n_pages = max(1, -(-len(filtered) // size))
     if int(st.session_state.get("images_page") or 1) > n_pages:

@@ -85,7 +85,7 @@ else:
 t = _common.tolerance(data)
 split = app_data.split_table(data, t)
 cols = st.columns(3)
-for col, category in zip(cols, app_data.CATEGORY_ORDER, strict=True):
+for col, category in zip(cols, app_data.CATEGORIES, strict=True):
     row = split.loc[category]
     col.metric(
         category.capitalize(),

@@ -17,11 +17,11 @@ import pandas as pd
 
 from audit.deep.summary import DEEP_COLUMNS
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
-from audit.report import REPORT_COLUMNS, compute_report
+from audit.metrics.difficulty import CATEGORIES
+from audit.report import REPORT_COLUMNS, compute_report, read_report_tables, report_state
 from audit.store import AuditDir, decisions_by_epoch, load, read_decisions
 
-CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
-CATEGORY_COLORS = ("#2ca02c", "#1f77b4", "#d62728")  # in CATEGORY_ORDER
+CATEGORY_COLORS = ("#2ca02c", "#1f77b4", "#d62728")  # in CATEGORIES
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")
 #: Rows of a decision map as drawn on screen (the report stores 500).
@@ -244,9 +244,9 @@ def load_audit_data(path: str | Path) -> AuditData:
         return AuditData(**base, images=images, models=_models_frame(result, []), report="empty",
                          summary={"models": [], "notes": ["no finished models yet"]})
     summary = result.summary()
-    state = _report_state(result, summary)
+    state = report_state(result, summary)
     if state == "current":
-        tables, maps = _read_report_tables(result)
+        tables, maps = read_report_tables(result)
         return AuditData(**base, images=images, models=_models_frame(result, summary["models"]),
                          report=state, summary=summary, tables=tables, maps=maps)
     images, summary, tables, maps = _live_report(result, images)
@@ -303,41 +303,6 @@ def chance_warning(data: AuditData) -> str | None:
     )
 
 
-_REQUIRED_REPORT_FILES = ("summary.json", "histogram.csv", "per_class_accuracy.csv")
-
-
-def _report_state(result, summary: dict | None) -> str:
-    if summary is None or not all(result.report_path(f).exists() for f in _REQUIRED_REPORT_FILES):
-        return "missing"
-    reported = [m.get("name") for m in summary.get("models", [])]
-    if reported != result.model_names or "n_correct" not in result.images.columns:
-        return "stale"
-    if summary.get("dynamics") and not result.report_path("decision_map_all.npy").exists():
-        return "stale"
-    return "current"
-
-
-def _read_report_tables(result) -> tuple[dict, dict]:
-    tables = {
-        "histogram": pd.read_csv(result.report_path("histogram.csv")),
-        "per_class": pd.read_csv(result.report_path("per_class_accuracy.csv")),
-    }
-    for key, name in (("ec_all", "error_consistency_all.csv"), ("ec_inconclusive", "error_consistency_inconclusive.csv")):
-        p = result.report_path(name)
-        if p.exists():
-            tables[key] = pd.read_csv(p, index_col=0)
-    for key, name in (("swaps", "swaps_per_epoch.csv"), ("tp_by_epoch", "tp_agreement_by_epoch.csv")):
-        p = result.report_path(name)
-        if p.exists():
-            tables[key] = pd.read_csv(p)
-    maps = {}
-    for key in ("base", "all"):
-        p = result.report_path(f"decision_map_{key}.npy")
-        if p.exists():
-            maps[key] = np.load(p)
-    return tables, maps
-
-
 def _models_frame(result, summary_models: list[dict]) -> pd.DataFrame:
     cols = ["name", "kind", "group", "accuracy", "recorded_epochs", "final_epoch"]
     if not summary_models:
@@ -355,22 +320,11 @@ def _models_frame(result, summary_models: list[dict]) -> pd.DataFrame:
     return frame
 
 
-#: the app's names for the report's tables and decision maps
-_LIVE_TABLES = {"histogram": "histogram.csv", "per_class": "per_class_accuracy.csv",
-                "ec_all": "error_consistency_all.csv", "ec_inconclusive": "error_consistency_inconclusive.csv",
-                "swaps": "swaps_per_epoch.csv", "tp_by_epoch": "tp_agreement_by_epoch.csv"}
-_LIVE_MAPS = {"base": "decision_map_base.npy", "all": "decision_map_all.npy"}
-
-
 def _live_report(result, images: pd.DataFrame):
     """The report's tables, computed in memory by `compute_report` (no bootstrap, no deeper measures,
     no figures, nothing written): for an audit that is still running or whose report is stale."""
     content = compute_report(result, n_bootstrap=0, deep=False)
-    tables = {key: content.outputs[name] for key, name in _LIVE_TABLES.items() if name in content.outputs}
-    for key in ("ec_all", "ec_inconclusive"):  # as read back from the CSV: the model names as the index
-        if key in tables:
-            tables[key] = tables[key].rename_axis("model")
-    maps = {key: content.outputs[name] for key, name in _LIVE_MAPS.items() if name in content.outputs}
+    tables, maps = content.tables()
     stale = {*REPORT_COLUMNS, *DEEP_COLUMNS}  # what an older report left: not current
     images = images[[c for c in images.columns if c not in stale]].copy()
     for col, values in content.scores.items():
@@ -390,24 +344,24 @@ def split_table(data: AuditData, tolerance: int) -> pd.DataFrame:
 
     Returns
     -------
-    frame : DataFrame indexed by category (CATEGORY_ORDER), columns images,
+    frame : DataFrame indexed by category (CATEGORIES), columns images,
         observed, binomial, beta_binomial (shares in [0, 1])
     """
     t = difficulty.usable_tolerance(tolerance, data.n_models)
     hist = data.tables["histogram"]
     cats = categories_at(data, t)
-    counts = {c: int(np.count_nonzero(cats == c)) for c in CATEGORY_ORDER}
+    counts = {c: int(np.count_nonzero(cats == c)) for c in CATEGORIES}
     observed = difficulty.histogram_shares(hist["observed"].to_numpy(), tolerance=t)
     binom = difficulty.histogram_shares(hist["binomial"].to_numpy(), tolerance=t)
     bb = difficulty.histogram_shares(hist["beta_binomial"].to_numpy(), tolerance=t)
     return pd.DataFrame(
         {
-            "images": [counts[c] for c in CATEGORY_ORDER],
-            "observed": [observed[c] for c in CATEGORY_ORDER],
-            "binomial": [binom[c] for c in CATEGORY_ORDER],
-            "beta_binomial": [bb[c] for c in CATEGORY_ORDER],
+            "images": [counts[c] for c in CATEGORIES],
+            "observed": [observed[c] for c in CATEGORIES],
+            "binomial": [binom[c] for c in CATEGORIES],
+            "beta_binomial": [bb[c] for c in CATEGORIES],
         },
-        index=pd.Index(CATEGORY_ORDER, name="category"),
+        index=pd.Index(CATEGORIES, name="category"),
     )
 
 
@@ -424,7 +378,7 @@ def histogram_frames(data: AuditData, tolerance: int) -> tuple[pd.DataFrame, pd.
     m = len(hist) - 1
     k = hist["n_correct"].to_numpy()
     total = float(hist["observed"].sum())
-    category = np.where(k <= t, "impossible", np.where(k >= m - t, "trivial", "inconclusive"))
+    category = difficulty.split_from_counts(k, m, tolerance=t)
     bars = pd.DataFrame(
         {"n_correct": k, "images": hist["observed"].to_numpy(), "share": hist["observed"] / total, "category": category}
     )
@@ -640,7 +594,7 @@ def score_histogram(data: AuditData, column: str, tolerance: int, bins: int = 20
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(values, edges[1:-1]), 0, bins - 1)
     rows = []
-    for c in CATEGORY_ORDER:
+    for c in CATEGORIES:
         n = np.bincount(idx[cats == c], minlength=bins)
         rows.append(pd.DataFrame({"low": edges[:-1], "high": edges[1:], "category": c, "images": n}))
     return pd.concat(rows, ignore_index=True)
@@ -667,7 +621,7 @@ def class_frame(data: AuditData, tolerance: int) -> pd.DataFrame:
     cats = categories_at(data, tolerance)
     labels = data.images["label"].to_numpy()
     sizes = np.maximum(np.bincount(labels, minlength=len(frame)), 1)[: len(frame)]
-    for c in CATEGORY_ORDER:
+    for c in CATEGORIES:
         frame[c] = np.bincount(labels[cats == c], minlength=len(frame))[: len(frame)] / sizes
     frame = frame[frame["n_images"] > 0]
     frame = frame.sort_values(["mean", "class"], ascending=[False, True], kind="stable").reset_index(drop=True)
@@ -677,7 +631,7 @@ def class_frame(data: AuditData, tolerance: int) -> pd.DataFrame:
 
 def easiest_hardest(frame: pd.DataFrame, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The k easiest and k hardest classes of `class_frame` (hardest: lowest accuracy first)."""
-    cols = ["class_name", "n_images", "mean", "min", "max", *CATEGORY_ORDER]
+    cols = ["class_name", "n_images", "mean", "min", "max", *CATEGORIES]
     easiest = frame.head(k)[cols].reset_index(drop=True)
     hardest = frame.iloc[::-1].head(k)[cols].reset_index(drop=True)
     return easiest, hardest

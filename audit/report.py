@@ -4,6 +4,9 @@
 recomputes a decision), computes the measures in `audit.metrics`, and writes
 `<audit>/report/` plus the per-image scores in images.parquet. It prints nothing;
 `format_summary` turns the summary into the short text the CLI prints.
+`report_state` and `read_report_tables` read a written report back. The file
+names are the store's (`audit.store.REPORT_TABLES` and its neighbours); the
+figures are drawn in `audit.figures`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit import figures
 from audit.data.sources import skipped_files_notes
-from audit.deep.summary import DEEP_COLUMNS, DEEP_FILES, deep_report, format_deep_summary
+from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
+from audit.metrics.difficulty import CATEGORIES
 from audit.store import (
     BASE_IMAGE_COLUMNS,
+    REPORT_FIGURES,
+    REPORT_FILES,
+    REPORT_MAPS,
+    REPORT_TABLES,
+    SUMMARY_FILE,
     AuditDir,
     AuditResult,
     atomic_path,
@@ -39,25 +49,9 @@ REPORT_COLUMNS = (
     "learned_epoch",
     "forgetting_events",
 )
-#: Every table and figure a build may write under report/ (stale ones are removed).
-REPORT_FILES = (
-    "histogram.csv",
-    "histogram.png",
-    "error_consistency_all.csv",
-    "error_consistency_inconclusive.csv",
-    "error_consistency.png",
-    "per_class_accuracy.csv",
-    "per_class_accuracy.png",
-    "swaps_per_epoch.csv",
-    "swaps_per_epoch.png",
-    "tp_agreement_by_epoch.csv",
-    "tp_agreement.png",
-    "decision_map_base.npy",
-    "decision_map_all.npy",
-    "decision_maps.png",
-) + DEEP_FILES
 DECISION_MAP_ROWS = 500
-CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
+#: The tables and maps a report needs before the app reads it back instead of computing it.
+REQUIRED_FILES = (SUMMARY_FILE, REPORT_TABLES["histogram"], REPORT_TABLES["per_class"])
 
 
 @dataclass
@@ -74,12 +68,16 @@ class ReportContent:
     outputs: dict[str, object] = field(default_factory=dict)
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def tables(self) -> tuple[dict, dict]:
+        """The tables and decision maps by their keys in REPORT_TABLES and REPORT_MAPS, as `read_report_tables`."""
+        return ({key: self.outputs[name] for key, name in REPORT_TABLES.items() if name in self.outputs},
+                {key: self.outputs[name] for key, name in REPORT_MAPS.items() if name in self.outputs})
+
 
 def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int = 200, random_state: int = 0,
                    deep: bool = True) -> ReportContent:
     """Everything `build_report` writes, computed in memory (see there); `deep=False` skips the deeper measures."""
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer) or tolerance < 0:
-        raise ValueError(f"tolerance must be an int >= 0, got {tolerance!r}")
+    difficulty.usable_tolerance(tolerance, 1)  # a bad tolerance fails before anything is read
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
     dataset = result.manifest.get("dataset", {})
@@ -89,14 +87,14 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     if not result.is_complete and result.n_models:
         notes.append(f"this report covers the {count_noun(result.n_models, 'finished model')} only")
 
-    def table(name: str, frame: pd.DataFrame) -> None:
-        content.outputs[name] = frame
+    def table(key: str, frame: pd.DataFrame) -> None:
+        content.outputs[REPORT_TABLES[key]] = frame
 
-    def array(name: str, values: np.ndarray) -> None:
-        content.outputs[name] = values
+    def array(key: str, values: np.ndarray) -> None:
+        content.outputs[REPORT_MAPS[key]] = values
 
-    def figure(name: str, draw) -> None:
-        content.outputs[name] = draw
+    def figure(key: str, draw) -> None:
+        content.outputs[REPORT_FIGURES[key]] = draw
 
     names = result.model_names
     if not names:
@@ -122,9 +120,8 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         )
     scores = content.scores
     # ---- the DDD split and its nulls (meding2022 §3.1-3.2, Fig. 2 and 17)
-    t = int(tolerance)
-    if n_models <= 2 * t:
-        t = (n_models - 1) // 2
+    t = difficulty.usable_tolerance(tolerance, n_models)
+    if t < tolerance:
         notes.append(
             f"tolerance {tolerance} needs more than {2 * tolerance} models; with {n_models} the split uses "
             f"tolerance {t}"
@@ -141,7 +138,7 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     summary["tolerance"] = int(tolerance)
     summary["tolerance_used"] = t
     summary["split"] = {
-        "counts": {c: int(np.count_nonzero(categories == c)) for c in CATEGORY_ORDER},
+        "counts": {c: int(np.count_nonzero(categories == c)) for c in CATEGORIES},
         "observed": difficulty.category_shares(categories),
         "binomial": difficulty.histogram_shares(binom, tolerance=t),
         "beta_binomial": difficulty.histogram_shares(bb.expected, tolerance=t),
@@ -157,7 +154,7 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         },
     }
     table(
-        "histogram.csv",
+        "histogram",
         pd.DataFrame(
             {
                 "n_correct": np.arange(n_models + 1),
@@ -167,7 +164,7 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
             }
         ),
     )
-    figure("histogram.png", lambda: _fig_histogram(hist, binom, bb.expected, t))
+    figure("histogram", lambda: figures.n_correct_histogram(hist, binom, bb.expected, t))
     scores["n_correct"] = n_corr
     scores["category"] = categories
     scores["tp_agreement"] = agreement.tp_agreement(correct)
@@ -203,11 +200,11 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
                 entry["ci95"] = [ci["mean_low"], ci["mean_high"]]
             ec[subset] = entry
             table(
-                f"error_consistency_{subset}.csv",
+                f"ec_{subset}",
                 pd.DataFrame(kappa, index=names, columns=names).rename_axis("model"),
             )
         if matrices:
-            figure("error_consistency.png", lambda: _fig_consistency(matrices, names))
+            figure("error_consistency", lambda: figures.error_consistency(matrices, names))
     summary["error_consistency"] = ec
 
     # ---- per-class accuracy (meding2022 A.6, Table 1)
@@ -219,14 +216,14 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     per_class.insert(0, "class_name", class_names)
     per_class.insert(0, "class", np.arange(len(class_names)))
     per_class["mean"] = class_acc.mean(axis=1)
-    table("per_class_accuracy.csv", per_class)
+    table("per_class", per_class)
     k = min(10, int(np.count_nonzero(class_sizes)))
     ranked = difficulty.easiest_hardest_classes(class_acc, k=k)
     summary["classes"] = {
         side: [{"class": class_names[c], "accuracy": float(per_class["mean"][c])} for c in ranked[side]]
         for side in ("easiest", "hardest")
     }
-    figure("per_class_accuracy.png", lambda: _fig_per_class(class_acc, class_names))
+    figure("per_class", lambda: figures.per_class_accuracy(class_acc, class_names))
 
     # ---- dynamics over epochs (meding2022 Fig. 4, 5, 12; hacohen2020 §2-3)
     summary["dynamics"] = _dynamics(result, names, epochs_of, scores, notes, table, array, figure)
@@ -238,9 +235,9 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         summary.update(extra.summary)
         notes.extend(extra.notes)
         for name, frame in extra.tables.items():
-            table(name, frame)
+            content.outputs[name] = frame
         for name, fig in extra.figures.items():
-            figure(name, lambda fig=fig: fig)
+            content.outputs[name] = lambda fig=fig: fig
 
     summary["notes"] = notes
     return content
@@ -287,7 +284,7 @@ def build_report(
     content = compute_report(result, tolerance=tolerance, n_bootstrap=n_bootstrap, random_state=random_state)
     if result.state != "running":  # a live run's temporary files are its writes in progress
         AuditDir(result.path).remove_temporary_files()
-    out = result.path / "report"
+    out = result.report_path()
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[str]] = {"tables": [], "figures": []}
     for name, value in content.outputs.items():
@@ -305,8 +302,38 @@ def build_report(
     summary = content.summary
     summary["files"] = files
     _remove_stale(out, set(content.outputs))
-    write_json(out / "summary.json", summary)
+    write_json(out / SUMMARY_FILE, summary)
     return summary
+
+
+# --------------------------------------------------------------------------- reading a report back
+def report_state(result: AuditResult, summary: dict | None) -> str:
+    """Whether the written report covers the finished models: "current", "stale" (older) or "missing"."""
+    if summary is None or not all(result.report_path(f).exists() for f in REQUIRED_FILES):
+        return "missing"
+    reported = [m.get("name") for m in summary.get("models", [])]
+    if reported != result.model_names or "n_correct" not in result.images.columns:
+        return "stale"
+    if summary.get("dynamics") and not result.report_path(REPORT_MAPS["all"]).exists():
+        return "stale"
+    return "current"
+
+
+def read_report_tables(result: AuditResult) -> tuple[dict, dict]:
+    """The written tables and decision maps, by their keys in REPORT_TABLES and REPORT_MAPS (absent ones left out).
+
+    The error-consistency tables come back indexed by model name, as written.
+    """
+    tables, maps = {}, {}
+    for key, name in REPORT_TABLES.items():
+        p = result.report_path(name)
+        if p.exists():
+            tables[key] = pd.read_csv(p, index_col=0 if key in ("ec_all", "ec_inconclusive") else None)
+    for key, name in REPORT_MAPS.items():
+        p = result.report_path(name)
+        if p.exists():
+            maps[key] = np.load(p)
+    return tables, maps
 
 
 def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> dict | None:
@@ -334,8 +361,8 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
     frame.insert(0, "epoch_to", epochs[1:])
     frame.insert(0, "epoch_from", epochs[:-1])
     frame["mean"] = swaps.mean(axis=0)
-    table("swaps_per_epoch.csv", frame)
-    figure("swaps_per_epoch.png", lambda: _fig_swaps(epochs, swaps, dyn, n_images))
+    table("swaps", frame)
+    figure("swaps", lambda: figures.swaps_per_epoch(epochs, swaps, dyn, n_images))
 
     counts = by_epoch.sum(axis=1, dtype=np.int32)  # n models right, per image and epoch
     tpa = counts / n_dyn
@@ -347,7 +374,7 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
         [n_images * agreement.tp_agreement_null(acc_by_epoch[:, e]) for e in range(n_epochs)], axis=1
     )
     table(
-        "tp_agreement_by_epoch.csv",
+        "tp_by_epoch",
         pd.DataFrame(
             {
                 "epoch": epochs,
@@ -358,20 +385,20 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
             }
         ),
     )
-    figure("tp_agreement.png", lambda: _fig_tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
+    figure("tp_agreement", lambda: figures.tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
 
     groups_of = [model_field(result, m, "group") for m in dyn]
     base = groups_of.index("base") if "base" in groups_of else 0
     base_map = dynamics.binned_decision_map(by_epoch[:, base, :], n_bins=DECISION_MAP_ROWS)
     all_map = dynamics.binned_decision_map(by_epoch, n_bins=DECISION_MAP_ROWS)
-    array("decision_map_base.npy", base_map)
-    array("decision_map_all.npy", all_map)
-    figure("decision_maps.png", lambda: _fig_decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
+    array("base", base_map)
+    array("all", all_map)
+    figure("decision_maps", lambda: figures.decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
 
-    access = agreement.accessibility(by_epoch)
+    accessibility = agreement.accessibility(by_epoch)
     learned = dynamics.learned_epoch(by_epoch, epochs=epochs, reduce="median")
     forgotten = dynamics.forgetting_events(by_epoch).sum(axis=1)
-    scores["accessibility"] = access
+    scores["accessibility"] = accessibility
     scores["learned_epoch"] = learned
     scores["forgetting_events"] = forgotten
 
@@ -382,7 +409,7 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
         "mean_swap_share": float(swaps.mean() / n_images),
         "bimodality": [_num(v) for v in bimodal],
         "bimodality_null": [_num(v) for v in bimodal_null],
-        "mean_accessibility": float(access.mean()),
+        "mean_accessibility": float(accessibility.mean()),
         "never_learned_share": float(np.isnan(learned).mean()),
         "median_learned_epoch": _num(np.nanmedian(learned)) if not np.isnan(learned).all() else None,
         "mean_forgetting_events": float(forgotten.mean() / n_dyn),
@@ -434,7 +461,7 @@ def format_summary(summary: dict) -> str:
         lines.append(
             f"Split (tolerance {summary.get('tolerance_used')})  observed   binomial   beta-binomial"
         )
-        for c in CATEGORY_ORDER:
+        for c in CATEGORIES:
             lines.append(
                 f"  {c:<20}  {100 * split['observed'][c]:7.1f}%   {100 * split['binomial'][c]:7.1f}%   "
                 f"{100 * split['beta_binomial'][c]:12.1f}%"
@@ -553,129 +580,3 @@ def _remove_stale(out: Path, written: set[str]) -> None:
     for name in REPORT_FILES:
         if name not in written:
             (out / name).unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- figures
-def _new_figure(width: float, height: float, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols)
-    return fig, axes
-
-
-def _fig_histogram(hist, binom, beta_binom, t):
-    n_models = len(hist) - 1
-    fig, ax = _new_figure(7, 4)
-    k = np.arange(n_models + 1)
-    share = hist / hist.sum()
-    colors = ["tab:red" if i <= t else "tab:green" if i >= n_models - t else "tab:blue" for i in k]
-    ax.bar(k, share, color=colors, alpha=0.75, label="observed")
-    ax.plot(k, binom / hist.sum(), "o-", color="black", ms=3, label="binomial null")
-    ax.plot(k, beta_binom / hist.sum(), "s--", color="tab:orange", ms=3, label="beta-binomial fit")
-    ax.set_xlabel("models that classify the image correctly (n_correct)")
-    ax.set_ylabel("share of images")
-    ax.set_title(f"impossible (red) / inconclusive (blue) / trivial (green), tolerance {t}")
-    ax.legend(frameon=False)
-    return fig
-
-
-def _fig_consistency(matrices: dict, names: list[str]):
-    fig, axes = _new_figure(12, 6.5, ncols=2)
-    titles = {"all": "all images", "inconclusive": "inconclusive images"}
-    lo = min(0.0, *(float(m.min()) for m in matrices.values()))
-    for ax, subset in zip(np.atleast_1d(axes), ("all", "inconclusive"), strict=True):
-        if subset not in matrices:
-            ax.set_axis_off()
-            ax.set_title(f"{titles[subset]}: none")
-            continue
-        im = ax.imshow(matrices[subset], vmin=lo, vmax=1, cmap="viridis")
-        mean = consistency.mean_error_consistency(matrices[subset])
-        ax.set_title(f"{titles[subset]} (mean {mean:.2f})", fontsize=10)
-        if len(names) <= 40:
-            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
-            ax.set_yticks(range(len(names)), names, fontsize=6)
-        else:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.8, label="error consistency (kappa)")
-    return fig
-
-
-def _fig_per_class(class_acc, class_names):
-    fig, ax = _new_figure(9, 4)
-    mean = class_acc.mean(axis=1)
-    order = np.argsort(-np.nan_to_num(mean, nan=-1), kind="stable")
-    x = np.arange(len(order))
-    ax.bar(x, mean[order], color="tab:blue", width=1.0 if len(order) > 50 else 0.8)
-    if class_acc.shape[1] > 1:
-        ax.vlines(
-            x, np.nanmin(class_acc, axis=1)[order], np.nanmax(class_acc, axis=1)[order], color="black", lw=0.6
-        )
-    if len(order) <= 30:
-        ax.set_xticks(x, [class_names[i] for i in order], rotation=90, fontsize=7)
-    else:
-        ax.set_xlabel("classes, easiest first")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (mean over models; line = range)")
-    ax.set_title("per-class accuracy")
-    return fig
-
-
-def _fig_swaps(epochs, swaps, names, n_images):
-    fig, ax = _new_figure(7, 4)
-    x = epochs[:-1]
-    for row in swaps:
-        ax.plot(x, 100 * row / n_images, color="grey", lw=0.5, alpha=0.5)
-    ax.plot(
-        x, 100 * swaps.mean(axis=0) / n_images, color="tab:red", lw=2, label=f"mean of {len(names)} models"
-    )
-    ax.set_xlabel("epoch e (change from e to the next recorded epoch)")
-    ax.set_ylabel("decisions that swap (% of images)")
-    ax.legend(frameon=False)
-    return fig
-
-
-def _fig_tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null):
-    fig, axes = _new_figure(13, 4, ncols=3)
-    n_models = tpa_hist.shape[0] - 1
-    extent = (epochs[0] - 0.5, epochs[-1] + 0.5, -0.5 / n_models, 1 + 0.5 / n_models)
-    vmax = max(float(tpa_hist.max()), float(null_hist.max()), 1.0)
-    from matplotlib.colors import LogNorm
-
-    norm = LogNorm(vmin=1, vmax=vmax)
-    for ax, h, title in ((axes[0], tpa_hist, "observed"), (axes[1], null_hist, "independent models (null)")):
-        im = ax.imshow(
-            np.maximum(h, 0.5), origin="lower", aspect="auto", extent=extent, norm=norm, cmap="magma"
-        )
-        ax.set_title(f"TP-agreement per epoch: {title}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("TP-agreement")
-    fig.colorbar(im, ax=axes[:2], label="images")
-    axes[2].plot(epochs, bimodal, "o-", ms=3, label="observed")
-    axes[2].plot(epochs, bimodal_null, "--", color="tab:orange", label="null")
-    axes[2].set_xlabel("epoch")
-    axes[2].set_ylabel("kurtosis - skewness² - 1 (lower = more bimodal)")
-    axes[2].set_title("Pearson bimodality")
-    axes[2].legend(frameon=False)
-    return fig
-
-
-def _fig_decision_maps(base_map, all_map, epochs, base_name, n_models, n_images):
-    fig, axes = _new_figure(12, 5, ncols=2)
-    extent = (epochs[0] - 0.5, epochs[-1] + 0.5, n_images, 0)
-    axes[0].imshow(
-        base_map, aspect="auto", cmap="Blues_r", vmin=0, vmax=1, extent=extent, interpolation="nearest"
-    )
-    axes[0].set_title(f"{base_name}: share correct (white = correct)")
-    im = axes[1].imshow(
-        all_map, aspect="auto", cmap="Reds_r", vmin=0, vmax=1, extent=extent, interpolation="nearest"
-    )
-    axes[1].set_title(f"{n_models} models: share correct")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("images, ordered by mean accuracy (easiest on top)")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="share correct")
-    return fig

@@ -241,7 +241,7 @@ def test_class_frame_ranks_by_mean_accuracy(synthetic):
     assert frame["mean"].to_numpy() == pytest.approx(sorted(by_hand, reverse=True))
     easiest, hardest = app_data.easiest_hardest(frame, 2)
     assert hardest.iloc[0]["class_name"] == result.class_names[int(np.argmin(by_hand))]
-    assert frame[list(app_data.CATEGORY_ORDER)].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert frame[list(app_data.CATEGORIES)].sum(axis=1).to_numpy() == pytest.approx(1.0)
 
 
 def test_filter_sort_and_csv(synthetic):

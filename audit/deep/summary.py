@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 
 from audit.metrics import depth as depth_metrics
+from audit.metrics.difficulty import CATEGORIES
+from audit.store import DEEP_FIGURES, DEEP_TABLES
 
 #: Per-image columns this part adds to images.parquet (only those it can compute; others are left as found).
 DEEP_COLUMNS = ("prediction_depth", "depth_type", "impossible_cause", "is_label_issue", "label_quality",
                 "learnable")
-#: Tables and figures this part may write under report/.
-DEEP_FILES = ("depth_by_category.csv", "depth_consistency.csv", "label_issues_histogram.csv",
-              "impossible_causes.csv", "learnability.csv", "label_issues.png")
-CATEGORY_ORDER = ("trivial", "inconclusive", "impossible")
 SPLIT_JOB = "depth_split"
 LEARNABILITY_JOB = "learnability"
 
@@ -63,7 +61,7 @@ def deep_report(result, categories: np.ndarray, n_correct: np.ndarray, *, figure
     _causes(cats, depth_info, issues, out)
     _learnability(result, cats, out)
     if figures and issues is not None:
-        out.figures["label_issues.png"] = _fig_label_issues(
+        out.figures[DEEP_FIGURES["label_issues"]] = _fig_label_issues(
             n_correct, issues, out.summary.get("impossible_causes"), len(result.model_names)
         )
     return out
@@ -107,7 +105,7 @@ def _depth(result, cats: np.ndarray, out: DeepReport) -> dict | None:
         info["depth_val"] = mean_depth
         out.scores["prediction_depth"] = mean_depth
         by_cat = []
-        for c in CATEGORY_ORDER:
+        for c in CATEGORIES:
             mask = cats == c
             vals = mean_depth[mask]
             ok = vals[~np.isnan(vals)]
@@ -116,7 +114,7 @@ def _depth(result, cats: np.ndarray, out: DeepReport) -> dict | None:
                            "median_prediction_depth": float(np.median(ok)) if ok.size else np.nan,
                            "undefined_share": float(1 - ok.size / mask.sum()) if mask.sum() else np.nan})
         table = pd.DataFrame(by_cat)
-        out.tables["depth_by_category.csv"] = table
+        out.tables[DEEP_TABLES["depth_by_category"]] = table
         summary = {
             "models": names,
             "max_depth": max_depths,
@@ -129,7 +127,7 @@ def _depth(result, cats: np.ndarray, out: DeepReport) -> dict | None:
         }
         if len(names) >= 2:
             rho, mean_rho = depth_metrics.depth_consistency(stack)
-            out.tables["depth_consistency.csv"] = pd.DataFrame(rho, index=names, columns=names).rename_axis("model")
+            out.tables[DEEP_TABLES["depth_consistency"]] = pd.DataFrame(rho, index=names, columns=names).rename_axis("model")
             summary["spearman_mean"] = _num(mean_rho)
     if split is not None:
         rec = result.aux_record(SPLIT_JOB) or {}
@@ -147,7 +145,7 @@ def _depth(result, cats: np.ndarray, out: DeepReport) -> dict | None:
                 "counts": {t: int((types == t).sum()) for t in depth_metrics.DIFFICULTY_TYPES},
                 "by_category": {
                     c: {t: int(((types == t) & (cats == c)).sum()) for t in depth_metrics.DIFFICULTY_TYPES}
-                    for c in CATEGORY_ORDER
+                    for c in CATEGORIES
                 },
                 "undefined": int((types == "").sum()),
             }
@@ -194,7 +192,7 @@ def _label_issues(result, cats: np.ndarray, n_correct: np.ndarray, out: DeepRepo
     out.scores["is_label_issue"] = flag
     out.scores["label_quality"] = issues.label_quality
     by_cat = {}
-    for c in CATEGORY_ORDER:
+    for c in CATEGORIES:
         mask = cats == c
         by_cat[c] = {"n_images": int(mask.sum()), "n_flagged": int(flag[mask].sum()),
                      "flagged_share": _num(flag[mask].mean()) if mask.any() else None}
@@ -204,7 +202,7 @@ def _label_issues(result, cats: np.ndarray, n_correct: np.ndarray, out: DeepRepo
         "label_issue": np.bincount(n_correct[flag], minlength=n_models + 1),
         "other": np.bincount(n_correct[~flag], minlength=n_models + 1),
     })
-    out.tables["label_issues_histogram.csv"] = hist
+    out.tables[DEEP_TABLES["label_issues_histogram"]] = hist
     out.summary["label_issues"] = {
         "models": names,
         "n_flagged": int(flag.sum()),
@@ -238,7 +236,7 @@ def _causes(cats: np.ndarray, depth_info: dict | None, issues, out: DeepReport) 
     counts = {c: int((cause == c).sum()) for c in depth_metrics.IMPOSSIBLE_CAUSES}
     undefined = int((impossible & (cause == "")).sum())
     n_imp = int(impossible.sum())
-    out.tables["impossible_causes.csv"] = pd.DataFrame({
+    out.tables[DEEP_TABLES["impossible_causes"]] = pd.DataFrame({
         "cause": [*depth_metrics.IMPOSSIBLE_CAUSES, "undefined"],
         "n_images": [*counts.values(), undefined],
         "share": [v / n_imp for v in [*counts.values(), undefined]],
@@ -269,11 +267,11 @@ def _learnability(result, cats: np.ndarray, out: DeepReport) -> None:
         if defined.all():
             out.scores["learnable"] = agree
         by_cat = {c: _num(agree[defined & (cats == c)].mean()) if (defined & (cats == c)).any() else None
-                  for c in CATEGORY_ORDER}
+                  for c in CATEGORIES}
         summary["learnable_by_category"] = by_cat
-        for c in CATEGORY_ORDER:
+        for c in CATEGORIES:
             rows.append({"condition": f"true_data, {c} images", "learnability": by_cat[c]})
-    out.tables["learnability.csv"] = pd.DataFrame(rows)
+    out.tables[DEEP_TABLES["learnability"]] = pd.DataFrame(rows)
     out.summary["learnability"] = summary
 
 
@@ -286,7 +284,7 @@ def format_deep_summary(summary: dict) -> list[str]:
         mean = dep["mean_by_category"]
         scale = "rescaled to 0..1" if dep.get("rescaled") else f"0 = input .. {max(dep['max_depth'].values())} = softmax"
         lines.append(f"  prediction depth, {', '.join(dep['models'])} ({scale})")
-        lines.append("    " + "   ".join(f"{c} {_fmt(mean.get(c))}" for c in CATEGORY_ORDER)
+        lines.append("    " + "   ".join(f"{c} {_fmt(mean.get(c))}" for c in CATEGORIES)
                      + f"   (undefined {100 * dep['undefined_share']:.1f}%)")
         if dep.get("spearman_mean") is not None:
             lines.append(f"    consistency across models (Spearman) {dep['spearman_mean']:.3f}")
@@ -312,7 +310,7 @@ def format_deep_summary(summary: dict) -> list[str]:
                                         for k, v in lea["conditions"].items()))
         by_cat = lea.get("learnable_by_category")
         if by_cat:
-            lines.append("    learnable share: " + ", ".join(f"{c} {_pct(by_cat.get(c))}" for c in CATEGORY_ORDER))
+            lines.append("    learnable share: " + ", ".join(f"{c} {_pct(by_cat.get(c))}" for c in CATEGORIES))
     if lines:
         lines.insert(0, "Deeper measures")
     return lines

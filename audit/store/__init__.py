@@ -8,7 +8,7 @@ of decisions goes through `read_decisions`. No training, no metrics, no printing
 - `files`: AuditError and the atomic writers;
 - `state`: the run state (complete, running, interrupted, failed) from the manifest;
 - `decisions`: the decision tables, built and read back;
-- `directory`: AuditDir, the writer, and the directory's layout;
+- `directory`: AuditDir, the writer, and the directory's layout (the report's file names included);
 - `result`: AuditResult and `load`.
 """
 
@@ -22,7 +22,21 @@ from audit.store.decisions import (
     read_decisions,
     read_many,
 )
-from audit.store.directory import BASE_IMAGE_COLUMNS, EXTRA_FOLDERS, FORMAT, SPLITS, AuditDir
+from audit.store.directory import (
+    BASE_IMAGE_COLUMNS,
+    DEEP_FIGURES,
+    DEEP_TABLES,
+    EXTRA_FOLDERS,
+    FORMAT,
+    REPORT_DIR,
+    REPORT_FIGURES,
+    REPORT_FILES,
+    REPORT_MAPS,
+    REPORT_TABLES,
+    SPLITS,
+    SUMMARY_FILE,
+    AuditDir,
+)
 from audit.store.files import (
     AuditError,
     atomic_path,
@@ -43,8 +57,9 @@ from audit.store.state import (
 )
 
 __all__ = [
-    "BASE_IMAGE_COLUMNS", "DECISION_COLUMNS", "DECISION_FIELDS", "EXTRA_FOLDERS", "FORMAT", "RESUME_HINT",
-    "RUN_STATES", "SPLITS", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
+    "BASE_IMAGE_COLUMNS", "DECISION_COLUMNS", "DECISION_FIELDS", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
+    "FORMAT", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
+    "RUN_STATES", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
     "process_alive", "read_decisions", "read_json", "read_many", "run_state", "write_csv", "write_json",
     "write_npy", "write_parquet",

@@ -23,6 +23,39 @@ SPLITS = ("val", "train")
 #: Per-job files beside the decisions (see AuditDir): probe depths, final softmax, learnability.
 EXTRA_FOLDERS = ("depth", "probs", "learnability")
 
+# The report under report/, written by audit.report and read back by the app. Tables (CSV) and
+# decision maps (.npy) are keyed as the app reads them; figures and the deeper measures' files by name.
+REPORT_DIR = "report"
+SUMMARY_FILE = "summary.json"
+REPORT_TABLES = {
+    "histogram": "histogram.csv",
+    "ec_all": "error_consistency_all.csv",
+    "ec_inconclusive": "error_consistency_inconclusive.csv",
+    "per_class": "per_class_accuracy.csv",
+    "swaps": "swaps_per_epoch.csv",
+    "tp_by_epoch": "tp_agreement_by_epoch.csv",
+}
+REPORT_MAPS = {"base": "decision_map_base.npy", "all": "decision_map_all.npy"}
+REPORT_FIGURES = {
+    "histogram": "histogram.png",
+    "error_consistency": "error_consistency.png",
+    "per_class": "per_class_accuracy.png",
+    "swaps": "swaps_per_epoch.png",
+    "tp_agreement": "tp_agreement.png",
+    "decision_maps": "decision_maps.png",
+}
+DEEP_TABLES = {
+    "depth_by_category": "depth_by_category.csv",
+    "depth_consistency": "depth_consistency.csv",
+    "label_issues_histogram": "label_issues_histogram.csv",
+    "impossible_causes": "impossible_causes.csv",
+    "learnability": "learnability.csv",
+}
+DEEP_FIGURES = {"label_issues": "label_issues.png"}
+#: Every table and figure a report build may write beside its summary (an earlier build's are removed).
+REPORT_FILES = (*REPORT_TABLES.values(), *REPORT_MAPS.values(), *REPORT_FIGURES.values(),
+                *DEEP_TABLES.values(), *DEEP_FIGURES.values())
+
 
 class AuditDir:
     """Writer for one audit directory.
@@ -42,7 +75,7 @@ class AuditDir:
                                  shape (n_images, n_classes) (for label issues)
         aux/<job>.json           record of a job that is not a model (learnability, depth_split)
         learnability/<job>.parquet  per-image teacher-student agreement (sharma2018)
-        report/                  tables, summary.json and figures (rebuilt by `ddd-audit report`)
+        report/                  summary.json, tables and figures (REPORT_FILES; rebuilt by `ddd-audit report`)
     """
 
     def __init__(self, path: str | os.PathLike):

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.store.decisions import DECISION_FIELDS, decision_path, read_many, shared_epochs
-from audit.store.directory import AuditDir
+from audit.store.decisions import DECISION_FIELDS, decision_path, read_many
+from audit.store.directory import REPORT_DIR, SUMMARY_FILE, AuditDir
 from audit.store.files import AuditError, read_json
 from audit.store.state import describe_run_state, run_state
 
@@ -168,8 +168,9 @@ class AuditResult:
         if not models:
             raise AuditError("no finished models in this audit")
         self._read(models, (fld,))
-        runs = [(self._cache[(m, "val", "epochs")], {fld: self._cache[(m, "val", fld)]}) for m in models]
-        return np.ascontiguousarray(shared_epochs(runs, (fld,))[1][fld])
+        arrays = [self.decision_array(m, fld) for m in models]
+        n_epochs = min(a.shape[0] for a in arrays)
+        return np.stack([a[:n_epochs].T for a in arrays], axis=1)
 
     # ---- deeper measures (per-job extra files; see AuditDir)
     def depth(self, model: str) -> pd.DataFrame | None:
@@ -227,10 +228,12 @@ class AuditResult:
 
     # ---- report files
     def report_path(self, *parts: str) -> Path:
-        return self.path.joinpath("report", *parts)
+        """report/ or a file in it (REPORT_FILES, SUMMARY_FILE)."""
+        return self.path.joinpath(REPORT_DIR, *parts)
 
     def summary(self) -> dict | None:
-        p = self.report_path("summary.json")
+        """report/summary.json, or None before the first report."""
+        p = self.report_path(SUMMARY_FILE)
         return read_json(p) if p.exists() else None
 
 
