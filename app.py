@@ -15,8 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import _common, _study
-from audit import app_data
+from app_pages import _common, _data, _study
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 REPORT_PAGES = (
@@ -29,7 +28,7 @@ REPORT_PAGES = (
 )
 
 st.set_page_config(page_title="ddd-audit", page_icon=":material/analytics:", layout="wide")
-args = app_data.parse_app_args(sys.argv)
+args = _data.parse_app_args(sys.argv)
 
 if args.serving:
     # Observers see the experiment only. Streamlit serves the default page at "/" alone, so the

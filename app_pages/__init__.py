@@ -1,4 +1,6 @@
-"""The app's pages: one file per page, UI only; `_common` holds the shared helpers.
+"""The app's pages: one file per page, UI only.
 
-Each page calls `audit.app_data` (and `human_study`) for its data; nothing here runs at import.
+Beside them, the app's own modules: `_data` (its options, the audit it shows) and `_frames`
+(the report pages' frames), both without Streamlit; `_common` (the report pages' caches and
+helpers) and `_study` (the study pages'). Nothing here runs at import.
 """

@@ -1,8 +1,9 @@
 """Shared UI helpers of the report pages: the audit picker, bounded caches, messages, charts.
 
 Streamlit only at call time: importing this module draws nothing. The data work
-lives in `audit.app_data`; this module caches it (bounded, keyed by audit path and
-file mtimes) and turns problems into messages on the page instead of tracebacks.
+lives in `_data` (the audit, the app's options) and `_frames` (the pages' frames), and
+the decisions come from the store's reader; this module caches them (bounded, keyed by
+audit path and file mtimes) and turns problems into messages on the page instead of tracebacks.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from audit import app_data, store
+from app_pages import _data, _frames
+from audit import store
 from audit.metrics import difficulty
+from audit.metrics.difficulty import CATEGORIES
 from audit.report import count_noun
 from audit.store import AuditError
 
 AUDIT_KEY = "audit_path"
 TOLERANCE_KEY = "tolerance"
-CATEGORY_SCALE = alt.Scale(domain=list(app_data.CATEGORIES), range=list(app_data.CATEGORY_COLORS))
+CATEGORY_COLORS = ("#2ca02c", "#1f77b4", "#d62728")  # in CATEGORIES
+CATEGORY_SCALE = alt.Scale(domain=list(CATEGORIES), range=list(CATEGORY_COLORS))
 
 
 # --------------------------------------------------------------------------- bounded caches
 @st.cache_data(max_entries=4, show_spinner="Reading the audit…")
-def load_data(path: str, stamp: tuple) -> app_data.AuditData:
+def load_data(path: str, stamp: tuple) -> _data.AuditData:
     """The audit's tables, cached per (path, file mtimes): a running audit refreshes on rerun."""
-    return app_data.load_audit_data(path)
+    return _data.load_audit_data(path)
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading every model's decisions at every epoch…")
@@ -45,13 +49,13 @@ def correct_cube(path: str, stamp: tuple, models: tuple) -> tuple[np.ndarray, np
 def tp_histograms(path: str, stamp: tuple, models: tuple):
     """TP-agreement counts per epoch beside their null (small; kept longer than the cube)."""
     epochs, cube = correct_cube(path, stamp, models)
-    return app_data.tp_agreement_histograms(cube, epochs)
+    return _frames.tp_agreement_histograms(cube, epochs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def model_map(path: str, stamp: tuple, model: str):
     """One model's binned decision map, (epochs, share)."""
-    return app_data.model_map(path, model, load_data(path, stamp).image_ids)
+    return _frames.model_map(path, model, load_data(path, stamp).image_ids)
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading every model's final decisions…")
@@ -67,21 +71,21 @@ def inconclusive_matrix(path: str, stamp: tuple, tolerance: int):
     """Error consistency on the inconclusive images at a tolerance the report did not use."""
     data = load_data(path, stamp)
     final, _ = store.final_decisions(path, data.model_names, ("correct",), data.image_ids)
-    categories = app_data.categories_at(data, tolerance)
-    return app_data.inconclusive_matrix(final["correct"].astype(bool), categories, data.model_names)
+    categories = _frames.categories_at(data, tolerance)
+    return _frames.inconclusive_matrix(final["correct"].astype(bool), categories, data.model_names)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the two groups…")
 def compare_groups(path: str, stamp: tuple, group_a: tuple, group_b: tuple) -> dict:
     """Accessibility of both groups, its correlation, and the accuracy-matched counts."""
     data = load_data(path, stamp)
-    return app_data.compare_groups(path, list(group_a), list(group_b), data.image_ids, data.images["label"].to_numpy())
+    return _frames.compare_groups(path, list(group_a), list(group_b), data.image_ids, data.images["label"].to_numpy())
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def thumbnails(path: str, stamp: tuple, image_ids: tuple, size: int) -> list:
     """The images as uint8 arrays of side about `size`."""
-    return app_data.thumbnails(path, list(image_ids), size)
+    return _frames.thumbnails(path, list(image_ids), size)
 
 
 # --------------------------------------------------------------------------- choosing the audit
@@ -91,8 +95,8 @@ def select_audit() -> None:
     The first choice comes from `--audit DIR` (after `--` on the streamlit command
     line), else the newest audit under `--runs DIR` (default `runs/`).
     """
-    args = app_data.parse_app_args(sys.argv)
-    choices = app_data.list_audits(args.runs)
+    args = _data.parse_app_args(sys.argv)
+    choices = _data.list_audits(args.runs)
     if args.audit and args.audit not in choices:
         choices.insert(0, args.audit)
     if AUDIT_KEY not in st.session_state:
@@ -120,25 +124,25 @@ def _picked() -> None:
     st.session_state[AUDIT_KEY] = st.session_state["audit_picker"]
 
 
-def require_audit() -> app_data.AuditData:
+def require_audit() -> _data.AuditData:
     """The selected audit's data, or a clear message on the page and `st.stop()`."""
     path = st.session_state.get(AUDIT_KEY)
-    problem = app_data.audit_problem(path)
+    problem = _data.audit_problem(path)
     if problem:
         if path:
             st.error(problem)
         else:
             st.info("No audit to show yet.")
-        st.markdown(app_data.MAKE_AUDIT_HELP)
+        st.markdown(_data.MAKE_AUDIT_HELP)
         st.stop()
     path = str(path)
     try:
-        data = load_data(path, app_data.audit_stamp(path))
+        data = load_data(path, _data.audit_stamp(path))
     except (AuditError, OSError, ValueError, KeyError, TypeError) as err:  # a damaged or foreign directory
         st.error(f"Cannot read the audit `{path}`: {err}")
-        st.markdown(app_data.MAKE_AUDIT_HELP)
+        st.markdown(_data.MAKE_AUDIT_HELP)
         st.stop()
-    status = app_data.status_message(data)
+    status = _data.status_message(data)
     if status:
         icon = ":material/hourglass_top:" if data.state == "running" else ":material/error:"
         st.warning(status, icon=icon)
@@ -155,17 +159,17 @@ def require_audit() -> app_data.AuditData:
     return data
 
 
-def stamp_of(data: app_data.AuditData) -> tuple:
-    return app_data.audit_stamp(data.path)
+def stamp_of(data: _data.AuditData) -> tuple:
+    return _data.audit_stamp(data.path)
 
 
-def tolerance(data: app_data.AuditData) -> int:
+def tolerance(data: _data.AuditData) -> int:
     """The tolerance chosen on the Overview page (session-wide), clipped to what this audit allows."""
     wanted = st.session_state.get(TOLERANCE_KEY, data.tolerance)
     return difficulty.usable_tolerance(int(wanted), data.n_models)
 
 
-def header(title: str, data: app_data.AuditData, what: str) -> None:
+def header(title: str, data: _data.AuditData, what: str) -> None:
     st.title(title)
     name = data.dataset.get("name", "dataset")
     st.caption(f"{what} · `{data.path}` · {name}, {count_noun(data.n_images, 'image')}, {count_noun(data.n_models, 'model')}")
@@ -208,7 +212,7 @@ def _svg_export() -> bool:
     return importlib.util.find_spec("vl_convert") is not None
 
 
-def notes(data: app_data.AuditData, *words: str) -> None:
+def notes(data: _data.AuditData, *words: str) -> None:
     """The report's notes that mention any of `words` (all notes when none given)."""
     for note in data.notes:
         if not words or any(w in note for w in words):

@@ -7,13 +7,13 @@ the category shares follow the tolerance chosen on Overview. UI only.
 import altair as alt
 import streamlit as st
 
-from app_pages import _common
-from audit import app_data
+from app_pages import _common, _frames
+from audit.metrics.difficulty import CATEGORIES
 
 data = _common.require_audit()
 _common.header("Classes", data, "Which classes are easy and which are hard")
 t = _common.tolerance(data)
-frame = app_data.class_frame(data, t)
+frame = _frames.class_frame(data, t)
 if frame.empty:
     st.warning("No class has any image in this audit.")
     st.stop()
@@ -34,7 +34,7 @@ bars = (
             alt.Tooltip("mean:Q", title="mean accuracy", format=".1%"),
             alt.Tooltip("min:Q", title="worst model", format=".1%"),
             alt.Tooltip("max:Q", title="best model", format=".1%"),
-            *[alt.Tooltip(f"{c}:Q", title=f"{c} images", format=".1%") for c in app_data.CATEGORIES],
+            *[alt.Tooltip(f"{c}:Q", title=f"{c} images", format=".1%") for c in CATEGORIES],
         ],
     )
 )
@@ -52,11 +52,11 @@ _common.chart(chart.properties(height=320, title="Per-class accuracy (line: rang
 k_max = max(1, min(50, len(frame)))
 k = st.slider("Classes to list", min_value=1, max_value=k_max, value=min(10, k_max), key="classes_k") \
     if k_max > 1 else 1
-easiest, hardest = app_data.easiest_hardest(frame, k)
+easiest, hardest = _frames.easiest_hardest(frame, k)
 config = {
     "class_name": "class",
     "n_images": st.column_config.NumberColumn("images", format="%d"),
-    **{c: st.column_config.NumberColumn(c, format="percent") for c in ("mean", "min", "max", *app_data.CATEGORIES)},
+    **{c: st.column_config.NumberColumn(c, format="percent") for c in ("mean", "min", "max", *CATEGORIES)},
 }
 cols = st.columns(2)
 with cols[0]:
@@ -68,7 +68,7 @@ with cols[1]:
 st.caption("mean, min, max: accuracy over models; trivial / inconclusive / impossible: share of the class's images.")
 
 st.subheader("The split within each class")
-long = frame.melt(id_vars=["class_name", "rank", "n_images"], value_vars=list(app_data.CATEGORIES),
+long = frame.melt(id_vars=["class_name", "rank", "n_images"], value_vars=list(CATEGORIES),
                   var_name="category", value_name="share")
 stacked = (
     alt.Chart(long)
@@ -78,13 +78,13 @@ stacked = (
                 axis=alt.Axis(labels=not many, ticks=not many, labelAngle=-60)),
         y=alt.Y("share:Q", title="share of the class's images", stack="normalize"),
         color=alt.Color("category:N", scale=_common.CATEGORY_SCALE,
-                        sort=list(app_data.CATEGORIES)),
+                        sort=list(CATEGORIES)),
         order=alt.Order("category_order:Q"),
         tooltip=[alt.Tooltip("class_name:N", title="class"), alt.Tooltip("category:N"),
                  alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("n_images:Q", title="images", format=",")],
     )
     .transform_calculate(
-        category_order="indexof(['trivial', 'inconclusive', 'impossible'], datum.category)"
+        category_order=f"indexof({list(CATEGORIES)}, datum.category)"
     )
     .properties(height=260)
 )
@@ -92,7 +92,7 @@ _common.chart(stacked, key="classes_split")
 st.caption(f"Category at tolerance {t} (set on Overview). " + _common.chart_help())
 st.download_button(
     "Download per-class table (CSV)",
-    app_data.to_csv_bytes(frame),
+    _frames.to_csv_bytes(frame),
     file_name="per_class.csv",
     mime="text/csv",
     key="classes_download",

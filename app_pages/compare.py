@@ -8,8 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common
-from audit import app_data
+from app_pages import _common, _frames
 from audit.report import count_noun
 
 data = _common.require_audit()
@@ -34,8 +33,8 @@ if skipped:
     st.caption(f"Left out (a single recorded epoch): {', '.join(skipped)}.")
 
 group_of = dict(zip(data.models["name"], data.models["group"], strict=False))
-mode = st.radio("Groups", app_data.COMPARE_MODES, key="compare_mode", horizontal=True)
-half_a, half_b = app_data.default_groups(models)
+mode = st.radio("Groups", _frames.COMPARE_MODES, key="compare_mode", horizontal=True)
+half_a, half_b = _frames.default_groups(models)
 if mode == "split half":
     group_a, group_b = half_a, half_b
     st.caption("Alternating models: A takes the 1st, 3rd, … and B the 2nd, 4th, … (as the report's split-half r).")
@@ -72,7 +71,7 @@ facts[2].metric("Images", f"{corr['n_images']:,}")
 
 left, right = st.columns(2)
 with left:
-    frame, binned = app_data.accessibility_points(data, result["accessibility_a"], result["accessibility_b"], t)
+    frame, binned = _frames.accessibility_points(data, result["accessibility_a"], result["accessibility_b"], t)
     diagonal = alt.Chart(pd.DataFrame({"a": [0, 1], "b": [0, 1]})).mark_line(color="grey", strokeDash=[4, 3]).encode(
         x="a:Q", y="b:Q"
     )
@@ -111,11 +110,11 @@ with left:
     _common.chart(alt.layer(points, diagonal).properties(height=380, title=title), key="compare_scatter")
 with right:
     matched = result["matched"]
-    problem = app_data.matched_problem(matched, data, group_a, group_b)
+    problem = _frames.matched_problem(matched, data, group_a, group_b)
     if problem:
         st.info(problem, icon=":material/info:")
     else:
-        long = app_data.matched_long(matched)
+        long = _frames.matched_long(matched)
         lines = (
             alt.Chart(long)
             .mark_line(point=True)

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common
-from audit import app_data
+from app_pages import _common, _frames
 
 data = _common.require_audit()
 _common.header("Consistency", data, "Do the models err on the same images?")
@@ -37,20 +36,20 @@ if t == data.tolerance:
     kappa_inc = data.tables.get("ec_inconclusive")
 else:
     kappa_inc = _common.inconclusive_matrix(data.path, _common.stamp_of(data), t)
-n_inconclusive = int((app_data.categories_at(data, t) == "inconclusive").sum())
+n_inconclusive = int((_frames.categories_at(data, t) == "inconclusive").sum())
 
 order_by = st.selectbox(
     "Model order",
-    app_data.ORDERINGS,
+    _frames.ORDERINGS,
     key="consistency_order",
     help="Clustered: models that err on the same images (on all images) sit together.",
 )
-order = app_data.model_order(kappa_all, data.models, order_by)
+order = _frames.model_order(kappa_all, data.models, order_by)
 
 matrices = [("All images", kappa_all, data.n_images)]
 matrices.append(("Inconclusive images", kappa_inc, n_inconclusive))
 values = np.concatenate(
-    [app_data.matrix_long(k, order, data.models)["kappa"].to_numpy() for _, k, _ in matrices if k is not None]
+    [_frames.matrix_long(k, order, data.models)["kappa"].to_numpy() for _, k, _ in matrices if k is not None]
 )
 values = values[np.isfinite(values)]
 reach = max(float(np.abs(values).max()) if values.size else 1.0, 0.05)
@@ -65,7 +64,7 @@ for col, (title, kappa, n_images) in zip(cols, matrices, strict=True):
             st.markdown(f"**{title}**")
             st.info(f"No inconclusive images at tolerance {t}, so there is no matrix on them.")
             continue
-        long = app_data.matrix_long(kappa, order, data.models)
+        long = _frames.matrix_long(kappa, order, data.models)
         off = long["kappa"].to_numpy()
         mean = float(np.nanmean(off)) if off.size else float("nan")
         heat = (
@@ -120,7 +119,7 @@ rows, tables = [], []
 for title, kappa, _ in matrices:
     if kappa is None:
         continue
-    table, overall = app_data.group_means(kappa, data.models)
+    table, overall = _frames.group_means(kappa, data.models)
     rows.append({"images": title.lower(), "within groups": overall["within"], "pairs within": overall["within_pairs"],
                  "between groups": overall["between"], "pairs between": overall["between_pairs"]})
     tables.append((title, table))

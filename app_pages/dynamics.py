@@ -8,8 +8,7 @@ learned-epoch and Accessibility views (meding2022 Fig. 4, 5, 12; hacohen2020 §2
 import altair as alt
 import streamlit as st
 
-from app_pages import _common
-from audit import app_data
+from app_pages import _common, _frames
 
 data = _common.require_audit()
 _common.header("Dynamics", data, "How the decisions change while the models train")
@@ -55,7 +54,7 @@ st.subheader("Decision maps")
 st.markdown(
     "Each row is a bin of images ordered by mean accuracy (easiest on top), each column an epoch; "
     f"the colour is the share of correct decisions. {data.n_images:,} images are aggregated to at most "
-    f"{app_data.MAP_ROWS} rows."
+    f"{_frames.MAP_ROWS} rows."
 )
 model = st.selectbox(
     "Model for the left map", models, index=models.index(dyn["base_model"]), key="dynamics_model",
@@ -67,11 +66,11 @@ else:
     map_epochs, share = _common.model_map(data.path, stamp, model)
 cols = st.columns(2)
 with cols[0]:
-    frame = app_data.map_long(share, map_epochs, data.n_images)
+    frame = _frames.map_long(share, map_epochs, data.n_images)
     _common.chart(decision_map(frame, f"One model: {model}", "blues"), key="dynamics_map_model")
 with cols[1]:
     if "all" in data.maps:
-        frame = app_data.map_long(data.maps["all"], epochs, data.n_images)
+        frame = _frames.map_long(data.maps["all"], epochs, data.n_images)
         pooled = f"All {len(models)} models" if len(models) > 1 else "The one model with several epochs"
         _common.chart(decision_map(frame, pooled, "reds"), key="dynamics_map_all")
 st.caption(_common.chart_help())
@@ -83,7 +82,7 @@ if "swaps" in data.tables:
         "The share of images whose decision (right or wrong) changes from one epoch to the next "
         "(meding2022 Fig. 12)."
     )
-    swaps = app_data.swaps_long(data)
+    swaps = _frames.swaps_long(data)
     lines = (
         alt.Chart(swaps)
         .mark_line(point=alt.OverlayMarkDef(size=12))
@@ -201,7 +200,7 @@ if "learned_epoch" in data.images.columns and "accessibility" in data.images.col
     )
     cols = st.columns(2)
     with cols[0]:
-        learned = app_data.learned_epoch_frame(data, t)
+        learned = _frames.learned_epoch_frame(data, t)
         sort = list(dict.fromkeys(learned["learned"]))
         chart = (
             alt.Chart(learned)
@@ -217,7 +216,7 @@ if "learned_epoch" in data.images.columns and "accessibility" in data.images.col
         )
         _common.chart(chart, key="dynamics_learned")
     with cols[1]:
-        access = app_data.score_histogram(data, "accessibility", t)
+        access = _frames.score_histogram(data, "accessibility", t)
         chart = (
             alt.Chart(access)
             .mark_bar()

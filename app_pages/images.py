@@ -2,15 +2,15 @@
 
 Filter by category and class, sort by any per-image score, download the filtered
 subset as CSV; Inspect (or a table row) shows every model's decision on the image
-and its scores. UI only; the data comes from audit.app_data.
+and its scores. UI only; the data comes from `_frames`.
 """
 
 import altair as alt
 import numpy as np
 import streamlit as st
 
-from app_pages import _common
-from audit import app_data
+from app_pages import _common, _frames
+from audit.metrics.difficulty import CATEGORIES
 
 SELECTED = "images_selected"
 TABLE_IDS = "images_table_ids"
@@ -51,10 +51,10 @@ def show_image(image_id: int) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.image(_common.thumbnails(data.path, stamp, (image_id,), 224)[0], width=224)
-        st.dataframe(app_data.image_scores(data, image_id, t), hide_index=True, key="images_scores")
+        st.dataframe(_frames.image_scores(data, image_id, t), hide_index=True, key="images_scores")
     with right:
         final = _common.final_decisions(data.path, stamp)
-        decisions = app_data.image_decisions(data, final, image_id)
+        decisions = _frames.image_decisions(data, final, image_id)
         right_count = int(decisions["correct"].sum())
         st.markdown(f"**{right_count} of {len(decisions)} models are right** at their final epoch.")
         st.dataframe(
@@ -71,7 +71,7 @@ def show_image(image_id: int) -> None:
     if data.dynamics:
         models = tuple(data.dynamics["models"])
         epochs, cube = _common.correct_cube(data.path, stamp, models)
-        history = app_data.image_history(cube, epochs, models, pos)
+        history = _frames.image_history(cube, epochs, models, pos)
         strip = (
             alt.Chart(history)
             .mark_rect(stroke="white", strokeWidth=0.5)
@@ -90,14 +90,14 @@ def show_image(image_id: int) -> None:
 # ---- filters
 cols = st.columns([2, 3, 2, 2])
 categories = cols[0].multiselect(
-    "Category", app_data.CATEGORIES, default=list(app_data.CATEGORIES), key="images_category",
+    "Category", CATEGORIES, default=list(CATEGORIES), key="images_category",
     help=f"At tolerance {t} (set on Overview).",
 )
 classes = cols[1].multiselect("Class", data.class_names, key="images_class", placeholder="all classes")
-scores = app_data.score_columns(data.images)
+scores = _frames.score_columns(data.images)
 sort_by = cols[2].selectbox("Sort by", scores, key="images_sort")
 order = cols[3].radio("Order", ["lowest first", "highest first"], key="images_order", horizontal=True)
-deep = app_data.deep_filter_options(data.images)
+deep = _frames.deep_filter_options(data.images)
 causes, depth_types, label_issues_only = [], [], False
 if deep:
     dcols = st.columns([2, 3, 2])
@@ -111,7 +111,7 @@ if deep:
     if "is_label_issue" in deep:
         label_issues_only = dcols[2].checkbox("Label issues only", key="images_label_issues",
                                               help="Images that cleanlab flags as likely mislabeled.")
-filtered = app_data.filter_images(
+filtered = _frames.filter_images(
     data, tolerance=t, categories=categories, classes=classes, sort_by=sort_by, ascending=order == "lowest first",
     label_issues_only=label_issues_only, causes=causes, depth_types=depth_types,
 )
@@ -120,7 +120,7 @@ info, download, lookup = st.columns([3, 2, 2])
 info.markdown(f"**{len(filtered):,}** of {data.n_images:,} images match.")
 download.download_button(
     "Download these images (CSV)",
-    lambda: app_data.to_csv_bytes(filtered),
+    lambda: _frames.to_csv_bytes(filtered),
     file_name="images_filtered.csv",
     mime="text/csv",
     key="images_download",
@@ -136,7 +136,7 @@ if filtered.empty:
 else:
     # ---- gallery
     per_row = 6
-    colour = dict(zip(app_data.CATEGORIES, ("green", "blue", "red"), strict=True))
+    colour = dict(zip(CATEGORIES, ("green", "blue", "red"), strict=True))
     size = st.session_state.get("images_page_size", 24)
     n_pages = max(1, -(-len(filtered) // size))
     if int(st.session_state.get("images_page") or 1) > n_pages:

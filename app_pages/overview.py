@@ -1,15 +1,15 @@
 """Overview page: the dataset, the models and their accuracies, and the DDD split.
 
 The tolerance control re-splits the images from the stored n_correct counts and
-sets the tolerance for every other page. UI only; the numbers come from audit.app_data.
+sets the tolerance for every other page. UI only; the numbers come from `_frames`.
 """
 
 import altair as alt
 import streamlit as st
 
-from app_pages import _common
-from audit import app_data
+from app_pages import _common, _data, _frames
 from audit.metrics import difficulty
+from audit.metrics.difficulty import CATEGORIES
 
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")
@@ -18,8 +18,8 @@ facts = st.columns([1, 1, 1, 2])  # the status, e.g. "interrupted (3/8)", needs 
 facts[0].metric("Images", f"{data.n_images:,}")
 facts[1].metric("Classes", f"{data.n_classes:,}")
 facts[2].metric("Models", f"{data.n_models}", help="Finished models; a running audit adds more.")
-facts[3].metric("Status", app_data.status_label(data), help="Finished jobs of all jobs in the audit.")
-chance = app_data.chance_warning(data)
+facts[3].metric("Status", _data.status_label(data), help="Finished jobs of all jobs in the audit.")
+chance = _data.chance_warning(data)
 if chance:
     st.warning(chance, icon=":material/warning:")
 
@@ -83,9 +83,9 @@ else:
         ),
     )
 t = _common.tolerance(data)
-split = app_data.split_table(data, t)
+split = _frames.split_table(data, t)
 cols = st.columns(3)
-for col, category in zip(cols, app_data.CATEGORIES, strict=True):
+for col, category in zip(cols, CATEGORIES, strict=True):
     row = split.loc[category]
     col.metric(
         category.capitalize(),
@@ -99,7 +99,7 @@ if top > 0:
         f"impossible = at most {t} right."
     )
 
-bars_frame, nulls_frame = app_data.histogram_frames(data, t)
+bars_frame, nulls_frame = _frames.histogram_frames(data, t)
 log = st.toggle("Logarithmic image counts", key="overview_log")
 y_scale = alt.Scale(type="symlog") if log else alt.Scale()
 hist = (
@@ -163,7 +163,7 @@ if bb:
 
 if not data.complete or data.failures:
     with st.expander("Jobs", expanded=bool(data.failures)):
-        st.dataframe(app_data.job_table(data), hide_index=True, key="overview_jobs")
+        st.dataframe(_data.job_table(data), hide_index=True, key="overview_jobs")
 if data.notes:
     with st.expander("Notes"):
         for note in data.notes:

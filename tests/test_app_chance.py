@@ -1,6 +1,7 @@
 """Models at or near chance in the app: the Overview names them, and the Compare page explains why
 there is nothing to compare instead of drawing a one-point chart; accuracies are percentages.
-Through audit.app_data and Streamlit's AppTest on the real app.py."""
+Through the app's data layer (app_pages/_data.py, _frames.py) and Streamlit's AppTest on the real
+app.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import app_data
+from app_pages import _data, _frames
 from audit.store import AuditDir, decisions_frame, load, write_parquet
 from audit.synthetic import make_synthetic_audit
 
@@ -62,12 +63,12 @@ def at_chance(tmp_path_factory):
 
 
 def test_models_at_chance_are_named_on_the_overview(at_chance):
-    data = app_data.load_audit_data(at_chance)
-    assert data.state == "complete" and app_data.status_label(data) == "complete"
-    assert app_data.status_message(data) is None
+    data = _data.load_audit_data(at_chance)
+    assert data.state == "complete" and _data.status_label(data) == "complete"
+    assert _data.status_message(data) is None
     names = data.model_names
-    assert app_data.near_chance_models(data) == names
-    warning = app_data.chance_warning(data)
+    assert _data.near_chance_models(data) == names
+    warning = _data.chance_warning(data)
     assert "at or near chance (10.0%" in warning and all(n in warning for n in names)
 
     at = open_page(at_chance)
@@ -76,8 +77,8 @@ def test_models_at_chance_are_named_on_the_overview(at_chance):
 
 
 def test_no_chance_warning_for_models_that_learn(learning):
-    data = app_data.load_audit_data(learning)
-    assert app_data.near_chance_models(data) == [] and app_data.chance_warning(data) is None
+    data = _data.load_audit_data(learning)
+    assert _data.near_chance_models(data) == [] and _data.chance_warning(data) is None
 
 
 def test_compare_explains_why_models_at_chance_have_nothing_to_compare(at_chance):
@@ -103,11 +104,11 @@ def matched(rows) -> pd.DataFrame:
 
 
 def test_matched_problem_without_a_curve(learning):
-    data = app_data.load_audit_data(learning)
+    data = _data.load_audit_data(learning)
     a, b = data.model_names[:1], data.model_names[1:]
     one = matched([(0, 0, 0.1, 0.1, 10, 2, 3, 85, False)])  # a single point, at epoch 0
-    message = app_data.matched_problem(one, data, a, b)
+    message = _frames.matched_problem(one, data, a, b)
     assert "before training (epoch 0)" in message and "10.0%" in message and "10.000000" not in message
-    assert "no epochs" in app_data.matched_problem(matched([]), data, a, b)
+    assert "no epochs" in _frames.matched_problem(matched([]), data, a, b)
     two = matched([(1, 1, 0.5, 0.5, 40, 5, 5, 50, False), (2, 2, 0.7, 0.7, 60, 5, 5, 30, False)])
-    assert app_data.matched_problem(two, data, a, b) is None
+    assert _frames.matched_problem(two, data, a, b) is None

@@ -1,4 +1,4 @@
-"""Tests of audit.app_data: the report viewer's data functions, without Streamlit.
+"""Tests of the report viewer's data functions (app_pages/_data.py and _frames.py), without Streamlit.
 
 Numbers are checked against the store's own readers (AuditResult), the report
 files, scikit-learn and hand counts.
@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit import app_data
+from app_pages import _data, _frames
 from audit.metrics import agreement, difficulty
+from audit.metrics.difficulty import CATEGORIES
 from audit.report import build_report
 from audit.store import AuditDir, decisions_by_epoch, final_decisions, load, read_decisions
 from audit.synthetic import make_synthetic_audit
@@ -28,6 +29,30 @@ def synthetic(tmp_path_factory):
     return path
 
 
+# --------------------------------------------------------------------------- no Streamlit below the pages
+def test_the_library_and_the_app_data_import_no_streamlit():
+    """`import audit` (every module), `import human_study` and the app's data layer load no Streamlit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import audit, human_study\n"
+        "for pkg in (audit, human_study):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        if not m.name.endswith('__main__'):\n"
+        "            importlib.import_module(m.name)\n"
+        "import app_pages._data, app_pages._frames\n"
+        "assert 'streamlit' not in sys.modules, sorted(m for m in sys.modules if m.startswith('streamlit'))[:3]\n"
+        "print('no streamlit')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "no streamlit" in proc.stdout
+
+
 # --------------------------------------------------------------------------- arguments and picker
 @pytest.mark.parametrize(
     ("argv", "audit", "runs"),
@@ -41,7 +66,7 @@ def synthetic(tmp_path_factory):
     ],
 )
 def test_parse_app_args(argv, audit, runs):
-    args = app_data.parse_app_args(argv)
+    args = _data.parse_app_args(argv)
     assert (args.audit, args.runs) == (audit, runs)
 
 
@@ -54,28 +79,28 @@ def test_list_audits_finds_audits_newest_first(tmp_path, synthetic):
     for name, mtime in (("old", 1_000_000), ("new", 2_000_000)):
         shutil.copytree(synthetic, runs / name)
         os.utime(runs / name / "manifest.json", (mtime, mtime))
-    assert app_data.list_audits(runs) == [str(runs / "new"), str(runs / "old")]
-    assert app_data.list_audits(tmp_path / "absent") == []
+    assert _data.list_audits(runs) == [str(runs / "new"), str(runs / "old")]
+    assert _data.list_audits(tmp_path / "absent") == []
 
 
 def test_audit_problem_messages(tmp_path, synthetic):
-    assert app_data.audit_problem(synthetic) is None
-    assert "does not exist" in app_data.audit_problem(tmp_path / "nope")
-    assert "no `manifest.json`" in app_data.audit_problem(tmp_path)
+    assert _data.audit_problem(synthetic) is None
+    assert "does not exist" in _data.audit_problem(tmp_path / "nope")
+    assert "no `manifest.json`" in _data.audit_problem(tmp_path)
     (tmp_path / "file.txt").write_text("x")
-    assert "is a file" in app_data.audit_problem(tmp_path / "file.txt")
-    assert app_data.audit_problem(None) == "No audit is selected."
+    assert "is a file" in _data.audit_problem(tmp_path / "file.txt")
+    assert _data.audit_problem(None) == "No audit is selected."
 
 
 def test_audit_stamp_changes_when_a_job_finishes(tmp_path):
     path = make_synthetic_audit(tmp_path / "a", n_images=50, n_models=2, n_epochs=2)
-    before = app_data.audit_stamp(path)
+    before = _data.audit_stamp(path)
     store = AuditDir(path)
     import os
 
     later = os.stat(store.manifest_path).st_mtime_ns + 10**9
     os.utime(store.manifest_path, ns=(later, later))
-    assert app_data.audit_stamp(path) != before
+    assert _data.audit_stamp(path) != before
 
 
 # --------------------------------------------------------------------------- reading decisions
@@ -108,10 +133,10 @@ def test_read_model_sorts_shuffled_decision_rows(tmp_path):
 def test_live_tables_match_the_report(tmp_path):
     """A running audit's tables (computed in memory) equal what build_report writes."""
     path = make_synthetic_audit(tmp_path / "a", n_images=300, n_models=6, n_epochs=4, n_pretrained=1)
-    live = app_data.load_audit_data(path)
+    live = _data.load_audit_data(path)
     assert live.report == "missing"
     build_report(load(path), n_bootstrap=0)
-    stored = app_data.load_audit_data(path)
+    stored = _data.load_audit_data(path)
     assert stored.report == "current"
     for key in ("histogram", "per_class", "swaps", "tp_by_epoch", "ec_all", "ec_inconclusive"):
         pd.testing.assert_frame_equal(
@@ -120,7 +145,7 @@ def test_live_tables_match_the_report(tmp_path):
         )
     for key in ("base", "all"):
         np.testing.assert_allclose(live.maps[key], stored.maps[key])
-    cols = [c for c in app_data.SCORE_COLUMNS if c in stored.images.columns] + ["category"]
+    cols = [c for c in _frames.SCORE_COLUMNS if c in stored.images.columns] + ["category"]
     pd.testing.assert_frame_equal(live.images[cols], stored.images[cols], check_dtype=False)
     assert live.summary["dynamics"]["models"] == stored.summary["dynamics"]["models"]
     pd.testing.assert_frame_equal(live.models[["name", "accuracy"]], stored.models[["name", "accuracy"]])
@@ -131,7 +156,7 @@ def test_stale_report_is_recomputed(tmp_path):
     result = load(path)
     build_report(result)
     AuditDir(path).remove_job(result.model_names[-1])
-    data = app_data.load_audit_data(path)
+    data = _data.load_audit_data(path)
     assert data.report == "stale"
     assert data.n_models == 2
     assert data.images["n_correct"].max() <= 2
@@ -139,12 +164,12 @@ def test_stale_report_is_recomputed(tmp_path):
 
 # --------------------------------------------------------------------------- overview
 def test_split_table_counts_by_hand(synthetic):
-    data = app_data.load_audit_data(synthetic)
+    data = _data.load_audit_data(synthetic)
     correct = load(synthetic).correct()
     m = correct.shape[1]
     n_right = correct.sum(axis=1)
     for t in (0, 1, 2):
-        table = app_data.split_table(data, t)
+        table = _frames.split_table(data, t)
         assert table.loc["trivial", "images"] == np.count_nonzero(n_right >= m - t)
         assert table.loc["impossible", "images"] == np.count_nonzero(n_right <= t)
         assert table["observed"].sum() == pytest.approx(1.0)
@@ -155,8 +180,8 @@ def test_split_table_counts_by_hand(synthetic):
 
 
 def test_histogram_frames_colour_the_ends(synthetic):
-    data = app_data.load_audit_data(synthetic)
-    bars, nulls = app_data.histogram_frames(data, 1)
+    data = _data.load_audit_data(synthetic)
+    bars, nulls = _frames.histogram_frames(data, 1)
     m = data.n_models
     assert list(bars["category"][:2]) == ["impossible", "impossible"]
     assert list(bars["category"][-2:]) == ["trivial", "trivial"]
@@ -173,27 +198,27 @@ def test_group_means_by_hand():
         index=list("abcd"), columns=list("abcd"),
     )
     models = pd.DataFrame({"name": list("abcd"), "group": ["x", "x", "y", "y"], "accuracy": [0.5, 0.9, 0.7, 0.6]})
-    table, overall = app_data.group_means(kappa, models)
+    table, overall = _frames.group_means(kappa, models)
     assert overall["within"] == pytest.approx((0.8 + 0.6) / 2)
     assert overall["between"] == pytest.approx((0.2 + 0.1 + 0.4 + 0.3) / 4)
     assert (overall["within_pairs"], overall["between_pairs"]) == (2, 4)
     row = table[(table.group_a == "x") & (table.group_b == "y")].iloc[0]
     assert row["mean_kappa"] == pytest.approx(0.25) and row["n_pairs"] == 4
-    assert app_data.model_order(kappa, models, "accuracy") == ["b", "c", "d", "a"]
-    assert app_data.model_order(kappa, models, "clustered") in (list("abcd"), list("badc"), list("cdab"),
+    assert _frames.model_order(kappa, models, "accuracy") == ["b", "c", "d", "a"]
+    assert _frames.model_order(kappa, models, "clustered") in (list("abcd"), list("badc"), list("cdab"),
                                                               list("dcba"), list("abdc"), list("bacd"),
                                                               list("cdba"), list("dcab"))
-    long = app_data.matrix_long(kappa, list("abcd"), models)
+    long = _frames.matrix_long(kappa, list("abcd"), models)
     assert len(long) == 12 and not (long["model_a"] == long["model_b"]).any()
 
 
 def test_inconclusive_matrix_is_cohen_kappa(synthetic):
     from sklearn.metrics import cohen_kappa_score
 
-    data = app_data.load_audit_data(synthetic)
+    data = _data.load_audit_data(synthetic)
     correct = load(synthetic).correct()
-    cats = app_data.categories_at(data, 0)
-    kappa = app_data.inconclusive_matrix(correct, cats, data.model_names)
+    cats = _frames.categories_at(data, 0)
+    kappa = _frames.inconclusive_matrix(correct, cats, data.model_names)
     sub = correct[cats == "inconclusive"]
     assert kappa.iloc[0, 1] == pytest.approx(cohen_kappa_score(sub[:, 0], sub[:, 1]))
 
@@ -201,8 +226,8 @@ def test_inconclusive_matrix_is_cohen_kappa(synthetic):
 # --------------------------------------------------------------------------- dynamics
 def test_rebin_and_map_long():
     share = np.arange(12, dtype=float).reshape(6, 2)
-    np.testing.assert_allclose(app_data.rebin_map(share, 3), [[1, 2], [5, 6], [9, 10]])
-    frame = app_data.map_long(share, [0, 1], n_images=600, n_rows=3)
+    np.testing.assert_allclose(_frames.rebin_map(share, 3), [[1, 2], [5, 6], [9, 10]])
+    frame = _frames.map_long(share, [0, 1], n_images=600, n_rows=3)
     assert len(frame) == 6
     assert list(frame["first"].unique()) == [1, 201, 401]
     assert list(frame["last"].unique()) == [200, 400, 600]
@@ -211,7 +236,7 @@ def test_rebin_and_map_long():
 def test_tp_agreement_histograms_by_hand():
     # cube[image, model, epoch]: 3 images, 2 models, epochs 0 and 5
     cube = np.array([[[1, 1], [1, 0]], [[0, 1], [0, 1]], [[0, 0], [1, 1]]], dtype=bool)
-    frame = app_data.tp_agreement_histograms(cube, [0, 5])
+    frame = _frames.tp_agreement_histograms(cube, [0, 5])
     first = frame[frame["epoch"] == 0]
     assert list(first["observed"]) == [1, 1, 1]  # models right: image 0 two, image 1 none, image 2 one
     assert first["null"].sum() == pytest.approx(3)
@@ -222,8 +247,8 @@ def test_tp_agreement_histograms_by_hand():
 
 
 def test_learned_epoch_frame_labels_never_and_fractions(synthetic):
-    data = app_data.load_audit_data(synthetic)
-    frame = app_data.learned_epoch_frame(data, 1)
+    data = _data.load_audit_data(synthetic)
+    frame = _frames.learned_epoch_frame(data, 1)
     assert frame["images"].sum() == data.n_images
     never = int(data.images["learned_epoch"].isna().sum())
     assert frame.loc[frame["learned"] == "never", "images"].sum() == never
@@ -232,62 +257,62 @@ def test_learned_epoch_frame_labels_never_and_fractions(synthetic):
 
 # --------------------------------------------------------------------------- classes and images
 def test_class_frame_ranks_by_mean_accuracy(synthetic):
-    data = app_data.load_audit_data(synthetic)
+    data = _data.load_audit_data(synthetic)
     result = load(synthetic)
     correct, labels = result.correct(), result.labels
     by_hand = [correct[labels == c].mean() for c in range(result.n_classes)]
-    frame = app_data.class_frame(data, 1)
+    frame = _frames.class_frame(data, 1)
     assert frame.iloc[0]["class"] == int(np.argmax(by_hand))
     assert frame["mean"].to_numpy() == pytest.approx(sorted(by_hand, reverse=True))
-    easiest, hardest = app_data.easiest_hardest(frame, 2)
+    easiest, hardest = _frames.easiest_hardest(frame, 2)
     assert hardest.iloc[0]["class_name"] == result.class_names[int(np.argmin(by_hand))]
-    assert frame[list(app_data.CATEGORIES)].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert frame[list(CATEGORIES)].sum(axis=1).to_numpy() == pytest.approx(1.0)
 
 
 def test_filter_sort_and_csv(synthetic):
-    data = app_data.load_audit_data(synthetic)
-    cats = app_data.categories_at(data, 1)
-    frame = app_data.filter_images(data, tolerance=1, categories=["inconclusive"], classes=["class_2"],
+    data = _data.load_audit_data(synthetic)
+    cats = _frames.categories_at(data, 1)
+    frame = _frames.filter_images(data, tolerance=1, categories=["inconclusive"], classes=["class_2"],
                                    sort_by="tp_agreement", ascending=False)
     expected = (cats == "inconclusive") & (data.images["class_name"] == "class_2").to_numpy()
     assert len(frame) == expected.sum()
     assert frame["tp_agreement"].is_monotonic_decreasing
     assert set(frame["category"]) == {"inconclusive"}
-    back = pd.read_csv(__import__("io").BytesIO(app_data.to_csv_bytes(frame)))
+    back = pd.read_csv(__import__("io").BytesIO(_frames.to_csv_bytes(frame)))
     assert list(back["image_id"]) == list(frame["image_id"])
-    everything = app_data.filter_images(data, tolerance=1, sort_by="learned_epoch")
+    everything = _frames.filter_images(data, tolerance=1, sort_by="learned_epoch")
     assert len(everything) == data.n_images
     assert everything["learned_epoch"].isna().to_numpy()[-1]  # never learned sorts last
     with pytest.raises(ValueError, match="cannot sort by"):
-        app_data.filter_images(data, tolerance=1, sort_by="nope")
-    assert app_data.score_columns(data.images)[0] == "n_correct"
+        _frames.filter_images(data, tolerance=1, sort_by="nope")
+    assert _frames.score_columns(data.images)[0] == "n_correct"
 
 
 def test_image_decisions_and_thumbnails(synthetic):
-    data = app_data.load_audit_data(synthetic)
+    data = _data.load_audit_data(synthetic)
     result = load(synthetic)
     final, _ = final_decisions(synthetic, data.model_names, ("predicted", "correct", "true_prob", "top_prob"),
                                data.image_ids)
-    table = app_data.image_decisions(data, final, 17)
+    table = _frames.image_decisions(data, final, 17)
     assert list(table["model"]) == result.model_names
     np.testing.assert_array_equal(table["correct"].to_numpy(), result.correct()[17])
     assert list(table["predicted"]) == [result.class_names[p] for p in result.predicted()[17]]
     with pytest.raises(ValueError, match="not in this audit"):
-        app_data.image_decisions(data, final, 10_000)
-    thumbs = app_data.thumbnails(synthetic, [0, 1], 112)
+        _frames.image_decisions(data, final, 10_000)
+    thumbs = _frames.thumbnails(synthetic, [0, 1], 112)
     assert thumbs[0].shape[:2] == (112, 112)  # 16-pixel images enlarged 7x without blur
-    scores = app_data.image_scores(data, 17, 1)
+    scores = _frames.image_scores(data, 17, 1)
     assert scores.iloc[0]["value"] == "17"
 
 
 # --------------------------------------------------------------------------- compare
 def test_compare_groups_matches_the_store(synthetic):
-    data = app_data.load_audit_data(synthetic)
+    data = _data.load_audit_data(synthetic)
     result = load(synthetic)
     models = data.dynamics["models"]
-    a, b = app_data.default_groups(models)
+    a, b = _frames.default_groups(models)
     assert a == models[0::2] and b == models[1::2]
-    out = app_data.compare_groups(synthetic, a, b, data.image_ids, result.labels)
+    out = _frames.compare_groups(synthetic, a, b, data.image_ids, result.labels)
     np.testing.assert_allclose(out["accessibility_a"], agreement.accessibility(result.correct_by_epoch(a)))
     from scipy.stats import pearsonr
 
@@ -295,27 +320,27 @@ def test_compare_groups_matches_the_store(synthetic):
     assert out["correlation"]["r"] == pytest.approx(r)
     matched = out["matched"]
     assert (matched[["both", "only_a", "only_b", "neither"]].sum(axis=1) == data.n_images).all()
-    long = app_data.matched_long(matched)
+    long = _frames.matched_long(matched)
     assert set(long["series"]) == {"both groups", "only group A", "only group B"}
-    frame, binned = app_data.accessibility_points(data, out["accessibility_a"], out["accessibility_b"], 1)
+    frame, binned = _frames.accessibility_points(data, out["accessibility_a"], out["accessibility_b"], 1)
     assert not binned and frame["images"].sum() == data.n_images
     many = np.linspace(0, 1, 6000)
-    big = app_data.AuditData(**{**data.__dict__, "images": pd.DataFrame({"n_correct": np.zeros(6000, int)})})
-    binned_frame, binned = app_data.accessibility_points(big, many, many[::-1], 0)
+    big = _data.AuditData(**{**data.__dict__, "images": pd.DataFrame({"n_correct": np.zeros(6000, int)})})
+    binned_frame, binned = _frames.accessibility_points(big, many, many[::-1], 0)
     assert binned and binned_frame["images"].sum() == 6000
 
 
 def test_deeper_measure_filters(digits_audit):
-    data = app_data.load_audit_data(digits_audit)
+    data = _data.load_audit_data(digits_audit)
     images = data.images
-    options = app_data.deep_filter_options(images)
+    options = _frames.deep_filter_options(images)
     assert {"impossible_cause", "is_label_issue"} <= set(options)  # depth_type needs --depth-types
-    flagged = app_data.filter_images(data, tolerance=1, label_issues_only=True)
+    flagged = _frames.filter_images(data, tolerance=1, label_issues_only=True)
     assert len(flagged) == int(images["is_label_issue"].fillna(False).astype(bool).sum()) > 0
     assert flagged["is_label_issue"].astype(bool).all()
     cause = options["impossible_cause"][0]
-    by_cause = app_data.filter_images(data, tolerance=1, causes=[cause])
+    by_cause = _frames.filter_images(data, tolerance=1, causes=[cause])
     assert len(by_cause) == int((images["impossible_cause"].astype(str) == cause).sum())
-    both = app_data.filter_images(data, tolerance=1, causes=[cause], label_issues_only=True)
+    both = _frames.filter_images(data, tolerance=1, causes=[cause], label_issues_only=True)
     assert len(both) == int(((images["impossible_cause"].astype(str) == cause)
                              & images["is_label_issue"].fillna(False).astype(bool)).sum())

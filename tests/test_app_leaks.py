@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages import _data as app_data
 from app_pages._study import study_roots
-from audit import app_data
 from human_study import experiment as xp
 from human_study.design import DesignConfig
 from human_study.folder import STUDY_DIRS_ENV, create_study

@@ -1,6 +1,6 @@
 """What the app says about a run that is not complete: an interrupted run (its process is gone) or
-a failed one is never shown as "still running". Through audit.app_data and Streamlit's AppTest on
-the real app.py."""
+a failed one is never shown as "still running". Through the app's data layer (app_pages/_data.py)
+and Streamlit's AppTest on the real app.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import app_data
+from app_pages import _data
 from audit.store import AuditDir, current_process
 from audit.synthetic import make_synthetic_audit
 
@@ -61,10 +61,10 @@ def unfinished(tmp_path_factory):
 
 
 def test_a_run_whose_process_is_gone_is_interrupted_not_running(unfinished):
-    data = app_data.load_audit_data(unfinished)
+    data = _data.load_audit_data(unfinished)
     assert data.state == "interrupted" and not data.complete
-    assert app_data.status_label(data) == "interrupted (3/5)"
-    message = app_data.status_message(data)
+    assert _data.status_label(data) == "interrupted (3/5)"
+    message = _data.status_message(data)
     assert "interrupted" in message and "rerun the same command to resume" in message
     assert "still running" not in message and "Reload" not in message
 
@@ -80,9 +80,9 @@ def test_a_live_run_still_says_running(unfinished, tmp_path):
     import shutil
 
     live = set_process(shutil.copytree(unfinished, tmp_path / "live"), current_process())
-    data = app_data.load_audit_data(live)
-    assert data.state == "running" and app_data.status_label(data) == "running (3/5)"
-    assert "still running: 3 of 5 jobs" in app_data.status_message(data)
+    data = _data.load_audit_data(live)
+    assert data.state == "running" and _data.status_label(data) == "running (3/5)"
+    assert "still running: 3 of 5 jobs" in _data.status_message(data)
 
 
 def test_a_run_that_ended_with_failed_jobs_says_so(unfinished, tmp_path):
@@ -94,9 +94,9 @@ def test_a_run_that_ended_with_failed_jobs_says_so(unfinished, tmp_path):
         if job["status"] != "done":
             job["status"] = "failed"
     set_process(path, manifest["process"], jobs=manifest["jobs"], finished_at="2026-01-01T00:00:00Z")
-    data = app_data.load_audit_data(path)
-    assert data.state == "failed" and app_data.status_label(data) == "failed (3/5)"
-    message = app_data.status_message(data)
+    data = _data.load_audit_data(path)
+    assert data.state == "failed" and _data.status_label(data) == "failed (3/5)"
+    message = _data.status_message(data)
     assert message.startswith("Audit run failed") and "Jobs table" in message and "running" not in message
 
 
