@@ -246,12 +246,12 @@ def tp_agreement_histograms(cube: np.ndarray, epochs: Sequence[int]) -> pd.DataF
     cube = np.asarray(cube, dtype=bool)
     n_images, n_models, n_epochs = cube.shape
     counts = cube.sum(axis=1, dtype=np.int32)
-    acc = cube.mean(axis=0)
+    accuracy = cube.mean(axis=0)  # (n_models, n_epochs)
     rows = []
     k = np.arange(n_models + 1)
     for e in range(n_epochs):
         observed = np.bincount(counts[:, e], minlength=n_models + 1)
-        null = n_images * agreement.tp_agreement_null(acc[:, e])
+        null = n_images * agreement.tp_agreement_null(accuracy[:, e])
         rows.append(
             pd.DataFrame(
                 {"epoch": int(epochs[e]), "n_right": k, "tp_agreement": k / n_models, "observed": observed, "null": null}
@@ -306,13 +306,13 @@ def class_frame(data: AuditData, tolerance: int) -> pd.DataFrame:
     """
     per_class = data.tables["per_class"]
     models = [m for m in data.model_names if m in per_class.columns]
-    acc = per_class[models].to_numpy(dtype=float)
+    accuracy = per_class[models].to_numpy(dtype=float)
     frame = per_class[["class", "class_name", "n_images"]].copy()
     frame["class_name"] = frame["class_name"].astype(str)
     with np.errstate(all="ignore"):
-        frame["mean"] = np.nanmean(acc, axis=1) if acc.size else np.nan
-        frame["min"] = np.nanmin(acc, axis=1) if acc.size else np.nan
-        frame["max"] = np.nanmax(acc, axis=1) if acc.size else np.nan
+        frame["mean"] = np.nanmean(accuracy, axis=1) if accuracy.size else np.nan
+        frame["min"] = np.nanmin(accuracy, axis=1) if accuracy.size else np.nan
+        frame["max"] = np.nanmax(accuracy, axis=1) if accuracy.size else np.nan
     cats = categories_at(data, tolerance)
     labels = data.images["label"].to_numpy()
     sizes = np.maximum(np.bincount(labels, minlength=len(frame)), 1)[: len(frame)]

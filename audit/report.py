@@ -68,6 +68,15 @@ class ReportContent:
     outputs: dict[str, object] = field(default_factory=dict)
     scores: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def table(self, key: str, frame: pd.DataFrame) -> None:
+        self.outputs[REPORT_TABLES[key]] = frame
+
+    def array(self, key: str, values: np.ndarray) -> None:
+        self.outputs[REPORT_MAPS[key]] = values
+
+    def figure(self, key: str, draw) -> None:
+        self.outputs[REPORT_FIGURES[key]] = draw
+
     def tables(self) -> tuple[dict, dict]:
         """The tables and decision maps by their keys in REPORT_TABLES and REPORT_MAPS, as `read_report_tables`."""
         return ({key: self.outputs[name] for key, name in REPORT_TABLES.items() if name in self.outputs},
@@ -87,15 +96,6 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     if not result.is_complete and result.n_models:
         notes.append(f"this report covers the {count_noun(result.n_models, 'finished model')} only")
 
-    def table(key: str, frame: pd.DataFrame) -> None:
-        content.outputs[REPORT_TABLES[key]] = frame
-
-    def array(key: str, values: np.ndarray) -> None:
-        content.outputs[REPORT_MAPS[key]] = values
-
-    def figure(key: str, draw) -> None:
-        content.outputs[REPORT_FIGURES[key]] = draw
-
     names = result.model_names
     if not names:
         notes.append("no finished models: nothing to report")
@@ -103,10 +103,9 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         return content
 
     correct = result.correct()
-    n_images, n_models = correct.shape
-    acc = correct.mean(axis=0)
+    accuracy = correct.mean(axis=0)
     epochs_of = {m: result.epochs(m) for m in names}
-    summary["models"] = model_rows(result, names, acc, epochs_of)
+    summary["models"] = model_rows(result, names, accuracy, epochs_of)
     chance = difficulty.near_chance(correct, result.labels)
     summary["chance"] = {"accuracy": chance["chance"],
                          "models": [m for m, flag in zip(names, chance["near_chance"], strict=True) if flag]}
@@ -119,54 +118,7 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
             "their split, dynamics and error consistency say little (train longer, or check the labels)"
         )
     scores = content.scores
-    # ---- the DDD split and its nulls (meding2022 §3.1-3.2, Fig. 2 and 17)
-    t = difficulty.usable_tolerance(tolerance, n_models)
-    if t < tolerance:
-        notes.append(
-            f"tolerance {tolerance} needs more than {2 * tolerance} models; with {n_models} the split uses "
-            f"tolerance {t}"
-        )
-    if n_models == 1:
-        notes.append("one model: trivial = correct and impossible = wrong; the split says nothing about DDD")
-    n_corr = difficulty.n_correct(correct)
-    categories = difficulty.split_from_counts(n_corr, n_models, tolerance=t)
-    hist = np.bincount(n_corr, minlength=n_models + 1)
-    binom = difficulty.binomial_null(correct)
-    bb = difficulty.fit_beta_binomial(n_corr, n_models)
-    if n_models == 1:
-        notes.append("one model: the beta-binomial fit is not identifiable and equals the observed histogram")
-    summary["tolerance"] = int(tolerance)
-    summary["tolerance_used"] = t
-    summary["split"] = {
-        "counts": {c: int(np.count_nonzero(categories == c)) for c in CATEGORIES},
-        "observed": difficulty.category_shares(categories),
-        "binomial": difficulty.histogram_shares(binom, tolerance=t),
-        "beta_binomial": difficulty.histogram_shares(bb.expected, tolerance=t),
-    }
-    summary["nulls"] = {
-        "binomial": {"p": float(correct.mean())},
-        "beta_binomial": {
-            "alpha": bb.alpha,
-            "beta": bb.beta,
-            "mean": bb.mean,
-            "overdispersion": bb.overdispersion,
-            "log_likelihood": bb.log_likelihood,
-        },
-    }
-    table(
-        "histogram",
-        pd.DataFrame(
-            {
-                "n_correct": np.arange(n_models + 1),
-                "observed": hist,
-                "binomial": binom,
-                "beta_binomial": bb.expected,
-            }
-        ),
-    )
-    figure("histogram", lambda: figures.n_correct_histogram(hist, binom, bb.expected, t))
-    scores["n_correct"] = n_corr
-    scores["category"] = categories
+    categories, n_corr = _split(content, correct, tolerance, notes)
     scores["tp_agreement"] = agreement.tp_agreement(correct)
 
     # ---- agreement at the final epoch (hacohen2020 §2)
@@ -177,56 +129,11 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         "mean_consensus": float(scores["consensus"].mean()),
     }
 
-    # ---- error consistency (meding2022 §2, §3.3, Fig. 6)
-    ec: dict = {}
-    inconclusive = categories == "inconclusive"
-    matrices = {}
-    if n_models < 2:
-        notes.append("one model: error consistency needs at least two models and is skipped")
-    else:
-        for subset, mask in (("all", np.ones(n_images, dtype=bool)), ("inconclusive", inconclusive)):
-            n_sub = int(mask.sum())
-            if n_sub == 0:
-                notes.append(f"no {subset} images: error consistency on them is skipped")
-                continue
-            sub = correct[mask]
-            kappa = consistency.error_consistency_matrix(sub)
-            matrices[subset] = kappa
-            entry = {"mean": consistency.mean_error_consistency(kappa), "n_images": n_sub}
-            if n_bootstrap:
-                ci = consistency.error_consistency_bootstrap(
-                    sub, n_bootstrap=n_bootstrap, random_state=random_state
-                )
-                entry["ci95"] = [ci["mean_low"], ci["mean_high"]]
-            ec[subset] = entry
-            table(
-                f"ec_{subset}",
-                pd.DataFrame(kappa, index=names, columns=names).rename_axis("model"),
-            )
-        if matrices:
-            figure("error_consistency", lambda: figures.error_consistency(matrices, names))
-    summary["error_consistency"] = ec
-
-    # ---- per-class accuracy (meding2022 A.6, Table 1)
-    class_names = result.class_names
-    class_acc = difficulty.per_class_accuracy(correct, result.labels, len(class_names))
-    class_sizes = np.bincount(result.labels, minlength=len(class_names))
-    per_class = pd.DataFrame(class_acc, columns=names)
-    per_class.insert(0, "n_images", class_sizes)
-    per_class.insert(0, "class_name", class_names)
-    per_class.insert(0, "class", np.arange(len(class_names)))
-    per_class["mean"] = class_acc.mean(axis=1)
-    table("per_class", per_class)
-    k = min(10, int(np.count_nonzero(class_sizes)))
-    ranked = difficulty.easiest_hardest_classes(class_acc, k=k)
-    summary["classes"] = {
-        side: [{"class": class_names[c], "accuracy": float(per_class["mean"][c])} for c in ranked[side]]
-        for side in ("easiest", "hardest")
-    }
-    figure("per_class", lambda: figures.per_class_accuracy(class_acc, class_names))
-
-    # ---- dynamics over epochs (meding2022 Fig. 4, 5, 12; hacohen2020 §2-3)
-    summary["dynamics"] = _dynamics(result, names, epochs_of, scores, notes, table, array, figure)
+    # ---- the models' errors compared, the classes, the dynamics over epochs
+    summary["error_consistency"] = _error_consistency(content, correct, names, categories, notes, n_bootstrap,
+                                                      random_state)
+    summary["classes"] = _per_class(content, result, correct, names)
+    summary["dynamics"] = _dynamics(content, result, names, epochs_of, notes)
 
     # ---- deeper measures: prediction depth, label issues, learnability (baldock2021, cleanlab, sharma2018)
     if deep:
@@ -336,7 +243,106 @@ def read_report_tables(result: AuditResult) -> tuple[dict, dict]:
     return tables, maps
 
 
-def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> dict | None:
+def _split(content: ReportContent, correct: np.ndarray, tolerance: int, notes: list) -> tuple[np.ndarray, np.ndarray]:
+    """The DDD split and its nulls (meding2022 §3.1-3.2, Fig. 2 and 17): (categories, n_correct)."""
+    summary, scores = content.summary, content.scores
+    n_models = correct.shape[1]
+    t = difficulty.usable_tolerance(tolerance, n_models)
+    if t < tolerance:
+        notes.append(
+            f"tolerance {tolerance} needs more than {2 * tolerance} models; with {n_models} the split uses "
+            f"tolerance {t}"
+        )
+    if n_models == 1:
+        notes.append("one model: trivial = correct and impossible = wrong; the split says nothing about DDD")
+    n_corr = difficulty.n_correct(correct)
+    categories = difficulty.split_from_counts(n_corr, n_models, tolerance=t)
+    hist = np.bincount(n_corr, minlength=n_models + 1)
+    binom = difficulty.binomial_null(correct)
+    bb = difficulty.fit_beta_binomial(n_corr, n_models)
+    if n_models == 1:
+        notes.append("one model: the beta-binomial fit is not identifiable and equals the observed histogram")
+    summary["tolerance"] = int(tolerance)
+    summary["tolerance_used"] = t
+    summary["split"] = {
+        "counts": {c: int(np.count_nonzero(categories == c)) for c in CATEGORIES},
+        "observed": difficulty.category_shares(categories),
+        "binomial": difficulty.histogram_shares(binom, tolerance=t),
+        "beta_binomial": difficulty.histogram_shares(bb.expected, tolerance=t),
+    }
+    summary["nulls"] = {
+        "binomial": {"p": float(correct.mean())},
+        "beta_binomial": {
+            "alpha": bb.alpha,
+            "beta": bb.beta,
+            "mean": bb.mean,
+            "overdispersion": bb.overdispersion,
+            "log_likelihood": bb.log_likelihood,
+        },
+    }
+    content.table(
+        "histogram",
+        pd.DataFrame({"n_correct": np.arange(n_models + 1), "observed": hist, "binomial": binom,
+                      "beta_binomial": bb.expected}),
+    )
+    content.figure("histogram", lambda: figures.n_correct_histogram(hist, binom, bb.expected, t))
+    scores["n_correct"] = n_corr
+    scores["category"] = categories
+    return categories, n_corr
+
+
+def _error_consistency(content: ReportContent, correct: np.ndarray, names: list[str], categories: np.ndarray,
+                       notes: list, n_bootstrap: int, random_state: int) -> dict:
+    """Error consistency on all images and on the inconclusive ones (meding2022 §2, §3.3, Fig. 6)."""
+    ec: dict = {}
+    n_images, n_models = correct.shape
+    matrices = {}
+    if n_models < 2:
+        notes.append("one model: error consistency needs at least two models and is skipped")
+        return ec
+    for subset, mask in (("all", np.ones(n_images, dtype=bool)), ("inconclusive", categories == "inconclusive")):
+        n_sub = int(mask.sum())
+        if n_sub == 0:
+            notes.append(f"no {subset} images: error consistency on them is skipped")
+            continue
+        sub = correct[mask]
+        kappa = consistency.error_consistency_matrix(sub)
+        matrices[subset] = kappa
+        entry = {"mean": consistency.mean_error_consistency(kappa), "n_images": n_sub}
+        if n_bootstrap:
+            ci = consistency.error_consistency_bootstrap(sub, n_bootstrap=n_bootstrap, random_state=random_state)
+            entry["ci95"] = [ci["mean_low"], ci["mean_high"]]
+        ec[subset] = entry
+        content.table(f"ec_{subset}", pd.DataFrame(kappa, index=names, columns=names).rename_axis("model"))
+    if matrices:
+        content.figure("error_consistency", lambda: figures.error_consistency(matrices, names))
+    return ec
+
+
+def _per_class(content: ReportContent, result: AuditResult, correct: np.ndarray, names: list[str]) -> dict:
+    """Per-class accuracy and the easiest and hardest classes (meding2022 A.6, Table 1)."""
+    class_names = result.class_names
+    class_acc = difficulty.per_class_accuracy(correct, result.labels, len(class_names))
+    class_sizes = np.bincount(result.labels, minlength=len(class_names))
+    per_class = pd.DataFrame(class_acc, columns=names)
+    per_class.insert(0, "n_images", class_sizes)
+    per_class.insert(0, "class_name", class_names)
+    per_class.insert(0, "class", np.arange(len(class_names)))
+    per_class["mean"] = class_acc.mean(axis=1)
+    content.table("per_class", per_class)
+    k = min(10, int(np.count_nonzero(class_sizes)))
+    ranked = difficulty.easiest_hardest_classes(class_acc, k=k)
+    content.figure("per_class", lambda: figures.per_class_accuracy(class_acc, class_names))
+    return {
+        side: [{"class": class_names[c], "accuracy": float(per_class["mean"][c])} for c in ranked[side]]
+        for side in ("easiest", "hardest")
+    }
+
+
+def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epochs_of: dict,
+              notes: list) -> dict | None:
+    """Learning dynamics over the epochs the models share (meding2022 Fig. 4, 5, 12; hacohen2020 §2-3)."""
+    scores = content.scores
     dyn = [m for m in names if len(epochs_of[m]) >= 2]
     if not dyn:
         notes.append("no model has more than one recorded epoch: learning dynamics are skipped")
@@ -361,8 +367,8 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
     frame.insert(0, "epoch_to", epochs[1:])
     frame.insert(0, "epoch_from", epochs[:-1])
     frame["mean"] = swaps.mean(axis=0)
-    table("swaps", frame)
-    figure("swaps", lambda: figures.swaps_per_epoch(epochs, swaps, dyn, n_images))
+    content.table("swaps", frame)
+    content.figure("swaps", lambda: figures.swaps_per_epoch(epochs, swaps, dyn, n_images))
 
     counts = by_epoch.sum(axis=1, dtype=np.int32)  # n models right, per image and epoch
     tpa = counts / n_dyn
@@ -373,7 +379,7 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
     null_hist = np.stack(
         [n_images * agreement.tp_agreement_null(acc_by_epoch[:, e]) for e in range(n_epochs)], axis=1
     )
-    table(
+    content.table(
         "tp_by_epoch",
         pd.DataFrame(
             {
@@ -385,15 +391,15 @@ def _dynamics(result, names, epochs_of, scores, notes, table, array, figure) -> 
             }
         ),
     )
-    figure("tp_agreement", lambda: figures.tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
+    content.figure("tp_agreement", lambda: figures.tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
 
     groups_of = [model_field(result, m, "group") for m in dyn]
     base = groups_of.index("base") if "base" in groups_of else 0
     base_map = dynamics.binned_decision_map(by_epoch[:, base, :], n_bins=DECISION_MAP_ROWS)
     all_map = dynamics.binned_decision_map(by_epoch, n_bins=DECISION_MAP_ROWS)
-    array("base", base_map)
-    array("all", all_map)
-    figure("decision_maps", lambda: figures.decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
+    content.array("base", base_map)
+    content.array("all", all_map)
+    content.figure("decision_maps", lambda: figures.decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
 
     accessibility = agreement.accessibility(by_epoch)
     learned = dynamics.learned_epoch(by_epoch, epochs=epochs, reduce="median")

@@ -45,37 +45,23 @@ def write_csv(path: Path, frame: pd.DataFrame, *, index: bool = False) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically."""
-    tmp = _atomic_target(path, ".json")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write JSON atomically (flushed to disk before the rename)."""
+    with atomic_path(path, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     """Write a frame as Parquet atomically."""
-    tmp = _atomic_target(path, ".parquet")
-    try:
+    with atomic_path(path, ".parquet") as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Write an array as .npy atomically."""
-    tmp = _atomic_target(path, ".npy")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, ".npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 def _json_default(obj: Any):
