@@ -179,14 +179,11 @@ def build_report(
 
     Notes
     -----
-    Writes report/summary.json, report/histogram.csv, report/error_consistency_all.csv,
-    report/error_consistency_inconclusive.csv, report/per_class_accuracy.csv,
-    report/swaps_per_epoch.csv, report/tp_agreement_by_epoch.csv,
-    report/decision_map_*.npy, report/*.png, and images.parquet with the
-    per-image scores of REPORT_COLUMNS added, and removes temporary files that a
-    killed run left behind (unless a run is still writing). Tables that are undefined for
-    this audit (e.g. error consistency with one model) are removed, and the
-    summary's "notes" say why.
+    Writes report/summary.json and the tables, decision maps and figures named in
+    `audit.store.REPORT_FILES`, and images.parquet with the per-image scores of
+    REPORT_COLUMNS added, and removes temporary files that a killed run left behind
+    (unless a run is still writing). Tables that are undefined for this audit (e.g.
+    error consistency with one model) are removed, and the summary's "notes" say why.
     """
     content = compute_report(result, tolerance=tolerance, n_bootstrap=n_bootstrap, random_state=random_state)
     if result.state != "running":  # a live run's temporary files are its writes in progress

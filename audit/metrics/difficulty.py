@@ -32,7 +32,7 @@ def check_tolerance(tolerance, n_models: int) -> int:
         raise ValueError(
             f"tolerance={tolerance} with {n_models} model(s) makes trivial (n_correct >= {n_models - tolerance}) "
             f"and impossible (n_correct <= {tolerance}) overlap; expected n_models > 2 * tolerance, "
-            f"i.e. tolerance <= {(n_models - 1) // 2}"
+            f"i.e. tolerance <= {max_tolerance(n_models)}"
         )
     return tolerance
 
