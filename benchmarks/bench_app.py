@@ -114,7 +114,7 @@ def main(argv=None) -> dict:
         return result
 
     from audit.report import build_report
-    from audit.store import load
+    from audit.store import REPORT_DIR, SUMMARY_FILE, load
     from audit.synthetic import make_synthetic_audit
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
         audit = args.audit or Path(tmp) / "audit"
         size = {"n_images": args.images, "n_models": args.models, "n_epochs": args.epochs, "n_classes": args.classes}
         built = {}
-        if not (audit / "report" / "summary.json").exists():
+        if not (audit / REPORT_DIR / SUMMARY_FILE).exists():
             print(f"writing a synthetic audit of {args.images:,} images x {args.models} models x "
                   f"{args.epochs} epochs ...", flush=True)
             t = time.perf_counter()
