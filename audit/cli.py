@@ -266,6 +266,43 @@ def report(
     _exit_on_failures(summary, path)
 
 
+IMPORT_EXAMPLES = """
+Examples:
+
+  ddd-audit import decisions.csv --out runs/zoo                      # maker,image,label,predicted rows
+
+  ddd-audit import logits/ --labels labels.npy --classes classes.txt --out runs/zoo   # <model>.npy arrays
+
+  ddd-audit import raw-data/sketch --images ~/data/sketch --out runs/sketch         # model-vs-human raw data
+"""
+
+
+@app.command(name="import", epilog=IMPORT_EXAMPLES)
+def import_(
+    source: Path = typer.Argument(..., help="A decisions table (.csv/.parquet), a folder of score arrays, or a "
+                                  "model-vs-human raw-data folder."),
+    out: Path = typer.Option(..., help="The audit directory to write."),
+    source_format: str = typer.Option("auto", "--format", help="auto, table, scores or model-vs-human."),
+    labels: Path | None = typer.Option(None, help="Score arrays: the labels (.npy of class indices, or a CSV "
+                                       "with a label column)."),
+    classes: Path | None = typer.Option(None, help="Class names, one per line, in index order."),
+    images: Path | None = typer.Option(None, help="The folder of the image files, so the app and a study "
+                                       "can show them."),
+    force: bool = typer.Option(False, "--force", help="Replace what --out holds."),
+):
+    """Audit decisions you already have: write an audit directory from them, report, and print the summary."""
+    from audit.importers import read_class_list, read_decisions_source, write_imported_audit
+
+    class_list = read_class_list(classes) if classes else None
+    with console.status("reading the decisions"):
+        decisions = read_decisions_source(source, source_format=source_format, labels=labels, classes=class_list)
+    for note in decisions.notes:
+        console.print(f"note: {note}", highlight=False)
+    with console.status("writing the audit"):
+        write_imported_audit(decisions, out, images_root=images, force=force)
+    _report_and_print(out)
+
+
 @app.command(name="list")
 def list_(what: str = typer.Argument("all", help="datasets, presets, architectures, models or all")):
     """List the datasets, variant presets, architectures and offline pretrained models."""

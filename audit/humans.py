@@ -1,8 +1,8 @@
 """Humans as decision makers beside the models (meding2022 §4): how people fare on the images that
 models find trivial, impossible or inconclusive, and how their errors line up with the models'.
 
-The DDD split stays the models'. Each human's decisions cover the images they saw (humans/<name>.parquet
-of an imported audit); a missing decision is missing, not wrong. `human_report` returns the summary
+The DDD split stays the models'. Each human's decisions cover the images they saw (read through
+`AuditResult.human_decisions`); a missing decision is missing, not wrong. `human_report` returns the summary
 part and the tables; `format_human_summary` the lines of the CLI summary.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from audit.metrics import makers
 from audit.metrics.difficulty import CATEGORIES
-from audit.store import AuditResult
+from audit.store import HUMAN_TABLES, AuditResult
 
 
 @dataclass
@@ -36,28 +36,11 @@ class HumanReport:
 
 
 def read_humans(result: AuditResult) -> HumanDecisions | None:
-    """The humans of an audit (manifest "humans"), or None when it has none."""
-    entries = result.manifest.get("humans") or []
-    if not entries:
+    """The humans of an audit, through the store's reader, or None when it has none."""
+    if not result.human_names:
         return None
-    n = result.n_images
-    names, cols = [], []
-    for entry in entries:
-        name = entry["name"]
-        rows = pd.read_parquet(result.path / "humans" / f"{name}.parquet")
-        rows = rows[rows["epoch"] == rows["epoch"].max()]
-        ids = rows["image_id"].to_numpy()
-        correct = np.zeros(n, bool)
-        decided = np.zeros(n, bool)
-        rt = np.full(n, np.nan)
-        correct[ids] = rows["correct"].to_numpy()
-        decided[ids] = True
-        if "rt" in rows.columns:
-            rt[ids] = rows["rt"].to_numpy()
-        names.append(name)
-        cols.append((correct, decided, rt))
-    stack = lambda i: np.stack([c[i] for c in cols], axis=1)  # noqa: E731
-    return HumanDecisions(names, stack(0), stack(1), stack(2))
+    d = result.human_decisions()
+    return HumanDecisions(result.human_names, d["correct"], d["decided"], d["rt"])
 
 
 def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: int = 100,
@@ -83,14 +66,14 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
             row[f"{c}_n"] = int(per[c]["n"][j])
             row[f"{c}_accuracy"] = _num(per[c]["accuracy"][j])
         rows.append(row)
-    report.tables["humans.csv"] = pd.DataFrame(rows)
+    report.tables[HUMAN_TABLES["humans"]] = pd.DataFrame(rows)
     pooled = {}
     for c in CATEGORIES:
         k, n = int(per[c]["k"].sum()), int(per[c]["n"].sum())
         low, high = makers.wilson_interval(k, n)
         pooled[c] = {"k": k, "n": n, "accuracy": _num(k / n if n else np.nan), "ci95": [_num(low), _num(high)]}
     summary["humans"] = {"makers": rows, "accuracy_by_category": pooled}
-    report.tables["human_accuracy_by_category.csv"] = pd.DataFrame(
+    report.tables[HUMAN_TABLES["by_category"]] = pd.DataFrame(
         [{"category": c, **{k: v for k, v in pooled[c].items() if k != "ci95"},
           "low": pooled[c]["ci95"][0], "high": pooled[c]["ci95"][1]} for c in CATEGORIES])
 
@@ -116,11 +99,11 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
         entry["n_images"] = int(mask.sum())
         summary["humans"]["error_consistency"][subset] = entry
         names = list(result.model_names) + humans.names
-        report.tables[f"error_consistency_makers_{subset}.csv"] = pd.DataFrame(kappa, index=names, columns=names) \
+        report.tables[HUMAN_TABLES[f"makers_{subset}"]] = pd.DataFrame(kappa, index=names, columns=names) \
             .rename_axis("maker")
-        report.tables[f"shared_images_{subset}.csv"] = pd.DataFrame(n_shared, index=names, columns=names) \
+        report.tables[HUMAN_TABLES[f"shared_{subset}"]] = pd.DataFrame(n_shared, index=names, columns=names) \
             .rename_axis("maker")
-    report.tables["error_consistency_groups.csv"] = pd.DataFrame(consistency_rows)
+    report.tables[HUMAN_TABLES["groups"]] = pd.DataFrame(consistency_rows)
 
     # ---- images on which humans and models part: impossible for models yet most humans right, and the reverse
     n_seen = humans.decided.sum(axis=1)
@@ -136,13 +119,13 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
         "impossible_for_models_most_humans_right": sum(p["category"] == "impossible" for p in parted),
         "trivial_for_models_most_humans_wrong": sum(p["category"] == "trivial" for p in parted),
     }
-    report.tables["human_model_disagreements.csv"] = pd.DataFrame(
+    report.tables[HUMAN_TABLES["parted"]] = pd.DataFrame(
         parted, columns=["image_id", "category", "models_right", "humans_right_share", "humans_seen"])
 
     # ---- per condition: the split among models and human accuracy
     if "condition" in result.images.columns and result.images["condition"].nunique() > 1:
-        report.tables["split_by_condition.csv"] = _by_condition(result, models_correct, humans, categories)
-        summary["humans"]["by_condition"] = report.tables["split_by_condition.csv"].to_dict(orient="records")
+        report.tables[HUMAN_TABLES["by_condition"]] = _by_condition(result, models_correct, humans, categories)
+        summary["humans"]["by_condition"] = report.tables[HUMAN_TABLES["by_condition"]].to_dict(orient="records")
     return report
 
 

@@ -57,6 +57,36 @@ class ImportedDecisions:
         return [m for m in self.makers if kinds[m] == "model"]
 
 
+SOURCE_FORMATS = ("auto", "table", "scores", "model-vs-human")
+
+
+def read_decisions_source(source: str | Path, *, source_format: str = "auto", labels: str | Path | None = None,
+                          classes: list[str] | None = None) -> ImportedDecisions:
+    """Read any of the sources; "auto" tells them apart: a file is a table, a folder of .csv files is
+    model-vs-human raw data, a folder of arrays is score arrays (which need `labels`)."""
+    source = Path(source)
+    if source_format not in SOURCE_FORMATS:
+        raise ImportDataError(f"--format must be one of {', '.join(SOURCE_FORMATS)}, got {source_format!r}")
+    if not source.exists():
+        raise ImportDataError(f"{source} does not exist")
+    if source_format == "auto":
+        if source.is_file():
+            source_format = "table"
+        elif any(p.suffix.lower() in SCORE_SUFFIXES for p in source.iterdir()):
+            source_format = "scores"
+        else:
+            source_format = "model-vs-human"
+    if source_format == "scores":
+        if labels is None:
+            raise ImportDataError(f"{source} holds score arrays; give --labels FILE with each image's class")
+        return read_score_arrays(source, labels, classes=classes)
+    if labels is not None:
+        raise ImportDataError("--labels is for score arrays; tables and model-vs-human data carry their labels")
+    if source_format == "table":
+        return read_long_table(source, classes=classes)
+    return read_model_vs_human(source)
+
+
 # --------------------------------------------------------------------------- the long table
 def read_long_table(path: str | Path, *, classes: list[str] | None = None) -> ImportedDecisions:
     """A CSV or Parquet file with one row per decision (see REQUIRED_COLUMNS and DECISION_TABLE_COLUMNS).

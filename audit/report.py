@@ -20,6 +20,7 @@ import pandas as pd
 from audit import figures
 from audit.data.sources import skipped_files_notes
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
+from audit.humans import format_human_summary, human_report
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.difficulty import CATEGORIES
 from audit.store import (
@@ -145,6 +146,13 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
             content.outputs[name] = frame
         for name, fig in extra.figures.items():
             content.outputs[name] = lambda fig=fig: fig
+
+    # ---- humans beside the models (meding2022 §4; imported audits with human observers)
+    humans = human_report(result, categories, random_state=random_state)
+    if humans is not None:
+        summary.update(humans.summary)
+        notes.extend(humans.notes)
+        content.outputs.update(humans.tables)
 
     summary["notes"] = notes
     return content
@@ -486,10 +494,10 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  never learned (median model)     {100 * dyn['never_learned_share']:.1f}% of images")
         if dyn.get("split_half_accessibility_r") is not None:
             lines.append(f"  split-half Accessibility r       {dyn['split_half_accessibility_r']:.3f}")
-    deep_lines = format_deep_summary(summary)
-    if deep_lines:
-        lines.append("")
-        lines.extend(deep_lines)
+    for extra in (format_deep_summary(summary), format_human_summary(summary)):
+        if extra:
+            lines.append("")
+            lines.extend(extra)
     failed = facts.get("failed") or {}
     if failed:
         lines.append("")

@@ -225,3 +225,45 @@ def test_humans_beside_models_by_hand(tmp_path):
     assert set(by_condition) == {"c0", "c1"} and by_condition["c0"]["n_images"] == 12
     text = "\n".join(format_human_summary(report.summary))
     assert "Humans (2;" in text and "condition c1:" in text and "human-model" in text
+
+
+def test_import_then_report_from_the_command_line(tmp_path):
+    from tests.conftest import run_cli
+
+    root = write_mvh_folder(tmp_path / "raw", seed=5)
+    out = tmp_path / "audit"
+    res = run_cli("import", str(root), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "Humans (2;" in res.stdout and "condition c0:" in res.stdout and "human-model" in res.stdout
+    rep = run_cli("report", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert "condition c1:" in rep.stdout
+    assert (out / "report" / "split_by_condition.csv").exists()
+    # the same --out again is refused without --force
+    again = run_cli("import", str(root), "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["{root}/nowhere.csv"], "nowhere.csv does not exist"),
+    (["{scores}"], "--labels"),
+    (["{table}", "--format", "xml"], "--format must be one of"),
+    (["{table}", "--labels", "{table}"], "--labels is for score arrays"),
+    (["{bad_table}"], "lacks the column(s) predicted"),
+])
+def test_import_bad_input_is_one_line(tmp_path, args, needle):
+    from tests.conftest import run_cli
+
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    np.save(scores / "m.npy", np.zeros((2, 2)))
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"maker": ["a"], "image": ["x"], "label": [0], "predicted": [0]}).to_csv(table, index=False)
+    bad_table = tmp_path / "bad.csv"
+    pd.DataFrame({"maker": ["a"], "image": ["x"], "label": [0]}).to_csv(bad_table, index=False)
+    filled = [a.format(root=tmp_path, scores=scores, table=table, bad_table=bad_table) for a in args]
+    res = run_cli("import", *filled, "--out", str(tmp_path / "out"))
+    assert res.returncode == 2
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], res.stderr
+    assert not (tmp_path / "out").exists()

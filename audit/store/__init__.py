@@ -21,6 +21,7 @@ from audit.store.decisions import (
     final_decisions,
     read_decisions,
     read_many,
+    read_partial_decisions,
 )
 from audit.store.directory import (
     BASE_IMAGE_COLUMNS,
@@ -28,6 +29,7 @@ from audit.store.directory import (
     DEEP_TABLES,
     EXTRA_FOLDERS,
     FORMAT,
+    HUMAN_TABLES,
     REPORT_DIR,
     REPORT_FIGURES,
     REPORT_FILES,
@@ -58,9 +60,9 @@ from audit.store.state import (
 
 __all__ = [
     "BASE_IMAGE_COLUMNS", "DECISION_COLUMNS", "DECISION_FIELDS", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
-    "FORMAT", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
+    "FORMAT", "HUMAN_TABLES", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
     "RUN_STATES", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
-    "process_alive", "read_decisions", "read_json", "read_many", "run_state", "write_csv", "write_json",
+    "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "write_csv", "write_json",
     "write_npy", "write_parquet",
 ]

@@ -190,3 +190,28 @@ def shared_epochs(runs: Sequence[tuple[np.ndarray, dict]], fields: Sequence[str]
     n_epochs = min(len(epochs) for epochs, _ in runs)
     cubes = {f: np.stack([arrays[f][:n_epochs] for _, arrays in runs]).transpose(2, 0, 1) for f in fields}
     return runs[0][0][:n_epochs], cubes
+
+
+def read_partial_decisions(audit: str | os.PathLike, name: str, image_ids: np.ndarray,
+                           folder: str = "humans") -> dict[str, np.ndarray]:
+    """The final-epoch decisions of a maker who saw part of the images (humans/<name>.parquet).
+
+    Returns {"correct", "decided", "rt"}, each of shape (n_images,) in `image_ids` order: a missing
+    decision is not decided (and not wrong); rt in seconds, NaN where unknown.
+    """
+    file = Path(audit) / folder / f"{name}.parquet"
+    if not file.exists():
+        raise AuditError(f"{name} has no decisions under {folder}/")
+    table = pd.read_parquet(file)
+    table = table[table["epoch"] == table["epoch"].max()]
+    image_ids = np.asarray(image_ids)
+    pos = np.searchsorted(image_ids, table["image_id"].to_numpy())
+    if len(table) and (pos.max() >= len(image_ids) or not (image_ids[pos] == table["image_id"].to_numpy()).all()):
+        raise AuditError(f"{file} names images the audit does not have")
+    out = {"correct": np.zeros(len(image_ids), bool), "decided": np.zeros(len(image_ids), bool),
+           "rt": np.full(len(image_ids), np.nan)}
+    out["correct"][pos] = table["correct"].to_numpy(bool)
+    out["decided"][pos] = True
+    if "rt" in table.columns:
+        out["rt"][pos] = table["rt"].to_numpy(float)
+    return out

@@ -52,9 +52,21 @@ DEEP_TABLES = {
     "learnability": "learnability.csv",
 }
 DEEP_FIGURES = {"label_issues": "label_issues.png"}
+#: Humans beside the models (audits imported with human observers; see audit.humans).
+HUMAN_TABLES = {
+    "humans": "humans.csv",
+    "by_category": "human_accuracy_by_category.csv",
+    "groups": "error_consistency_groups.csv",
+    "makers_all": "error_consistency_makers_all.csv",
+    "makers_inconclusive": "error_consistency_makers_inconclusive.csv",
+    "shared_all": "shared_images_all.csv",
+    "shared_inconclusive": "shared_images_inconclusive.csv",
+    "parted": "human_model_disagreements.csv",
+    "by_condition": "split_by_condition.csv",
+}
 #: Every table and figure a report build may write beside its summary (an earlier build's are removed).
 REPORT_FILES = (*REPORT_TABLES.values(), *REPORT_MAPS.values(), *REPORT_FIGURES.values(),
-                *DEEP_TABLES.values(), *DEEP_FIGURES.values())
+                *DEEP_TABLES.values(), *DEEP_FIGURES.values(), *HUMAN_TABLES.values())
 
 
 class AuditDir:

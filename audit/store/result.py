@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.store.decisions import DECISION_FIELDS, decision_path, read_many
+from audit.store.decisions import DECISION_FIELDS, decision_path, read_many, read_partial_decisions
 from audit.store.directory import REPORT_DIR, SUMMARY_FILE, AuditDir
 from audit.store.files import AuditError, read_json
 from audit.store.state import describe_run_state, run_state
@@ -44,6 +44,22 @@ class AuditResult:
     @property
     def model_names(self) -> list[str]:
         return list(self.models["name"]) if len(self.models) else []
+
+    @property
+    def human_names(self) -> list[str]:
+        """Human observers stored beside the models (imported audits); they take no part in the split."""
+        return [h["name"] for h in self.manifest.get("humans") or []]
+
+    def human_decisions(self) -> dict[str, np.ndarray]:
+        """Every human's final decisions: {"correct", "decided", "rt"}, each (n_images, n_humans).
+
+        A human decides only the images they saw: `decided` marks them, and `correct` is False elsewhere.
+        """
+        reads = [read_partial_decisions(self.path, h, self.image_ids) for h in self.human_names]
+        if not reads:
+            empty = np.empty((self.n_images, 0))
+            return {"correct": empty.astype(bool), "decided": empty.astype(bool), "rt": empty}
+        return {f: np.stack([r[f] for r in reads], axis=1) for f in ("correct", "decided", "rt")}
 
     @property
     def n_images(self) -> int:
