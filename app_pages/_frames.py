@@ -591,3 +591,20 @@ def matched_long(matched: pd.DataFrame) -> pd.DataFrame:
     )
     frame["series"] = frame["series"].map({"both": "both groups", "only_a": "only group A", "only_b": "only group B"})
     return frame
+
+
+def human_frames(summary: dict) -> dict[str, pd.DataFrame] | None:
+    """The humans' part of a report as page tables (None without humans): accuracy per category,
+    error consistency by group of makers, each human, and the split per condition."""
+    humans = summary.get("humans")
+    if not humans:
+        return None
+    by_category = pd.DataFrame([
+        {"category": c, "accuracy": e["accuracy"], "low": e["ci95"][0], "high": e["ci95"][1], "decisions": e["n"]}
+        for c, e in humans["accuracy_by_category"].items()])
+    consistency = pd.DataFrame([
+        {"images": subset, "pair": pair, "mean kappa": v["mean"], "low": v["ci95"][0], "high": v["ci95"][1]}
+        for subset, entry in humans.get("error_consistency", {}).items()
+        for pair, v in entry.items() if isinstance(v, dict)])
+    return {"by_category": by_category, "consistency": consistency, "makers": pd.DataFrame(humans["makers"]),
+            "by_condition": pd.DataFrame(humans.get("by_condition") or [])}

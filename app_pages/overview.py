@@ -5,6 +5,7 @@ sets the tolerance for every other page. UI only; the numbers come from `_frames
 """
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app_pages import _common, _data, _frames
@@ -160,6 +161,25 @@ if bb:
         f"Beta-binomial fit: α = {bb['alpha']:.3g}, β = {bb['beta']:.3g}, mean accuracy {bb['mean']:.3f}, "
         f"overdispersion ρ = {bb['overdispersion']:.3f} (0 = binomial, 1 = every image all-or-nothing)."
     )
+
+# ---- humans beside the models (imported audits with human observers)
+humans = _frames.human_frames(data.summary)
+if humans is not None:
+    st.subheader("Humans beside the models")
+    st.caption(f"The split is the models' (tolerance {data.tolerance}); each human's accuracy counts their own "
+               "decisions, and κ between two makers uses the images both decided (meding2022 §4).")
+    cols = st.columns(3)
+    for col, row in zip(cols, humans["by_category"].itertuples(), strict=True):
+        col.metric(f"Humans on {row.category} images", "-" if pd.isna(row.accuracy) else f"{100 * row.accuracy:.1f}%",
+                   help=f"{row.decisions:,} decisions; 95% Wilson interval "
+                        f"{'-' if pd.isna(row.low) else f'{100 * row.low:.1f}–{100 * row.high:.1f}%'}")
+    st.dataframe(humans["consistency"], hide_index=True, key="overview_human_kappa")
+    if len(humans["by_condition"]):
+        st.dataframe(humans["by_condition"], hide_index=True, key="overview_by_condition", column_config={
+            c: st.column_config.NumberColumn(c.replace("_", " "), format="percent")
+            for c in ("trivial", "inconclusive", "impossible", "model_accuracy", "human_accuracy")})
+    with st.expander("Each human"):
+        st.dataframe(humans["makers"], hide_index=True, key="overview_humans")
 
 if not data.complete or data.failures:
     with st.expander("Jobs", expanded=bool(data.failures)):
