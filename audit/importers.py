@@ -62,16 +62,18 @@ SOURCE_FORMATS = ("auto", "table", "scores", "model-vs-human")
 
 def read_decisions_source(source: str | Path, *, source_format: str = "auto", labels: str | Path | None = None,
                           classes: list[str] | None = None) -> ImportedDecisions:
-    """Read any of the sources; "auto" tells them apart: a file is a table, a folder of .csv files is
-    model-vs-human raw data, a folder of arrays is score arrays (which need `labels`)."""
+    """Read any of the sources; "auto" tells them apart: a file is a table (or model-vs-human data when it
+    has their columns), a folder of arrays is score arrays (which need `labels`), a folder of .csv files
+    is model-vs-human raw data."""
     source = Path(source)
     if source_format not in SOURCE_FORMATS:
         raise ImportDataError(f"--format must be one of {', '.join(SOURCE_FORMATS)}, got {source_format!r}")
     if not source.exists():
         raise ImportDataError(f"{source} does not exist")
     if source_format == "auto":
-        if source.is_file():
-            source_format = "table"
+        if source.is_file():  # model-vs-human's columns (a study export), or a table of decisions
+            header = set(pd.read_csv(source, nrows=0).columns) if source.suffix.lower() == ".csv" else set()
+            source_format = "model-vs-human" if set(MVH_COLUMNS) <= header else "table"
         elif any(p.suffix.lower() in SCORE_SUFFIXES for p in source.iterdir()):
             source_format = "scores"
         else:
@@ -212,39 +214,43 @@ def _read_labels(path: Path, classes: list[str] | None) -> tuple[np.ndarray, np.
 
 # --------------------------------------------------------------------------- model-vs-human raw data
 def read_model_vs_human(folder: str | Path) -> ImportedDecisions:
-    """A model-vs-human `raw-data/<dataset>/` folder: one CSV per decision maker and session.
+    """A model-vs-human `raw-data/<dataset>/` folder: one CSV per decision maker and session; or one CSV
+    whose `subj` column names the makers (`ddd-audit study export`'s model-vs-human file).
 
     Subjects named `subject-NN` are humans, every other name a model. The image key is the text
     after the last `_` of `imagename`, as in model-vs-human's own reader; the part before it (trial,
     experiment, subject, condition) differs between decision makers for the same image.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    if folder.is_file() and folder.suffix.lower() == ".csv":  # one file of many makers (our study export)
+        files, one_file = [folder], True
+    elif folder.is_dir():
+        files, one_file = sorted(folder.glob("*.csv")), False
+    else:
         raise ImportDataError(f"{folder} does not exist or is not a folder")
-    files = sorted(folder.glob("*.csv"))
     if not files:
         raise ImportDataError(f"{folder} holds no .csv files; expected model-vs-human raw data "
                               "(<dataset>_<subject-or-model>_session_<n>.csv)")
     parts = []
     for f in files:
         match = MVH_FILE_RE.match(f.name)
-        if not match:
+        if not match and not one_file:
             raise ImportDataError(f"{f.name} does not follow model-vs-human's naming "
                                   "<dataset>_<subject-or-model>_session_<n>.csv; rename or remove it")
         frame = pd.read_csv(f)
         _require_columns(frame, MVH_COLUMNS, f)
-        maker = match["maker"]
-        kind = "human" if MVH_HUMAN_RE.match(maker) else "model"
+        makers = frame["subj"].astype(str) if one_file else pd.Series(match["maker"], index=frame.index)
+        human = makers.str.fullmatch(MVH_HUMAN_RE.pattern)
         rt = pd.to_numeric(frame["rt"], errors="coerce")
+        # model-vs-human's files hold milliseconds; our study export (one file) holds seconds
         parts.append(pd.DataFrame({
-            "maker": maker, "kind": kind,
+            "maker": makers, "kind": np.where(human, "human", "model"),
             "image": frame["imagename"].astype(str).str.rsplit("_", n=1).str[-1],
             "label": frame["category"].astype(str), "predicted": frame["object_response"].astype(str),
             "condition": frame["condition"].astype(str),
-            "rt": (rt / 1000.0) if kind == "human" else np.nan,  # milliseconds in the files
-            "session": int(match["session"]),
+            "rt": np.where(human, rt if one_file else rt / 1000.0, np.nan),
         }))
-    frame = pd.concat(parts, ignore_index=True).drop(columns="session")
+    frame = pd.concat(parts, ignore_index=True)
     table = _normalise(frame, folder, None)
     return ImportedDecisions(table=table, classes=_classes_of(table, None), source=str(folder),
                              kind_of_source="model-vs-human")
@@ -378,10 +384,13 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     table = decisions.table
     models = decisions.models()
     humans = [m for m in decisions.makers if m not in set(models)]
+    notes = list(decisions.notes)
+    if not models and len(humans) >= 2:  # a study's responses: the observers make the split
+        models, humans = humans, []
+        notes.append("no models among the decision makers: the split is over the humans")
     if len(models) < 2:
         raise ImportDataError(f"{decisions.source}: the split needs at least two models, found {len(models)}"
                               f"{' (' + ', '.join(models) + ')' if models else ''}; humans do not count")
-    notes = list(decisions.notes)
     units, unit_of = _units(table, models, notes)
     if force and out.exists():
         import shutil
@@ -401,17 +410,18 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     })
     write_parquet(out / "images.parquet", images)
     jobs = []
-    for kind, names in (("imported", models), ("human", humans)):
+    kind_of = table.drop_duplicates("maker").set_index("maker")["kind"]
+    for in_split, names in ((True, models), (False, humans)):
         for name in names:
+            kind = "human" if kind_of[name] == "human" else "imported"
             rows = _rows_of(table, name, unit_of)
-            if kind == "imported":
+            if in_split:
                 rows = _full_epochs(rows, len(units), name)
             record = _record(name, kind, rows, decisions)
-            folder = "decisions" if kind == "imported" else "humans"
-            write_parquet(out / folder / f"{_file_name(name)}.parquet", rows)
-            write_json((out / "jobs" if kind == "imported" else out / "humans") / f"{_file_name(name)}.json",
-                       record)
-            jobs.append({"name": _file_name(name), "kind": kind, "group": record["group"], "status": "done"})
+            write_parquet(out / ("decisions" if in_split else "humans") / f"{_file_name(name)}.parquet", rows)
+            write_json(out / ("jobs" if in_split else "humans") / f"{_file_name(name)}.json", record)
+            jobs.append({"name": _file_name(name), "kind": kind, "group": record["group"], "status": "done",
+                         "in_split": in_split})
     store.write_models_table(order=[_file_name(m) for m in models])
     fingerprint = _fingerprint(images)
     manifest = {
@@ -424,8 +434,8 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
                     "conditions": sorted(set(units["condition"]) - {""})},
         "seed": 0,
         "notes": notes,
-        "jobs": [j for j in jobs if j["kind"] != "human"],
-        "humans": [j for j in jobs if j["kind"] == "human"],
+        "jobs": [j for j in jobs if j["in_split"]],
+        "humans": [j for j in jobs if not j["in_split"]],
         "process": current_process(),
         "finished_at": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -50,8 +50,9 @@ FULL_COLUMNS = (
 )
 
 
-def _stem(name: str) -> str:
-    return name[:-4] if name.endswith(".png") else name
+def _key(name: str) -> str:
+    """A stimulus file name as it stands inside imagename: no extension, `-` for `_`."""
+    return (name[:-4] if name.endswith(".png") else name).replace("_", "-")
 
 
 def model_vs_human_frame(responses: pd.DataFrame) -> pd.DataFrame:
@@ -60,14 +61,18 @@ def model_vs_human_frame(responses: pd.DataFrame) -> pd.DataFrame:
     subj; session (1 = first session, 2 after a reload, ...); trial (1-based within the test
     block); rt (seconds, empty when unknown); object_response (category of the image the observer
     picked: "trivial" or "impossible"); category (the right answer); condition ("main" or
-    "catch"); imagename ("0001_main_L-image_12_R-image_345": trial, condition, left and right
-    stimulus). So accuracy = mean(object_response == category), as in model-vs-human.
+    "catch"); imagename ("0001_main_L-image-12_R-image-345_main-pair-7": trial, condition, left and right
+    stimulus; then the pair key). So accuracy = mean(object_response == category), as in model-vs-human.
+
+    model-vs-human matches a trial across observers by the text after the last `_` of imagename.
+    That field is the pair key, "main-pair-7" (kind and trial id): the same for every observer,
+    whichever side each image was shown on. Stimulus names inside imagename use `-`, never `_`.
     """
     test = responses[responses["kind"] != "practice"].sort_values(["subj", "position"])
     imagename = [
-        f"{n:04d}_{k}_L-{_stem(left)}_R-{_stem(right)}"
-        for n, k, left, right in zip(
-            test["number"], test["kind"], test["left_file"], test["right_file"], strict=True
+        f"{n:04d}_{k}_L-{_key(left)}_R-{_key(right)}_{k}-pair-{int(trial)}"
+        for n, k, left, right, trial in zip(
+            test["number"], test["kind"], test["left_file"], test["right_file"], test["trial_id"], strict=True
         )
     ]
     return pd.DataFrame(

@@ -62,7 +62,8 @@ def test_model_vs_human_layout(answered, tmp_path):
     assert np.allclose(mvh["rt"], test["rt_ms"] / 1000)
     first = test.iloc[0]
     assert mvh.loc[0, "imagename"] == (
-        f"0001_{first['kind']}_L-{first['left_file'][:-4]}_R-{first['right_file'][:-4]}"
+        f"0001_{first['kind']}_L-{first['left_file'][:-4].replace('_', '-')}"
+        f"_R-{first['right_file'][:-4].replace('_', '-')}_{first['kind']}-pair-{first['trial_id']}"
     )
 
 
@@ -79,3 +80,44 @@ def test_full_table(answered, tmp_path):
     assert full["answered_at"].str.endswith("+00:00").all()
     chose_trivial = full["choice"] == full["trivial_side"]
     assert (full["chosen_category"] == np.where(chose_trivial, "trivial", "impossible")).all()
+
+
+def _mvh_reader(path) -> dict[str, pd.Series]:
+    """model-vs-human's documented rule, written here: the trial key is the text after the last `_` of
+    imagename, rows are matched on it, and correct = object_response == category."""
+    frame = pd.read_csv(path)
+    frame = frame.assign(key=frame["imagename"].str.rsplit("_", n=1).str[-1],
+                         correct=frame["object_response"] == frame["category"])
+    return {s: g.set_index("key")["correct"] for s, g in frame[frame["condition"] == "main"].groupby("subj")}
+
+
+def test_export_round_trip_with_model_vs_human_and_import(answered, tmp_path):
+    """An export, read by model-vs-human's rule and by `ddd-audit import`, gives `study analyze`'s numbers."""
+    from audit import load
+    from audit.metrics.consistency import error_consistency
+    from human_study.analysis import observer_accuracy, pairwise_error_consistency
+    from tests.conftest import run_cli
+
+    made, frame = answered
+    mvh_path, _ = write_exports(frame, tmp_path, prefix=made.name)
+    accuracy = observer_accuracy(frame).set_index("subj")["accuracy"]
+    kappa = pairwise_error_consistency(frame).iloc[0]
+    # model-vs-human's reader matches every main trial across the two observers
+    by_key = _mvh_reader(mvh_path)
+    a, b = (by_key[s] for s in sorted(by_key))
+    assert len(a.index.intersection(b.index)) == len(a) == kappa["n_trials"]
+    common = a.index.intersection(b.index)
+    assert error_consistency(a[common].to_numpy(), b[common].to_numpy()).kappa == pytest.approx(kappa["kappa"])
+    for subj, series in by_key.items():
+        assert series.mean() == pytest.approx(accuracy[subj])
+    # ddd-audit import reads the same file into an audit whose decisions give the same numbers
+    out = tmp_path / "imported"
+    res = run_cli("import", str(mvh_path), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    result = load(out)
+    main = (result.images["condition"] == "main").to_numpy()
+    correct = result.correct()[main]
+    assert sorted(result.model_names) == sorted(accuracy.index)
+    for j, subj in enumerate(result.model_names):
+        assert correct[:, j].mean() == pytest.approx(accuracy[subj])
+    assert error_consistency(correct[:, 0], correct[:, 1]).kappa == pytest.approx(kappa["kappa"])
