@@ -5,35 +5,17 @@ app.py."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from app_pages import _data, _frames
 from audit.store import AuditDir, decisions_frame, load, write_parquet
 from audit.synthetic import make_synthetic_audit
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _no_runs_folder(monkeypatch, tmp_path):
-    monkeypatch.setattr(sys, "argv", ["app.py", "--runs", str(tmp_path / "no-runs")])
-
-
-def open_page(audit, page: str = "overview") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["audit_path"] = str(audit)
-    at.run()
-    if page != "overview":
-        at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+from tests.test_app_status import _no_runs_folder, open_page  # noqa: F401 (an autouse fixture)
 
 
 @pytest.fixture(scope="module")

@@ -76,3 +76,18 @@ def serve_streamlit(script: Path, *, app_args: list[str] = (), cwd: Path, log_pa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1440, height: int = 1000):
+    """A page of headless Chromium (playwright), with a 60 s default timeout; closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()

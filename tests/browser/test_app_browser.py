@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
+from tests.browser.streamlit_server import chromium, chromium_page, serve_streamlit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,16 +37,8 @@ def app_url(digits_audit, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser_page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(60_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def _settle(page) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.streamlit_server import serve_streamlit
+from tests.browser.streamlit_server import chromium_page, serve_streamlit
 from tests.browser.test_app_browser import ROOT, _no_exception, _screenshot, _settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,18 +30,8 @@ def imported_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(imported_url):
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            p = browser.new_page(viewport={"width": 1440, "height": 1000})
-            p.set_default_timeout(60_000)
-            yield p
-        finally:
-            browser.close()
+    with chromium_page() as p:
+        yield p
 
 
 def test_overview_shows_humans_beside_the_models(page, imported_url):
