@@ -108,10 +108,22 @@ def _val_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
 MIN_IMAGE_SIZE = 8
 
 
+def check_writable_folder(option: str, path: str | Path) -> None:
+    """Raise AuditError, naming the option, unless `path` is a folder, or can become one, that we may write."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AuditError(f"{option} {path} is a file; give a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise AuditError(f"{option} {path} cannot be made: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AuditError(f"{option} {path} cannot be written: no write permission in {existing}")
+
+
 def plan_audit(config: AuditConfig) -> AuditPlan:
     """Load the dataset and list the audit's jobs (nothing is trained yet)."""
-    if config.cache_dir and Path(config.cache_dir).exists() and not Path(config.cache_dir).is_dir():
-        raise AuditError(f"--cache-dir {config.cache_dir} is a file; give a folder")
+    if config.cache_dir:
+        check_writable_folder("--cache-dir", config.cache_dir)
     if config.image_size is not None and config.image_size < MIN_IMAGE_SIZE:
         raise AuditError(f"--image-size must be at least {MIN_IMAGE_SIZE}, got {config.image_size}")
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)
@@ -151,8 +163,7 @@ def _images_frame(ds: Dataset) -> pd.DataFrame:
 def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) -> AuditDir:
     """Create or reopen the audit directory; refuse one that holds a different audit."""
     store = AuditDir(out)
-    if store.path.exists() and not store.path.is_dir():
-        raise AuditError(f"--out {store.path} is a file; give a folder for the audit")
+    check_writable_folder("--out", store.path)
     ds = plan.dataset
     fingerprint = ds.fingerprint()
     if store.path.exists() and not store.exists() and any(store.path.iterdir()):

@@ -127,6 +127,11 @@ CASES = [
     ("out-is-a-file", ["run", "--dataset", "digits", "--variants", "minimal", "--out", "{a_file}"], "--out"),
     ("cache-dir-is-a-file", ["run", "--dataset", "digits", "--variants", "none", "--models", "efficientnet_lite0",
                              "--cache-dir", "{a_file}", "--out", "{root}/o1"], "--cache-dir"),
+    ("cache-dir-under-a-file", ["run", "--dataset", "digits", "--variants", "none", "--models",
+                                "efficientnet_lite0", "--cache-dir", "{a_file}/cache", "--out", "{root}/o1"],
+     "--cache-dir"),
+    ("out-under-a-file", ["run", "--dataset", "digits", "--variants", "minimal", "--out", "{a_file}/audit"],
+     "--out"),
     ("out-holds-other-files", ["run", "--dataset", "digits", "--variants", "minimal", "--out", "{root}/valonly"],
      "valonly"),
     # ---- run: grid files
