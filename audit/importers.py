@@ -391,7 +391,7 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     if len(models) < 2:
         raise ImportDataError(f"{decisions.source}: the split needs at least two models, found {len(models)}"
                               f"{' (' + ', '.join(models) + ')' if models else ''}; humans do not count")
-    units, unit_of = _units(table, models, notes)
+    units, unit_ids = _units(table, models, notes)
     if force and out.exists():
         import shutil
 
@@ -411,10 +411,11 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     write_parquet(out / "images.parquet", images)
     jobs = []
     kind_of = table.drop_duplicates("maker").set_index("maker")["kind"]
+    by_maker = dict(tuple(table.assign(unit_id=unit_ids).groupby("maker", sort=False)))
     for in_split, names in ((True, models), (False, humans)):
         for name in names:
             kind = "human" if kind_of[name] == "human" else "imported"
-            rows = _rows_of(table, name, unit_of)
+            rows = _rows_of(by_maker[name])
             if in_split:
                 rows = _full_epochs(rows, len(units), name)
             record = _record(name, kind, rows, decisions)
@@ -443,34 +444,40 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     return out
 
 
-def _units(table: pd.DataFrame, models: list[str], notes: list[str]) -> tuple[pd.DataFrame, dict]:
-    """The (image, condition) units that every model decided at every one of its epochs, sorted."""
-    keyed = table.assign(unit=list(zip(table["image"], table["condition"], strict=True)))
-    common = None
-    for _key, group in keyed[keyed["maker"].isin(models)].groupby(["maker", "epoch"], sort=False):
-        units = set(group["unit"])
-        common = units if common is None else common & units
-    everything = set(keyed["unit"])
-    if not common:
+def _units(table: pd.DataFrame, models: list[str], notes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The (image, condition) units that every model decided at every one of its epochs, sorted.
+
+    Returns the units and, per row of `table`, its unit id (-1 for a unit outside the audit).
+    """
+    codes, keys = pd.factorize(table["image"] + "\x1f" + table["condition"])
+    in_split = table["maker"].isin(models).to_numpy()
+    groups = pd.factorize(table["maker"] + "\x1f" + table["epoch"].astype(str))[0]
+    n_groups = len(np.unique(groups[in_split]))
+    # each (model, epoch) decides a unit at most once (checked on reading): count the groups per unit
+    seen = np.bincount(codes[in_split], minlength=len(keys))
+    common = np.flatnonzero(seen == n_groups)
+    if not len(common):
         raise ImportDataError("no image (under one condition) was decided by every model; the split needs "
                               "images that all models classified")
-    if len(common) < len(everything):
-        notes.append(f"{len(everything) - len(common)} of {len(everything)} images were not decided by every "
-                     "model at every epoch and are left out")
-    ordered = sorted(common)
-    units = pd.DataFrame(ordered, columns=["image", "condition"])
-    return units, {u: i for i, u in enumerate(ordered)}
+    if len(common) < len(keys):
+        notes.append(f"{len(keys) - len(common)} of {len(keys)} images were not decided by every model at every "
+                     "epoch and are left out")
+    split = pd.Series(keys[common]).str.split("\x1f", n=1, expand=True)
+    units = pd.DataFrame({"image": split[0], "condition": split[1]}).sort_values(["image", "condition"],
+                                                                                  kind="stable")
+    id_of_code = np.full(len(keys), -1, dtype=np.int64)
+    id_of_code[common[units.index.to_numpy()]] = np.arange(len(units))
+    return units.reset_index(drop=True), id_of_code[codes]
 
 
-def _rows_of(table: pd.DataFrame, maker: str, unit_of: dict) -> pd.DataFrame:
-    """One maker's decisions on the audited units, epoch-major and image-minor, in the store's columns."""
+def _rows_of(mine: pd.DataFrame) -> pd.DataFrame:
+    """One maker's decisions on the audited units (column unit_id), epoch-major and image-minor, in the
+    store's columns (and rt where known)."""
     from audit.store import DECISION_COLUMNS
 
-    mine = table[table["maker"] == maker]
-    ids = pd.Series(list(zip(mine["image"], mine["condition"], strict=True)), index=mine.index).map(unit_of)
-    mine = mine[ids.notna().to_numpy()].assign(image_id=ids.dropna().astype(np.int32).to_numpy())
+    mine = mine[mine["unit_id"].to_numpy() >= 0]
     frame = pd.DataFrame({
-        "epoch": mine["epoch"].astype(np.int16), "image_id": mine["image_id"].astype(np.int32),
+        "epoch": mine["epoch"].astype(np.int16), "image_id": mine["unit_id"].astype(np.int32),
         "predicted": mine["predicted"].astype(np.int32), "correct": (mine["predicted"] == mine["label"]),
         "true_prob": mine["true_prob"].astype(np.float32), "top_prob": mine["top_prob"].astype(np.float32),
         "rt": mine["rt"].astype(np.float64),
