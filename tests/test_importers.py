@@ -267,3 +267,30 @@ def test_import_bad_input_is_one_line(tmp_path, args, needle):
     lines = [x for x in res.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_study_from_an_imported_audit_needs_its_images(tmp_path):
+    from PIL import Image
+
+    from tests.conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    rows = []
+    for i in range(40):
+        lab = ["cat", "dog"][i % 2]
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"img{i}.png")
+        for m in range(5):
+            right = i < 15 or (i >= 30 and rng.random() < 0.5)
+            rows.append({"maker": f"m{m}", "image": f"img{i}.png", "label": lab,
+                         "predicted": lab if right else ["dog", "cat"][i % 2]})
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    study = ["--name", "s", "--trials", "4", "--practice", "1", "--size", "16"]
+    assert run_cli("import", str(tmp_path / "d.csv"), "--out", str(tmp_path / "bare")).returncode == 0
+    res = run_cli("study", "create", "--audit", str(tmp_path / "bare"), *study)
+    assert res.returncode != 0 and "--images ROOT" in res.stderr and "Traceback" not in res.stderr
+    assert run_cli("import", str(tmp_path / "d.csv"), "--images", str(tmp_path / "imgs"), "--out",
+                   str(tmp_path / "with")).returncode == 0
+    res = run_cli("study", "create", "--audit", str(tmp_path / "with"), *study)
+    assert res.returncode == 0, res.stderr
+    assert len(list((tmp_path / "with" / "studies" / "s").rglob("*.png"))) >= 10

@@ -234,7 +234,8 @@ class AuditResult:
         dataset = self.manifest.get("dataset", {})
         origin = dataset.get("root") or dataset.get("origin") or ""  # audits before "root" have the folder here
         if not origin or not Path(origin).is_dir():
-            raise AuditError(f"image {image_id}: the manifest records no dataset folder, so {source!r} is not read")
+            raise AuditError(f"image {image_id}: this audit records no folder of image files, so {source!r} is not "
+                             "read (an imported audit shows its images with `ddd-audit import ... --images ROOT`)")
         root = Path(origin).resolve()
         path = (root / source).resolve()  # a relative source lies under the root; an absolute one stays as it is
         if not path.is_relative_to(root):
