@@ -93,6 +93,7 @@ class VariantJob:
     def run(self, ctx: JobContext, progress: ProgressFn | None = None) -> JobOutput:
         import torch
 
+        from audit.models.architectures import state_dict_hash
         from audit.train import train_variant
 
         if ctx.threads:
@@ -117,7 +118,7 @@ class VariantJob:
             "val_accuracy_curve": res.val_accuracy,
             "train_loss_curve": res.train_loss,
             "weights_source": f"trained here (init seed {self.spec.init_seed})",
-            "weights_hash": _state_hash(res.model),
+            "weights_hash": state_dict_hash(res.model)[:16],
             "seconds": round(res.seconds, 3),
             "device": str(ctx.torch_device()),
             "compiled": bool(ctx.compile),
@@ -126,16 +127,6 @@ class VariantJob:
             "environment": environment(),
         }
         return JobOutput(record=record, decisions=decisions, train_decisions=train_dec, extras=extras)
-
-
-def _state_hash(model) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def deep_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:

@@ -31,6 +31,17 @@ def create_architecture(name: str, *, in_channels: int, n_classes: int, **kwargs
     return _REGISTRY[name](in_channels=in_channels, n_classes=n_classes, **kwargs)
 
 
+def state_dict_hash(model: nn.Module) -> str:
+    """SHA-256 over the names and bytes of a model's state dict (the models table's weights hash)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def check_architecture(name: str, kwargs: dict) -> None:
     """Raise ValueError when `name` is unknown or `kwargs` are not its factory's options (nothing is built)."""
     import inspect

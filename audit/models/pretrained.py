@@ -280,15 +280,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def state_dict_hash(model) -> str:
-    """SHA-256 over the names and bytes of a model's state dict."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def _create(arch: str, ms: ModelSpec, **kwargs):
     import timm
 
@@ -404,6 +395,8 @@ def load_model(ms: ModelSpec, *, hub_cache: str | None = None) -> LoadedModel:
     where = cfg.get("hf_hub_id") or cfg.get("url") or ms.model_name
     if path is not None:
         return LoadedModel(model, f"hf-hub {where}{' (local cache)' if cached else ''}", sha256_file(path), "file")
+    from audit.models.architectures import state_dict_hash
+
     return LoadedModel(model, f"timm {where}", state_dict_hash(model), "state_dict")
 
 
