@@ -385,9 +385,15 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     models = decisions.models()
     humans = [m for m in decisions.makers if m not in set(models)]
     notes = list(decisions.notes)
+    split_by = "models"
     if not models and len(humans) >= 2:  # a study's responses: the observers make the split
-        models, humans = humans, []
+        models, humans, split_by = humans, [], "humans"
         notes.append("no models among the decision makers: the split is over the humans")
+    files = pd.Series([_file_name(m) for m in decisions.makers], index=decisions.makers)
+    if files.duplicated().any():
+        clash = files[files.duplicated(keep=False)]
+        raise ImportDataError(f"makers {', '.join(map(repr, clash.index[:3]))} would share the file name "
+                              f"{clash.iloc[0]!r}; rename them so that they differ in letters or digits")
     if len(models) < 2:
         raise ImportDataError(f"{decisions.source}: the split needs at least two models, found {len(models)}"
                               f"{' (' + ', '.join(models) + ')' if models else ''}; humans do not count")
@@ -427,7 +433,7 @@ def write_imported_audit(decisions: ImportedDecisions, out: str | Path, *, image
     fingerprint = _fingerprint(images)
     manifest = {
         "config": {"import": decisions.source, "source_kind": decisions.kind_of_source,
-                   "images": str(root) if root else None, "split_by": "models"},
+                   "images": str(root) if root else None, "split_by": split_by},
         "dataset": {"name": f"imported:{Path(decisions.source).name}", "origin": decisions.source,
                     "root": str(root) if root else None, "classes": decisions.classes,
                     "n_classes": len(decisions.classes), "n_val": len(units), "n_train": 0,

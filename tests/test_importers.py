@@ -141,6 +141,7 @@ def test_score_arrays_logits_and_probabilities(tmp_path):
     ("outside_classes", "not in the class list"),
     ("one_model", "at least two models"),
     ("bad_kind", "column kind"),
+    ("file_name_clash", "would share the file name"),
 ])
 def test_bad_long_tables(tmp_path, case, needle):
     base = pd.DataFrame({"maker": ["a", "a", "b", "b"], "image": ["x", "y", "x", "y"],
@@ -161,6 +162,8 @@ def test_bad_long_tables(tmp_path, case, needle):
         base["label"] = "cat"
     elif case == "bad_kind":
         base["kind"] = "robot"
+    elif case == "file_name_clash":
+        base["maker"] = ["net/a", "net/a", "net a", "net a"]
     path = tmp_path / "t.csv"
     base.to_csv(path, index=False)
     with pytest.raises(ImportDataError, match=needle.replace("(", r"\(").replace(")", r"\)")) as err:
