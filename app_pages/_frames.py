@@ -17,7 +17,7 @@ from app_pages._data import AuditData, near_chance_models
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import REPORT_COLUMNS
-from audit.store import decisions_by_epoch, load, read_decisions
+from audit.store import AuditError, decisions_by_epoch, load, read_decisions
 
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")
@@ -401,12 +401,27 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def pixels_note(path: str | Path) -> str | None:
+    """Why the audit's images cannot be shown (e.g. an import without --images), or None when they can."""
+    result = load(path)
+    try:
+        result.image(0)
+    except (AuditError, OSError) as err:
+        return f"The pixels are not available: {err}"
+    return None
+
+
 def thumbnails(path: str | Path, image_ids: Sequence[int], size: int = 112) -> list[np.ndarray]:
-    """The images as uint8 arrays of side about `size` (small images enlarged without blur)."""
+    """The images as uint8 arrays of side about `size` (small images enlarged without blur); a light grey
+    square for an image that cannot be read (see `pixels_note`)."""
     result = load(path)
     out = []
     for i in image_ids:
-        img = result.image(int(i))
+        try:
+            img = result.image(int(i))
+        except (AuditError, OSError):
+            out.append(np.full((size, size, 3), 235, dtype=np.uint8))
+            continue
         w, h = img.size
         scale = size / max(w, h)
         if scale >= 2:

@@ -223,7 +223,11 @@ class AuditResult:
         if arr is not None:
             img = np.asarray(arr[int(image_id)])
             return Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
-        return Image.open(self.image_path(image_id)).convert("RGB")
+        path = self.image_path(image_id)
+        try:
+            return Image.open(path).convert("RGB")
+        except OSError as exc:  # moved, deleted or unreadable since the audit
+            raise AuditError(f"image {image_id}: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
 
     def image_path(self, image_id: int) -> Path:
         """The file of a validation image, refused unless it lies under the dataset root in the manifest.
@@ -232,7 +236,7 @@ class AuditResult:
         """
         source = str(self.images.iloc[int(image_id)]["source"])
         dataset = self.manifest.get("dataset", {})
-        origin = dataset.get("root") or dataset.get("origin") or ""  # audits before "root" have the folder here
+        origin = dataset["root"] if "root" in dataset else dataset.get("origin")  # before "root", the folder was here
         if not origin or not Path(origin).is_dir():
             raise AuditError(f"image {image_id}: this audit records no folder of image files, so {source!r} is not "
                              "read (an imported audit shows its images with `ddd-audit import ... --images ROOT`)")
