@@ -130,15 +130,23 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
 
 
 def _by_condition(result, models_correct, humans, categories) -> pd.DataFrame:
-    """The split's shares (the audit's split, per image) and model and human accuracy in each condition."""
+    """In each condition: the split's shares (the audit's split, per image), model and human accuracy, and
+    the mean κ model-model, human-model and human-human on the images each pair shares there."""
     rows = []
+    correct = np.concatenate([models_correct, humans.correct], axis=1)
+    decided = np.concatenate([np.ones_like(models_correct), humans.decided], axis=1)
+    groups = np.array(["model"] * models_correct.shape[1] + ["human"] * len(humans.names))
     for cond, idx in result.images.groupby("condition").indices.items():
         shares = {c: float(np.mean(categories[idx] == c)) for c in CATEGORIES}
         dec = humans.decided[idx]
         k, n = int((humans.correct[idx] & dec).sum()), int(dec.sum())
+        kappa, _ = makers.masked_error_consistency(correct[idx], decided[idx])
+        means = makers.group_consistency(kappa, groups)
         rows.append({"condition": cond, "n_images": len(idx), **shares,
                      "model_accuracy": float(models_correct[idx].mean()),
-                     "human_accuracy": _num(k / n if n else np.nan), "human_decisions": n})
+                     "human_accuracy": _num(k / n if n else np.nan), "human_decisions": n,
+                     **{f"kappa_{pair}": _num(means.get(pair, np.nan))
+                        for pair in ("model-model", "human-model", "human-human")}})
     return pd.DataFrame(rows)
 
 
@@ -183,9 +191,11 @@ def format_human_summary(summary: dict) -> list[str]:
                  f"trivial for models, most humans wrong: {parted['trivial_for_models_most_humans_wrong']}")
     for row in h.get("by_condition", []):
         human = f"{100 * row['human_accuracy']:.1f}%" if row["human_accuracy"] is not None else "-"
+        kappa = row.get("kappa_human-model")
         lines.append(f"  condition {row['condition']}: trivial {100 * row['trivial']:.1f}%, inconclusive "
                      f"{100 * row['inconclusive']:.1f}%, impossible {100 * row['impossible']:.1f}%; "
-                     f"models {100 * row['model_accuracy']:.1f}%, humans {human}")
+                     f"models {100 * row['model_accuracy']:.1f}%, humans {human}"
+                     + (f", kappa human-model {kappa:.3f}" if kappa is not None else ""))
     return lines
 
 

@@ -226,6 +226,14 @@ def test_humans_beside_models_by_hand(tmp_path):
     assert got["ci95"][0] <= got["mean"] <= got["ci95"][1]
     by_condition = {r["condition"]: r for r in report.summary["humans"]["by_condition"]}
     assert set(by_condition) == {"c0", "c1"} and by_condition["c0"]["n_images"] == 12
+    # κ human-model within one condition, by hand: the pairs on the c1 units each human saw
+    pairs = []
+    for h in humans:
+        shared = [u for u in units if u in hand[h] and u[1] == "c1"]
+        for m in result.model_names:
+            pairs.append(error_consistency(np.array([hand[h][u] for u in shared]),
+                                           np.array([hand[m][u] for u in shared])).kappa)
+    assert by_condition["c1"]["kappa_human-model"] == pytest.approx(np.mean(pairs), abs=1e-9)
     text = "\n".join(format_human_summary(report.summary))
     assert "Humans (2;" in text and "condition c1:" in text and "human-model" in text
 
