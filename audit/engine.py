@@ -31,6 +31,7 @@ from audit.store import (
     current_process,
     process_alive,
     run_state,
+    utc_now,
     write_npy,
     write_parquet,
 )
@@ -238,14 +239,10 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
             "jobs": jobs,
             "stages": timings or {},
             "process": process or current_process(),
-            "updated_at": _now(),
-            **({"finished_at": _now()} if finished else {}),
+            "updated_at": utc_now(),
+            **({"finished_at": utc_now()} if finished else {}),
         }
     )
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass

@@ -124,18 +124,17 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
 
     # ---- per condition: the split among models and human accuracy
     if "condition" in result.images.columns and result.images["condition"].nunique() > 1:
-        report.tables[HUMAN_TABLES["by_condition"]] = _by_condition(result, models_correct, humans, categories)
+        report.tables[HUMAN_TABLES["by_condition"]] = _by_condition(result, models_correct, humans, categories,
+                                                                     (correct, decided, groups))
         summary["humans"]["by_condition"] = report.tables[HUMAN_TABLES["by_condition"]].to_dict(orient="records")
     return report
 
 
-def _by_condition(result, models_correct, humans, categories) -> pd.DataFrame:
+def _by_condition(result, models_correct, humans, categories, makers_all) -> pd.DataFrame:
     """In each condition: the split's shares (the audit's split, per image), model and human accuracy, and
     the mean κ model-model, human-model and human-human on the images each pair shares there."""
     rows = []
-    correct = np.concatenate([models_correct, humans.correct], axis=1)
-    decided = np.concatenate([np.ones_like(models_correct), humans.decided], axis=1)
-    groups = np.array(["model"] * models_correct.shape[1] + ["human"] * len(humans.names))
+    correct, decided, groups = makers_all  # models then humans, as in human_report
     for cond, idx in result.images.groupby("condition").indices.items():
         shares = {c: float(np.mean(categories[idx] == c)) for c in CATEGORIES}
         dec = humans.decided[idx]

@@ -56,6 +56,7 @@ from audit.store.state import (
     describe_run_state,
     process_alive,
     run_state,
+    utc_now,
 )
 
 __all__ = [
@@ -63,6 +64,6 @@ __all__ = [
     "FORMAT", "HUMAN_TABLES", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
     "RUN_STATES", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
-    "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "write_csv", "write_json",
+    "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "utc_now", "write_csv", "write_json",
     "write_npy", "write_parquet",
 ]

@@ -21,13 +21,18 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
+def utc_now() -> str:
+    """The time as the manifest records it: ISO 8601, UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def current_process() -> dict:
     """The running process as the manifest records it: host, pid, start time."""
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "process_start": _process_start(os.getpid()),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_at": utc_now(),
     }
 
 
