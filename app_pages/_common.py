@@ -88,6 +88,12 @@ def thumbnails(path: str, stamp: tuple, image_ids: tuple, size: int) -> list:
     return _frames.thumbnails(path, list(image_ids), size)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def pixels_note(path: str, stamp: tuple) -> str | None:
+    """Why the audit's images cannot be shown, or None (read once per audit version)."""
+    return _frames.pixels_note(path)
+
+
 # --------------------------------------------------------------------------- choosing the audit
 def select_audit() -> None:
     """The audit picker in the sidebar; puts the chosen directory in session state under AUDIT_KEY.

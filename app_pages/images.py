@@ -144,7 +144,7 @@ else:
     page = int(st.session_state.get("images_page") or 1)
     shown = filtered.iloc[(page - 1) * size : page * size]
     thumbs = _common.thumbnails(data.path, stamp, tuple(int(i) for i in shown["image_id"]), 112)
-    note = _frames.pixels_note(data.path)
+    note = _common.pixels_note(data.path, stamp)
     if note:
         st.info(note, icon=":material/hide_image:")
     for start in range(0, len(shown), per_row):
