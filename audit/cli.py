@@ -142,6 +142,9 @@ def run(
     depth_types: bool = typer.Option(False, "--depth-types", help="Train the base recipe twice more, each time "
                                      "with half of the validation images, to give every image a training and a "
                                      "validation depth and so baldock2021's four types of difficulty."),
+    relabel: Path | None = typer.Option(None, help="A CSV with the columns image and new_label (a reviewed "
+                                        "label list, see `ddd-audit export --subset label-issues`): audit with "
+                                        "those validation labels corrected; the manifest records the file."),
 ):
     """Train the variants, run the pretrained models, store every decision, and print a summary."""
     from audit.engine import AuditConfig, plan_audit, run_audit
@@ -164,6 +167,7 @@ def run(
         cache_dir=str(cache_dir) if cache_dir else None, dataset_options=_parse_options(dataset_option),
         depth=depth, depth_train=depth_train, depth_reference=depth_reference, learnability=learnability,
         probs=not no_probs, depth_types=depth_types, compile=compile, resizer=resizer,
+        relabel=str(relabel) if relabel else None,
     )
     with console.status("loading the dataset and planning the jobs"):
         plan = plan_audit(cfg)
@@ -301,6 +305,63 @@ def import_(
     with console.status("writing the audit"):
         write_imported_audit(decisions, out, images_root=images, force=force)
     _report_and_print(out)
+
+
+EXPORT_EXAMPLES = """
+Examples:
+
+  ddd-audit export runs/default --subset inconclusive --format imagefolder --out exports/inconclusive
+
+  ddd-audit export runs/default --subset balanced --bins 5 --seed 1 --format csv --out exports/balanced
+
+  ddd-audit export runs/default --subset "n_correct >= 3 and label_quality < 0.2" --format list --out exports/odd
+
+  ddd-audit export runs/default --subset label-issues --format csv --out review   # then: run --relabel FILE
+"""
+
+
+@app.command(epilog=EXPORT_EXAMPLES)
+def export(
+    path: Path = typer.Argument(..., help="An audit directory."),
+    subset: str = typer.Option(..., help="trivial, inconclusive, impossible, balanced, label-issues, or a "
+                               "query over the images table such as \"n_correct >= 3 and label_quality < 0.2\"."),
+    export_format: str = typer.Option("csv", "--format", help="csv or parquet (the image rows with every score), "
+                                      "imagefolder (a class/ tree of links; PNG files for array datasets) or "
+                                      "list (file paths, one per line)."),
+    out: Path = typer.Option(..., help="The folder to write; card.json and README.md go beside the images."),
+    tolerance: int = typer.Option(1, min=0, help="t: trivial when n_correct >= M - t, impossible when <= t."),
+    bins: str | None = typer.Option(None, help="balanced: n_correct (one bin per count, the default) or a number "
+                                    "of equal-width bins of the mean accuracy n_correct / M."),
+    per_bin: int | None = typer.Option(None, min=1, help="balanced: images per bin (default: as many as the "
+                                       "smallest bin holds)."),
+    seed: int = typer.Option(0, help="balanced: the seed of the draw."),
+    copy: bool = typer.Option(False, "--copy", help="imagefolder: copy the image files instead of linking them."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export in --out."),
+):
+    """Export a subset of an audit's images as a benchmark: rows, an ImageFolder tree or a list, with its card."""
+    import shlex
+
+    from audit import load
+    from audit.curate import FORMATS, export_selection, select_images
+
+    if export_format not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {export_format!r}")
+    if subset != "balanced" and (bins is not None or per_bin is not None):
+        _fail("--bins and --per-bin need --subset balanced")
+    if copy and export_format != "imagefolder":
+        _fail(f"--copy needs --format imagefolder; --format {export_format} links or copies no file")
+    result = load(path)
+    selection = select_images(result, subset, tolerance=tolerance, bins=bins or "n_correct", per_bin=per_bin,
+                              seed=seed)
+    for note in selection.notes:
+        console.print(f"note: {note}", highlight=False)
+    with console.status(f"writing {_count(len(selection.images), 'image')}"):
+        card = export_selection(result, selection, out, fmt=export_format, copy=copy, force=force,
+                                command=shlex.join(["ddd-audit", *sys.argv[1:]]))
+    counts = ", ".join(f"{n} {c}" for c, n in card["counts"]["by_category"].items() if n)
+    stdout.print(f"{_count(card['n_images'], 'image')} ({counts}) written to {out} as {export_format}", highlight=False)
+    stdout.print(f"rule: {card['rule']}", highlight=False)
+    stdout.print(f"card: {out / 'card.json'} and {out / 'README.md'}", highlight=False)
 
 
 @app.command(name="list")

@@ -66,6 +66,7 @@ class AuditConfig:
     depth_types: bool = False
     compile: bool = False
     resizer: str = "pil"
+    relabel: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -87,6 +88,7 @@ class AuditPlan:
     jobs: list
     notes: list[str]
     context: JobContext
+    relabel: dict | None = None  # the relabel file applied to the validation labels (manifest.json keeps it)
 
     def describe_jobs(self) -> list[dict]:
         return [j.describe() for j in self.jobs]
@@ -131,6 +133,11 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download,
                       **config.dataset_options)
     ds = _val_subset(ds, config.val_size, config.seed)
+    relabelled = None
+    if config.relabel:
+        from audit.relabel import read_relabel, relabel_dataset
+
+        ds, relabelled = relabel_dataset(ds, read_relabel(config.relabel))
     ctx = JobContext(dataset=ds, device=config.device, record_train=config.record_train, seed=config.seed,
                      cache_dir=config.cache_dir,
                      flip=_flip_for(config.dataset), depth=config.depth, depth_train=config.depth_train,
@@ -138,6 +145,9 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
                      compile=config.compile, resizer=config.resizer)
     ctx.wants_depth("base")  # checks the option before anything runs
     notes = skipped_files_notes(ds.skipped, ds.classes, ds.val.labels)
+    if relabelled:
+        notes.append(f"relabelled {relabelled['n_changed']} of the {relabelled['n_images']} validation images "
+                     f"named in {relabelled['file']}")
     planning = JobPlanning(config=config, context=ctx, specs=specs, notes=notes)
     jobs = [job for kind in job_kinds() for job in job_kind(kind).plan(planning)]
     ds = ctx.dataset  # the variants may have decoded a file dataset
@@ -146,7 +156,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise AuditError(f"two jobs share a name: {sorted({n for n in names if names.count(n) > 1})}")
-    return AuditPlan(config=config, dataset=ds, jobs=jobs, notes=notes, context=ctx)
+    return AuditPlan(config=config, dataset=ds, jobs=jobs, notes=notes, context=ctx, relabel=relabelled)
 
 
 def _images_frame(ds: Dataset) -> pd.DataFrame:
@@ -236,6 +246,7 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
             "versions": _versions(),
             "seed": plan.config.seed,
             "notes": plan.notes,
+            **({"relabel": plan.relabel} if plan.relabel else {}),
             "jobs": jobs,
             "stages": timings or {},
             "process": process or current_process(),
