@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from app_pages._data import AuditData, near_chance_models
+from audit.curate import majority_vote
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import REPORT_COLUMNS
@@ -495,6 +496,74 @@ def _fmt(v) -> str:
     if isinstance(v, int | np.integer) or float(v).is_integer():
         return str(int(v))
     return f"{float(v):.3f}"
+
+
+#: What each cause of an impossible image means (audit.metrics.depth.impossible_cause).
+CAUSE_TEXT = {
+    "label_error": "decided early for another class and flagged as a label issue: the label is likely wrong",
+    "look_alike": "decided early for another class, without a label issue: it looks like another class",
+    "ambiguous": "no layer of the network settles it: the image is ambiguous",
+}
+
+
+def majority_labels(data: AuditData, final: dict, image_ids: Sequence[int]) -> list[str]:
+    """The models' majority prediction (a class name) for each of `image_ids`, as the label review suggests it."""
+    pos = np.searchsorted(data.image_ids, np.asarray(image_ids, dtype=np.int64))
+    label, _ = majority_vote(final["predicted"][pos], data.n_classes)
+    return [str(data.class_names[c]) for c in label]
+
+
+def image_review(data: AuditData, final: dict, image_id: int) -> dict:
+    """One image's label beside the models' majority prediction, its label issue and why it is impossible.
+
+    Returns
+    -------
+    review : dict with label, majority (class names), votes, n_models, is_label_issue (bool, or None
+        without label issues), label_quality (float or None), cause and cause_text ("" unless impossible
+        with a known cause)
+    """
+    pos = int(np.searchsorted(data.image_ids, image_id))
+    row = data.images.iloc[pos]
+    label, votes = majority_vote(final["predicted"][pos : pos + 1], data.n_classes)
+    flag = row.get("is_label_issue")
+    quality = row.get("label_quality")
+    cause = row.get("impossible_cause")
+    cause = "" if cause is None or pd.isna(cause) else str(cause)
+    return {
+        "label": str(row["class_name"]), "majority": str(data.class_names[int(label[0])]), "votes": int(votes[0]),
+        "n_models": data.n_models, "is_label_issue": None if flag is None or pd.isna(flag) else bool(flag),
+        "label_quality": None if quality is None or pd.isna(quality) else float(quality),
+        "cause": cause, "cause_text": CAUSE_TEXT.get(cause, ""),
+    }
+
+
+def export_command(path: str | Path, tolerance: int, *, categories: Sequence[str] = (), classes: Sequence[str] = (),
+                   label_issues_only: bool = False, causes: Sequence[str] = (), depth_types: Sequence[str] = (),
+                   out: str = "exports/selection") -> str:
+    """The `ddd-audit export` command that writes the Images page's selection as an ImageFolder tree.
+
+    The filters become a query over the images table (a category name alone stays a subset name), so
+    the command selects the images that `filter_images` shows with the same arguments.
+    """
+    import json
+    import shlex
+
+    def within(column: str, values: Sequence[str]) -> str:
+        return f"{column} in [{', '.join(json.dumps(str(v)) for v in values)}]"
+
+    parts = []
+    if categories and set(categories) != set(CATEGORIES):
+        parts.append(within("category", categories))
+    parts += [within(col, vals) for col, vals in (("class_name", classes), ("impossible_cause", causes),
+                                                  ("depth_type", depth_types)) if vals]
+    if label_issues_only:
+        parts.append("is_label_issue == True")
+    if len(parts) == 1 and len(categories) == 1 and parts[0].startswith("category"):
+        subset = categories[0]
+    else:
+        subset = " and ".join(parts) or "n_correct >= 0"
+    return shlex.join(["ddd-audit", "export", str(path), "--subset", subset, "--tolerance", str(tolerance),
+                       "--format", "imagefolder", "--out", out])
 
 
 # --------------------------------------------------------------------------- compare

@@ -1,8 +1,9 @@
 """Images page: a gallery of trivial, inconclusive and impossible images, and one image in depth.
 
-Filter by category and class, sort by any per-image score, download the filtered
-subset as CSV; Inspect (or a table row) shows every model's decision on the image
-and its scores. UI only; the data comes from `_frames`.
+Filter by category and class, sort by any per-image score, export the selection (a CSV
+download, and the `ddd-audit export` command that writes it as an ImageFolder); Inspect
+(or a table row) shows every model's decision on the image, its label beside the models'
+majority, its label issue and why it is impossible. UI only; the data comes from `_frames`.
 """
 
 import altair as alt
@@ -57,6 +58,18 @@ def show_image(image_id: int) -> None:
         decisions = _frames.image_decisions(data, final, image_id)
         right_count = int(decisions["correct"].sum())
         st.markdown(f"**{right_count} of {len(decisions)} models are right** at their final epoch.")
+        review = _frames.image_review(data, final, image_id)
+        st.markdown(f"Label **{review['label']}** · majority prediction **{review['majority']}** "
+                    f"({review['votes']} of {review['n_models']} models)")
+        quality = "" if review["label_quality"] is None else f" (label quality {review['label_quality']:.3f})"
+        if review["is_label_issue"]:
+            st.warning(f"**Label issue**: cleanlab flags the label {review['label']} as likely wrong{quality}. "
+                       f"Suggested label: **{review['majority']}**, the models' majority.",
+                       icon=":material/label_off:")
+        elif review["is_label_issue"] is False:
+            st.caption(f"No label issue: cleanlab does not flag this label{quality}.")
+        if review["cause"]:
+            st.info(f"**Why impossible: {review['cause']}**: {review['cause_text']}.", icon=":material/help:")
         st.dataframe(
             decisions,
             hide_index=True,
@@ -116,16 +129,22 @@ filtered = _frames.filter_images(
     label_issues_only=label_issues_only, causes=causes, depth_types=depth_types,
 )
 
-info, download, lookup = st.columns([3, 2, 2])
+info, export, lookup = st.columns([3, 2, 2])
 info.markdown(f"**{len(filtered):,}** of {data.n_images:,} images match.")
-download.download_button(
-    "Download these images (CSV)",
-    lambda: _frames.to_csv_bytes(filtered),
-    file_name="images_filtered.csv",
-    mime="text/csv",
-    key="images_download",
-    disabled=filtered.empty,
-)
+with export.popover("Export this selection", icon=":material/download:", disabled=filtered.empty, width="stretch"):
+    st.download_button(
+        "Download these images (CSV)",
+        lambda: _frames.to_csv_bytes(filtered),
+        file_name="images_filtered.csv",
+        mime="text/csv",
+        key="images_download",
+        disabled=filtered.empty,
+    )
+    st.markdown("Or write them as an ImageFolder tree (links to the image files, PNG files for array "
+                "datasets) with its dataset card:")
+    st.code(_frames.export_command(data.path, t, categories=categories, classes=classes,
+                                   label_issues_only=label_issues_only, causes=causes, depth_types=depth_types),
+            language="bash")
 lookup.number_input(
     "Inspect image id", min_value=int(data.image_ids.min()), max_value=int(data.image_ids.max()), value=None,
     step=1, key="images_lookup", on_change=_from_lookup, placeholder="image id",
@@ -144,19 +163,21 @@ else:
     page = int(st.session_state.get("images_page") or 1)
     shown = filtered.iloc[(page - 1) * size : page * size]
     thumbs = _common.thumbnails(data.path, stamp, tuple(int(i) for i in shown["image_id"]), 112)
+    majority = _frames.majority_labels(data, _common.final_decisions(data.path, stamp), shown["image_id"])
+    st.caption("Under each image: its id, its label → the models' majority prediction, and its category.")
     note = _common.pixels_note(data.path, stamp)
     if note:
         st.info(note, icon=":material/hide_image:")
     for start in range(0, len(shown), per_row):
         row_cols = st.columns(per_row)
-        for col, (_, img), thumb in zip(row_cols, shown.iloc[start : start + per_row].iterrows(),
-                                        thumbs[start : start + per_row], strict=False):
+        for col, (_, img), thumb, voted in zip(row_cols, shown.iloc[start : start + per_row].iterrows(),
+                                               thumbs[start : start + per_row], majority[start : start + per_row],
+                                               strict=False):
             with col:
-                name = str(img["class_name"])
-                name = name if len(name) <= 18 else name[:17] + "…"
+                name, voted = (n if len(n) <= 14 else n[:13] + "…" for n in (str(img["class_name"]), voted))
                 st.image(thumb, width="stretch")
                 st.markdown(
-                    f"#{img['image_id']} · {name}  \n:{colour[img['category']]}[{img['category']} · "
+                    f"#{img['image_id']} · {name} → {voted}  \n:{colour[img['category']]}[{img['category']} · "
                     f"{int(img['n_correct'])}/{data.n_models} right]"
                 )
                 st.button("Inspect", key=f"images_inspect_{img['image_id']}", on_click=_inspect,
