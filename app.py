@@ -25,6 +25,7 @@ REPORT_PAGES = (
     ("classes.py", "Classes", ":material/category:"),
     ("images.py", "Images", ":material/photo_library:"),
     ("compare.py", "Compare", ":material/compare_arrows:"),
+    ("scored.py", "Scored", ":material/leaderboard:"),
 )
 
 st.set_page_config(page_title="ddd-audit", page_icon=":material/analytics:", layout="wide")

@@ -692,3 +692,65 @@ def human_frames(summary: dict) -> dict[str, pd.DataFrame] | None:
         for pair, v in entry.items() if isinstance(v, dict)])
     return {"by_category": by_category, "consistency": consistency, "makers": pd.DataFrame(humans["makers"]),
             "by_condition": pd.DataFrame(humans.get("by_condition") or [])}
+
+
+# --------------------------------------------------------------------------- scored models
+def scored_frames(summary: dict) -> dict[str, pd.DataFrame] | None:
+    """The scored models' part of a report as page tables (None without scored models).
+
+    Returns
+    -------
+    frames : dict
+        "models": one row per scored model: model, spec, and for all images and each category its
+        accuracy (%) and 95% interval as text, images (n), mean κ with the audit's models on all and
+        on the inconclusive images with intervals, rank on all and on the inconclusive images;
+        "table": the stored table as it is (for the CSV download);
+        "ranks": every maker's rank on "all images" and on "inconclusive images" (long: model, scored,
+        images, rank, accuracy), for a slope chart.
+    """
+    part = summary.get("scored")
+    if not part or not part.get("models"):
+        return None
+    table = pd.DataFrame(part["models"])
+    rows = []
+    for r in part["models"]:
+        row = {"model": r["model"], "spec": r.get("spec", ""), "all": _interval(r["accuracy"], r["accuracy_low"],
+                                                                             r["accuracy_high"], percent=True)}
+        for c in CATEGORIES:
+            row[c] = _interval(r[f"{c}_accuracy"], r[f"{c}_low"], r[f"{c}_high"], percent=True)
+            row[f"{c} images"] = int(r[f"{c}_n"])
+        for subset in ("all", "inconclusive"):
+            row[f"κ {subset}"] = _interval(r.get(f"kappa_{subset}"), r.get(f"kappa_{subset}_low"),
+                                           r.get(f"kappa_{subset}_high"))
+        row["rank all"] = r["rank_all"]
+        row["rank inconclusive"] = r.get("rank_inconclusive")
+        row["of"] = r["n_ranked"]
+        rows.append(row)
+    ranking = pd.DataFrame(part.get("ranking") or [])
+    ranks = pd.DataFrame(columns=["model", "scored", "images", "rank", "accuracy"])
+    if len(ranking):
+        ranks = pd.concat([
+            pd.DataFrame({"model": ranking["model"], "scored": ranking["scored"], "images": label,
+                          "rank": ranking[f"rank_{subset}"], "accuracy": ranking[f"accuracy_{subset}"]})
+            for subset, label in (("all", "all images"), ("inconclusive", "inconclusive images"))
+        ], ignore_index=True).dropna(subset=["rank"])
+    return {"models": pd.DataFrame(rows), "table": table, "ranks": ranks}
+
+
+def scored_summary_at(path: str | Path, data: AuditData, tolerance: int) -> dict:
+    """The report's scored part recomputed on the split at another tolerance (the decisions are read again)."""
+    from audit.scoring import scored_report
+
+    part = scored_report(load(path), categories_at(data, tolerance))
+    return part.summary if part is not None else {}
+
+
+def _interval(value, low, high, *, percent: bool = False) -> str:
+    """"93.8% [91.6, 95.5]" or "0.012 [-0.004, 0.030]"; "-" where the value is undefined."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    scale, fmt, unit = (100, ".1f", "%") if percent else (1, ".3f", "")
+    text = f"{scale * value:{fmt}}{unit}"
+    if low is not None and high is not None and not (np.isnan(low) or np.isnan(high)):
+        text += f" [{scale * low:{fmt}}, {scale * high:{fmt}}]"
+    return text

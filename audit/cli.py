@@ -270,6 +270,60 @@ def report(
     _exit_on_failures(summary, path)
 
 
+SCORE_EXAMPLES = """
+Examples:
+
+  ddd-audit score runs/default --models efficientnet_lite1@48          # one model the audit did not have
+
+  ddd-audit score runs/cifar10 --models resnet50.a1_in1k,convnext_tiny --device cuda
+
+  ddd-audit score runs/digits --variants new_variants.yaml               # trained variants with new names
+"""
+
+
+@app.command(epilog=SCORE_EXAMPLES)
+def score(
+    path: Path = typer.Argument(..., help="A finished audit directory."),
+    models: str = typer.Option("", help="Comma-separated model specs, as `ddd-audit run --models` takes them "
+                               "(e.g. efficientnet_lite1@48); each must be new to the audit."),
+    variants: str | None = typer.Option(None, help="Also train and score these variants (a grid file .yaml/.json "
+                                        "or a preset) on an audit whose dataset has a training split; their "
+                                        "names must be new to the audit."),
+    tolerance: int | None = typer.Option(None, min=0, help="t of the split the scored models are compared on "
+                                         "(default: the audit report's)."),
+    device: str | None = typer.Option(None, help="auto, cpu or cuda (default: the audit's)."),
+    cache_dir: Path | None = typer.Option(None, help="Keep decoded images here (default: the audit's cache)."),
+    force: bool = typer.Option(False, "--force", help="Score again the models that were scored before."),
+):
+    """Score models that were not in the audit on its images; the split stays the audit's own models'."""
+    from audit import load
+    from audit.report import build_report
+    from audit.scorer import plan_scoring, run_scoring
+    from audit.scoring import format_scored_summary
+    from audit.store import SCORED_TABLE
+
+    with console.status("checking the audit and loading its dataset"):
+        plan = plan_scoring(path, models=_split_models(models), variants=variants, force=force, device=device,
+                            cache_dir=str(cache_dir) if cache_dir else None)
+    for note in plan.notes:
+        console.print(f"note: {note}", highlight=False)
+    if plan.kept:
+        console.print(f"kept: {', '.join(plan.kept)} (scored before; --force scores again)", highlight=False)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        outcome = run_scoring(plan, listener=CliProgress(progress))
+    with console.status("computing the report"):
+        result = load(path)
+        previous = (result.summary() or {}).get("tolerance", 1)
+        summary = build_report(result, tolerance=previous if tolerance is None else tolerance)
+    stdout.print("\n".join(format_scored_summary(summary)) or "no scored models", highlight=False)
+    stdout.print(f"\ntable written to {result.report_path(SCORED_TABLE)}", highlight=False)
+    if outcome.failed:
+        first = {n: (e or "").strip().splitlines()[0] for n, e in outcome.failed.items()}
+        _fail(f"failed: {'; '.join(f'{n}: {e}' for n, e in first.items())}; fix the cause and rerun to resume",
+              code=1)
+
+
 IMPORT_EXAMPLES = """
 Examples:
 

@@ -123,6 +123,13 @@ def check_writable_folder(option: str, path: str | Path) -> None:
         raise AuditError(f"{option} {path} cannot be written: no write permission in {existing}")
 
 
+def audited_dataset(config: AuditConfig) -> Dataset:
+    """The dataset an audit of `config` classifies: its source, with the seeded --val-size subset."""
+    ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download,
+                      **config.dataset_options)
+    return _val_subset(ds, config.val_size, config.seed)
+
+
 def plan_audit(config: AuditConfig) -> AuditPlan:
     """Load the dataset and list the audit's jobs (nothing is trained yet)."""
     if config.cache_dir:
@@ -130,9 +137,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     if config.image_size is not None and config.image_size < MIN_IMAGE_SIZE:
         raise AuditError(f"--image-size must be at least {MIN_IMAGE_SIZE}, got {config.image_size}")
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)
-    ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download,
-                      **config.dataset_options)
-    ds = _val_subset(ds, config.val_size, config.seed)
+    ds = audited_dataset(config)
     relabelled = None
     if config.relabel:
         from audit.relabel import read_relabel, relabel_dataset
@@ -277,7 +282,8 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     executor = executor or LocalExecutor()
     t0 = time.perf_counter()
     store = prepare_directory(plan, out, force=force)
-    finished = set(store.finished_jobs()) | set(store.finished_aux_jobs())
+    # a model scored on the finished audit (`ddd-audit score`) that this plan now audits is run as the audit's own
+    finished = (set(store.finished_jobs()) - set(store.scored_jobs())) | set(store.finished_aux_jobs())
     status = {j.name: ("done" if j.name in finished else "pending") for j in plan.jobs}
     todo = [j for j in plan.jobs if status[j.name] != "done"]
     skipped = [j.name for j in plan.jobs if status[j.name] == "done"]

@@ -23,6 +23,7 @@ from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.difficulty import CATEGORIES
+from audit.scoring import format_scored_summary, scored_report
 from audit.store import (
     BASE_IMAGE_COLUMNS,
     REPORT_FIGURES,
@@ -153,6 +154,13 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         summary.update(humans.summary)
         notes.extend(humans.notes)
         content.outputs.update(humans.tables)
+
+    # ---- models scored after the audit (`ddd-audit score`), on the audit's split (meding2022 §3.3)
+    scored = scored_report(result, categories, n_bootstrap=n_bootstrap, random_state=random_state)
+    if scored is not None:
+        summary.update(scored.summary)
+        notes.extend(scored.notes)
+        content.outputs.update(scored.tables)
 
     summary["notes"] = notes
     return content
@@ -494,7 +502,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  never learned (median model)     {100 * dyn['never_learned_share']:.1f}% of images")
         if dyn.get("split_half_accessibility_r") is not None:
             lines.append(f"  split-half Accessibility r       {dyn['split_half_accessibility_r']:.3f}")
-    for extra in (format_deep_summary(summary), format_human_summary(summary)):
+    for extra in (format_deep_summary(summary), format_human_summary(summary), format_scored_summary(summary)):
         if extra:
             lines.append("")
             lines.extend(extra)

@@ -23,6 +23,8 @@ LAYERS = {
     "audit.train": ("audit.jobs", "audit.engine", "audit.report", "audit.cli"),
     "audit.predict": ("audit.jobs", "audit.engine", "audit.report", "audit.cli"),
     "audit.report": ("audit.engine", "audit.jobs", "audit.cli", "human_study"),
+    "audit.scoring": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),
+    "audit.scorer": ("audit.cli",),
     "human_study": ("audit.cli", "audit.engine", "audit.jobs"),
 }
 

@@ -35,6 +35,8 @@ from audit.store.directory import (
     REPORT_FILES,
     REPORT_MAPS,
     REPORT_TABLES,
+    SCORED_KIND,
+    SCORED_TABLE,
     SPLITS,
     SUMMARY_FILE,
     AuditDir,
@@ -62,7 +64,7 @@ from audit.store.state import (
 __all__ = [
     "BASE_IMAGE_COLUMNS", "DECISION_COLUMNS", "DECISION_FIELDS", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
     "FORMAT", "HUMAN_TABLES", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
-    "RUN_STATES", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
+    "RUN_STATES", "SCORED_KIND", "SCORED_TABLE", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
     "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "utc_now", "write_csv", "write_json",
     "write_npy", "write_parquet",

@@ -64,9 +64,13 @@ HUMAN_TABLES = {
     "parted": "human_model_disagreements.csv",
     "by_condition": "split_by_condition.csv",
 }
+#: Models scored on the audit's split by `ddd-audit score` (see audit.scoring): one row per scored model.
+SCORED_TABLE = "scored_models.csv"
+#: The models table's kind of a scored model: its decisions are stored, but it takes no part in the split.
+SCORED_KIND = "scored"
 #: Every table and figure a report build may write beside its summary (an earlier build's are removed).
 REPORT_FILES = (*REPORT_TABLES.values(), *REPORT_MAPS.values(), *REPORT_FIGURES.values(),
-                *DEEP_TABLES.values(), *DEEP_FIGURES.values(), *HUMAN_TABLES.values())
+                *DEEP_TABLES.values(), *DEEP_FIGURES.values(), *HUMAN_TABLES.values(), SCORED_TABLE)
 
 
 class AuditDir:
@@ -78,7 +82,9 @@ class AuditDir:
         images.parquet           one row per validation image (+ per-image scores after the report)
         images.npy               the validation images as uint8 (array datasets only)
         models.parquet           one row per finished model
-        jobs/<model>.json        the per-job model record (written last; marks the job done)
+        jobs/<model>.json        the per-job model record (written last; marks the job done); a model
+                                 scored on the finished audit (`ddd-audit score`) has kind "scored" and
+                                 takes no part in the split
         decisions/<model>.parquet        validation decisions at every recorded epoch
         decisions_train/<model>.parquet  training-split decisions (optional)
         depth/<model>.parquet    prediction depth per image (image_id, split, depth, predicted,
@@ -135,6 +141,10 @@ class AuditDir:
         if not folder.exists():
             return []
         return sorted(p.stem for p in folder.glob("*.json") if self.decision_path(p.stem).exists())
+
+    def scored_jobs(self) -> list[str]:
+        """The finished models whose record has kind "scored": run on the audit's images after it, outside the split."""
+        return [n for n in self.finished_jobs() if read_json(self.job_path(n)).get("kind") == SCORED_KIND]
 
     def write_job(
         self,

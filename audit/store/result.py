@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from audit.store.decisions import DECISION_FIELDS, decision_path, read_many, read_partial_decisions
-from audit.store.directory import REPORT_DIR, SUMMARY_FILE, AuditDir
+from audit.store.directory import REPORT_DIR, SCORED_KIND, SUMMARY_FILE, AuditDir
 from audit.store.files import AuditError, read_json
 from audit.store.state import describe_run_state, run_state
 
@@ -31,13 +31,16 @@ class AuditResult:
     path : Path
     manifest : dict
     images : DataFrame, one row per validation image, ordered by image_id
-    models : DataFrame, one row per finished model, in job order
+    models : DataFrame, one row per finished model of the audit (the makers of the split), in job order
+    scored : DataFrame, one row per model scored on the finished audit (`ddd-audit score`, kind
+        "scored"); their decisions are read like the models', but they take no part in the split
     """
 
     path: Path
     manifest: dict
     images: pd.DataFrame
     models: pd.DataFrame
+    scored: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["name"]))
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- basic facts
@@ -46,7 +49,13 @@ class AuditResult:
         return list(self.models["name"]) if len(self.models) else []
 
     @property
+    def scored_names(self) -> list[str]:
+        """Models scored on the finished audit, outside the split (`scored`)."""
+        return list(self.scored["name"]) if len(self.scored) else []
+
+    @property
     def human_names(self) -> list[str]:
+
         """Human observers stored beside the models (imported audits); they take no part in the split."""
         return [h["name"] for h in self.manifest.get("humans") or []]
 
@@ -121,9 +130,11 @@ class AuditResult:
         return self._cache[(model, split, fld)]
 
     def _check_models(self, models: Sequence[str]) -> None:
+        known = set(self.model_names) | set(self.scored_names)
         for model in models:
-            if model not in self.model_names:
-                raise AuditError(f"unknown model {model!r}; this audit has: {', '.join(self.model_names)}")
+            if model not in known:
+                raise AuditError(f"unknown model {model!r}; this audit has: "
+                                 f"{', '.join(self.model_names + self.scored_names)}")
 
     def _read(self, models: Sequence[str], fields: Sequence[str], split: str = "val") -> None:
         """Read the fields of `models` that are not kept yet, several models at a time."""
@@ -262,7 +273,9 @@ def load(path: str | os.PathLike) -> AuditResult:
     """Read an audit directory.
 
     Works while the audit is still running: only finished jobs are listed in
-    `models`. Raises AuditError when `path` is not an audit.
+    `models`; models scored after the audit (kind "scored") are in `scored`, not in
+    `models`, so nothing that reads `models` puts them in the split. Raises AuditError
+    when `path` is not an audit.
     """
     path = Path(path)
     if not path.exists():
@@ -291,4 +304,6 @@ def load(path: str | os.PathLike) -> AuditResult:
     rank = {n: i for i, n in enumerate(order)}
     models = models.assign(_rank=models["name"].map(lambda n: rank.get(n, len(rank))))
     models = models.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
-    return AuditResult(path=path, manifest=manifest, images=images, models=models)
+    scored = models["kind"].eq(SCORED_KIND).to_numpy() if "kind" in models.columns else np.zeros(len(models), bool)
+    return AuditResult(path=path, manifest=manifest, images=images, models=models[~scored].reset_index(drop=True),
+                       scored=models[scored].reset_index(drop=True))
