@@ -347,17 +347,25 @@ def import_(
     images: Path | None = typer.Option(None, help="The folder of the image files, so the app and a study "
                                        "can show them."),
     force: bool = typer.Option(False, "--force", help="Replace what --out holds."),
+    relabel: Path | None = typer.Option(None, help="A CSV with the columns image (the image's key) and new_label: "
+                                        "import with those labels corrected; the manifest records the file."),
 ):
     """Audit decisions you already have: write an audit directory from them, report, and print the summary."""
     from audit.importers import read_class_list, read_decisions_source, write_imported_audit
+    from audit.relabel import read_relabel, record_relabel, relabel_imported
 
     class_list = read_class_list(classes) if classes else None
     with console.status("reading the decisions"):
         decisions = read_decisions_source(source, source_format=source_format, labels=labels, classes=class_list)
+    relabelled = None
+    if relabel is not None:
+        decisions, relabelled = relabel_imported(decisions, read_relabel(relabel))
     for note in decisions.notes:
         console.print(f"note: {note}", highlight=False)
     with console.status("writing the audit"):
         write_imported_audit(decisions, out, images_root=images, force=force)
+    if relabelled:
+        record_relabel(out, relabelled)
     _report_and_print(out)
 
 

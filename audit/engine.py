@@ -124,10 +124,21 @@ def check_writable_folder(option: str, path: str | Path) -> None:
 
 
 def audited_dataset(config: AuditConfig) -> Dataset:
-    """The dataset an audit of `config` classifies: its source, with the seeded --val-size subset."""
+    """The dataset an audit of `config` classifies: its source, with the seeded --val-size subset and the
+    validation labels of the --relabel file."""
+    return _audited_dataset(config)[0]
+
+
+def _audited_dataset(config: AuditConfig) -> tuple[Dataset, dict | None]:
+    """`audited_dataset`, and the record of the relabel file applied (None without one)."""
     ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download,
                       **config.dataset_options)
-    return _val_subset(ds, config.val_size, config.seed)
+    ds = _val_subset(ds, config.val_size, config.seed)
+    if not config.relabel:
+        return ds, None
+    from audit.relabel import read_relabel, relabel_dataset
+
+    return relabel_dataset(ds, read_relabel(config.relabel))
 
 
 def plan_audit(config: AuditConfig) -> AuditPlan:
@@ -137,12 +148,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     if config.image_size is not None and config.image_size < MIN_IMAGE_SIZE:
         raise AuditError(f"--image-size must be at least {MIN_IMAGE_SIZE}, got {config.image_size}")
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)
-    ds = audited_dataset(config)
-    relabelled = None
-    if config.relabel:
-        from audit.relabel import read_relabel, relabel_dataset
-
-        ds, relabelled = relabel_dataset(ds, read_relabel(config.relabel))
+    ds, relabelled = _audited_dataset(config)
     ctx = JobContext(dataset=ds, device=config.device, record_train=config.record_train, seed=config.seed,
                      cache_dir=config.cache_dir,
                      flip=_flip_for(config.dataset), depth=config.depth, depth_train=config.depth_train,

@@ -7,6 +7,7 @@ record (file name, SHA-256, counts) that the audit's manifest keeps. No printing
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 from pathlib import Path
@@ -138,28 +139,45 @@ def relabel_dataset(dataset: Dataset, relabel: Relabel) -> tuple[Dataset, dict]:
 
 
 def relabel_imported(decisions, relabel: Relabel):
-    """Imported decisions (`audit.importers.ImportedDecisions`) with the labels of the named images replaced.
+    """Imported decisions (an `audit.importers.DecisionSource`) with the labels of the named images replaced.
 
-    An image is matched by its key (the `image` of the decisions table). The true-class probability of a
+    An image is matched by its key (the `image` the source gives it). The true-class probability of a
     relabelled image is no longer known and becomes NaN; correctness is recomputed when the audit is
-    written. Returns (decisions, record).
+    written. Works on a long table of decisions (`ImportedDecisions`) and on per-model prediction
+    arrays (`PredictionFiles`). Returns (decisions, record); `decisions` is a new object.
     """
-    table = decisions.table
     new = label_indices(relabel, list(decisions.classes))
-    keys = pd.unique(table["image"].astype(str))
+    if hasattr(decisions, "table"):
+        keys = pd.unique(decisions.table["image"].astype(str))
+    elif hasattr(decisions, "image_keys") and hasattr(decisions, "per_model"):
+        keys = np.asarray(decisions.image_keys, dtype=str)
+    else:
+        raise AuditError(f"--relabel cannot be applied to decisions of the kind {type(decisions).__name__}")
     where = _positions(relabel, list(keys), None, files=False)
     new_of = dict(zip(keys[where], new, strict=True))
-    image = table["image"].astype(str)
-    hit = image.isin(new_of.keys()).to_numpy()
-    labels = table["label"].to_numpy(np.int64).copy()
-    labels[hit] = image[hit].map(new_of).to_numpy(np.int64)
-    changed = hit & (labels != table["label"].to_numpy(np.int64))
-    n_changed = int(table.loc[changed, "image"].nunique())
-    table = table.assign(label=labels)
-    if "true_prob" in table.columns:
+    if hasattr(decisions, "table"):
+        table = decisions.table
+        image = table["image"].astype(str)
+        hit = image.isin(new_of.keys()).to_numpy()
+        labels = table["label"].to_numpy(np.int64).copy()
+        labels[hit] = image[hit].map(new_of).to_numpy(np.int64)
+        changed = hit & (labels != table["label"].to_numpy(np.int64))
+        n_changed = int(table.loc[changed, "image"].nunique())
+        table = table.assign(label=labels)
         table.loc[changed, "true_prob"] = np.nan
-    note = f"relabelled {n_changed} of {len(new_of)} images named in {relabel.path.name}"
-    out = dataclasses.replace(decisions, table=table, notes=[*decisions.notes, note])
+        out = dataclasses.replace(decisions, table=table)
+    else:
+        labels = np.asarray(decisions.labels, dtype=np.int64).copy()
+        changed = np.zeros(len(labels), dtype=bool)
+        changed[where] = labels[where] != new
+        labels[where] = new
+        n_changed = int(changed.sum())
+        out = copy.copy(decisions)
+        out.labels = labels
+        out.per_model = {m: {**d, **({"true_prob": np.where(changed[d["image"]], np.nan, d["true_prob"])}
+                                     if "true_prob" in d else {})}
+                         for m, d in decisions.per_model.items()}
+    out.notes = [*decisions.notes, f"relabelled {n_changed} of the {len(new_of)} images named in {relabel.path.name}"]
     return out, relabel.record(n_changed)
 
 
