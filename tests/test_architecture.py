@@ -25,6 +25,8 @@ LAYERS = {
     "audit.report": ("audit.engine", "audit.jobs", "audit.cli", "human_study"),
     "audit.scoring": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),
     "audit.scorer": ("audit.cli",),
+    "audit.curate": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),
+    "audit.relabel": ("audit.engine", "audit.jobs", "audit.report", "audit.cli", "human_study"),
     "human_study": ("audit.cli", "audit.engine", "audit.jobs"),
 }
 
