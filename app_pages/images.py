@@ -144,7 +144,7 @@ with export.popover("Export this selection", icon=":material/download:", disable
                 "datasets) with its dataset card:")
     st.code(_frames.export_command(data.path, t, categories=categories, classes=classes,
                                    label_issues_only=label_issues_only, causes=causes, depth_types=depth_types),
-            language="bash")
+            language="bash", wrap_lines=True)
 lookup.number_input(
     "Inspect image id", min_value=int(data.image_ids.min()), max_value=int(data.image_ids.max()), value=None,
     step=1, key="images_lookup", on_change=_from_lookup, placeholder="image id",

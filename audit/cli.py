@@ -420,7 +420,7 @@ def export(
     with console.status(f"writing {_count(len(selection.images), 'image')}"):
         card = export_selection(result, selection, out, fmt=export_format, copy=copy, force=force,
                                 command=shlex.join(["ddd-audit", *sys.argv[1:]]))
-    counts = ", ".join(f"{n} {c}" for c, n in card["counts"]["by_category"].items() if n)
+    counts = ", ".join(f"{n:,} {c}" for c, n in card["counts"]["by_category"].items() if n)
     stdout.print(f"{_count(card['n_images'], 'image')} ({counts}) written to {out} as {export_format}", highlight=False)
     stdout.print(f"rule: {card['rule']}", highlight=False)
     stdout.print(f"card: {out / 'card.json'} and {out / 'README.md'}", highlight=False)

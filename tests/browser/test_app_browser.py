@@ -21,7 +21,7 @@ PAGES = (  # url path, title, texts that must be visible, minimum number of char
     ("consistency", "Consistency", ["Model order", "Within and between groups of variants"], 2),
     ("dynamics", "Dynamics", ["Decision maps", "Swaps per epoch", "TP-agreement per epoch"], 6),
     ("classes", "Classes", ["Easiest classes", "Hardest classes"], 2),
-    ("images", "Images", ["Sort by", "Download these images (CSV)", "Inspect"], 0),
+    ("images", "Images", ["Sort by", "Export this selection", "Inspect"], 0),
     ("compare", "Compare", ["Pearson r of Accessibility", "Groups"], 2),
 )
 
@@ -115,9 +115,25 @@ def test_inspect_an_image(browser_page, app_url):
     dialog = page.locator('[role="dialog"]')
     dialog.wait_for(state="visible")
     dialog.get_by_text("models are right").wait_for(state="visible")
+    dialog.get_by_text("majority prediction").wait_for(state="visible")
     _settle(page)
     _no_exception(page)
     page.screenshot(path=str(SHOTS / "report-images-inspect.png"))
+
+
+def test_export_this_selection(browser_page, app_url):
+    """The export control opens on the CSV download and the command that writes an ImageFolder."""
+    page = browser_page
+    page.goto(f"{app_url}/images")
+    page.get_by_role("heading", name="Images", exact=True).first.wait_for(state="visible")
+    _settle(page)
+    page.get_by_role("button", name="Export this selection").click()
+    page.get_by_role("button", name="Download these images (CSV)").wait_for(state="visible")
+    code = page.locator('[data-testid="stPopoverBody"] [data-testid="stCode"]').first
+    code.wait_for(state="visible")
+    assert code.inner_text().startswith("ddd-audit export ") and "--format imagefolder" in code.inner_text()
+    _no_exception(page)
+    page.screenshot(path=str(SHOTS / "report-images-export.png"))
 
 
 def test_study_link_hides_the_report(browser_page, app_url):
