@@ -293,6 +293,8 @@ def score(
                                          "(default: the audit report's)."),
     device: str | None = typer.Option(None, help="auto, cpu or cuda (default: the audit's)."),
     cache_dir: Path | None = typer.Option(None, help="Keep decoded images here (default: the audit's cache)."),
+    label_map: Path | None = typer.Option(None, help="Mapping file from the audit's classes to ImageNet indices "
+                                          "(default: the audit's; an imported audit has no probe to fall back on)."),
     force: bool = typer.Option(False, "--force", help="Score again the models that were scored before."),
 ):
     """Score models that were not in the audit on its images; the split stays the audit's own models'."""
@@ -304,7 +306,8 @@ def score(
 
     with console.status("checking the audit and loading its dataset"):
         plan = plan_scoring(path, models=_split_models(models), variants=variants, force=force, device=device,
-                            cache_dir=str(cache_dir) if cache_dir else None)
+                            cache_dir=str(cache_dir) if cache_dir else None,
+                            label_map=str(label_map) if label_map else None)
     for note in plan.notes:
         console.print(f"note: {note}", highlight=False)
     if plan.kept:

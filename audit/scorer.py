@@ -20,6 +20,7 @@ import numpy as np
 from audit.data.base import Dataset, Split
 from audit.engine import AuditConfig, RunListener, _flip_for, audited_dataset, check_writable_folder
 from audit.jobs import JobContext, JobPlanning, VariantJob, pretrained_jobs
+from audit.models.heads import LabelSpaceError, MappingFileError
 from audit.models.variants import resolve_variants
 from audit.store import SCORED_KIND, AuditDir, AuditError, AuditResult, load, read_json, utc_now
 
@@ -48,7 +49,8 @@ class ScoringOutcome:
 
 
 def plan_scoring(path: str | Path, *, models: list[str] | None = None, variants: str | None = None,
-                 force: bool = False, device: str | None = None, cache_dir: str | None = None) -> ScoringPlan:
+                 force: bool = False, device: str | None = None, cache_dir: str | None = None,
+                 label_map: str | None = None) -> ScoringPlan:
     """Check the audit at `path` and list the jobs that score `models` (and the variants of `variants`) on it.
 
     Parameters
@@ -57,7 +59,7 @@ def plan_scoring(path: str | Path, *, models: list[str] | None = None, variants:
     variants : a grid file (.yaml/.json) or preset of trained variants, for an audit whose dataset has a
         training split; their names must be new to the audit
     force : score again the models that were scored before (otherwise they are kept)
-    device, cache_dir : as for `ddd-audit run`; default: the audit's own
+    device, cache_dir, label_map : as for `ddd-audit run`; default: the audit's own
 
     Raises AuditError (or ValueError from the model specs), one line each, when the audit is not finished,
     its image files moved, it was imported without images, a spec is unknown, or a model is one of the
@@ -89,8 +91,15 @@ def plan_scoring(path: str | Path, *, models: list[str] | None = None, variants:
     ds = _imported_dataset(result) if imported else _audited_dataset(result, cfg)
     ctx = JobContext(dataset=ds, device=device or cfg.device, seed=cfg.seed, cache_dir=cache,
                      flip=_flip_for(cfg.dataset), depth="none", probs=False, resizer=cfg.resizer)
-    jobs = pretrained_jobs(models, ds, probe=cfg.probe, mapping=cfg.label_map,
-                           probe_train_size=cfg.probe_train_size) if models else []
+    try:
+        jobs = pretrained_jobs(models, ds, probe=cfg.probe, mapping=label_map or cfg.label_map,
+                               probe_train_size=cfg.probe_train_size) if models else []
+    except LabelSpaceError as exc:
+        if not imported or isinstance(exc, MappingFileError):
+            raise
+        raise AuditError(f"{ds.name}: the models' ImageNet outputs do not map onto its classes, and an imported "
+                         "audit has no training images for a linear probe; give --label-map FILE, a mapping from "
+                         "classes to ImageNet indices (CSV rows CLASS,INDEX)") from None
     if variants:
         if ds.train is None:
             raise AuditError(f"{ds.name} has no training split here, so no variant can be trained to score; "
@@ -113,7 +122,6 @@ def run_scoring(plan: ScoringPlan, *, executor=None, listener: RunListener | Non
     listener = listener or RunListener()
     executor = executor or LocalExecutor()
     store = AuditDir(plan.path)
-    store.remove_temporary_files()  # a killed scoring's; the audit is finished, so nothing else writes it
     t0 = time.perf_counter()
     done: list[str] = []
     failed: dict[str, str] = {}

@@ -337,3 +337,23 @@ def test_scored_page_without_scored_models_says_how(digits_audit):
     at = _open_scored_page(digits_audit)
     assert any("ddd-audit score" in str(i.value) for i in at.info)
     assert not [d for d in at.dataframe if "rank all" in d.value.columns]
+
+
+def test_imported_audit_needs_a_label_map_without_a_probe(tmp_path):
+    path = _imported(tmp_path, images=True)
+    _one_line_error(run_cli("score", str(path), "--models", MODEL), "give --label-map FILE")
+
+
+@pytest.mark.slow
+def test_score_an_imported_audit_through_a_label_map(tmp_path):
+    path = _imported(tmp_path, images=True)
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("cat,281\ndog,207\n")  # tabby, golden retriever
+    res = run_cli("score", str(path), "--models", MODEL, "--label-map", str(mapping), timeout=600)
+    assert res.returncode == 0, res.stderr
+    result = load(path)
+    assert result.scored_names == [NAME] and result.model_names == ["m0", "m1", "m2"]
+    record = read_json(path / "jobs" / f"{NAME}.json")
+    assert record["head"] == "mapping" and record["kind"] == "scored"
+    table = pd.read_csv(path / "report" / SCORED_TABLE)
+    assert table.loc[0, "accuracy"] == pytest.approx(result.correct([NAME]).mean())
