@@ -59,10 +59,10 @@ def model_map(path: str, stamp: tuple, model: str):
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading every model's final decisions…")
-def final_decisions(path: str, stamp: tuple) -> dict:
-    """Final-epoch predicted, correct, true_prob and top_prob, each (n_images, n_models)."""
+def final_decisions(path: str, stamp: tuple, fields: tuple = store.DECISION_FIELDS) -> dict:
+    """Final-epoch decisions, each field (n_images, n_models): predicted, correct, true_prob and top_prob."""
     data = load_data(path, stamp)
-    final, _ = store.final_decisions(path, data.model_names, store.DECISION_FIELDS, data.image_ids)
+    final, _ = store.final_decisions(path, data.model_names, fields, data.image_ids)
     return final
 
 

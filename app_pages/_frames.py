@@ -117,14 +117,34 @@ def model_order(kappa: pd.DataFrame, models: pd.DataFrame, how: str) -> list[str
         rank = {n: i for i, n in enumerate(names)}
         return sorted(names, key=lambda n: (str(info.loc[n, "group"]), rank[n]))
     if how == "clustered" and len(names) > 2:
-        from scipy.cluster.hierarchy import leaves_list, linkage
-        from scipy.spatial.distance import squareform
-
-        dist = 1 - np.nan_to_num(kappa.to_numpy(dtype=float), nan=0.0)
-        dist = np.clip((dist + dist.T) / 2, 0, None)
-        np.fill_diagonal(dist, 0)
-        return [names[i] for i in leaves_list(linkage(squareform(dist, checks=False), method="average"))]
+        return [names[i] for i in consistency.cluster_order(kappa.to_numpy(dtype=float))]
     return names
+
+
+#: above this many models the matrices are drawn as images (a heatmap of a million rects is too slow)
+HEATMAP_MAX_MODELS = 120
+
+
+def matrix_image(kappa: pd.DataFrame, order: Sequence[str], reach: float) -> np.ndarray:
+    """A kappa matrix in `order` as an RGB image: red (-reach) through white (0) to blue (+reach), like the
+    heatmap's colour scale; the diagonal and NaN are light grey. Shape (n, n, 3), uint8."""
+    k = kappa.loc[list(order), list(order)].to_numpy(dtype=float)
+    x = np.clip(np.nan_to_num(k, nan=0.0) / max(reach, 1e-9), -1.0, 1.0)[..., None]
+    red, white, blue = (np.array(c, dtype=float) for c in ((178, 24, 43), (247, 247, 247), (33, 102, 172)))
+    rgb = np.where(x < 0, white + (red - white) * -x, white + (blue - white) * x)
+    blank = np.isnan(k) | np.eye(len(order), dtype=bool)
+    rgb[blank] = (215, 215, 215)
+    return rgb.round().astype(np.uint8)
+
+
+def nearest_models(kappa: pd.DataFrame, model: str, k: int = 10) -> pd.DataFrame:
+    """The `k` models whose errors coincide most with `model`'s, and the `k` that coincide least."""
+    row = kappa.loc[model].drop(model).astype(float).dropna().sort_values(ascending=False, kind="stable")
+    top, bottom = row.head(k), row.tail(k)[::-1]
+    return pd.concat([
+        pd.DataFrame({"side": "most alike", "model": top.index, "kappa": top.to_numpy()}),
+        pd.DataFrame({"side": "least alike", "model": bottom.index, "kappa": bottom.to_numpy()}),
+    ], ignore_index=True)
 
 
 def matrix_long(kappa: pd.DataFrame, order: Sequence[str], models: pd.DataFrame) -> pd.DataFrame:

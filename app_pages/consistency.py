@@ -38,9 +38,11 @@ else:
     kappa_inc = _common.inconclusive_matrix(data.path, _common.stamp_of(data), t)
 n_inconclusive = int((_frames.categories_at(data, t) == "inconclusive").sum())
 
+many = len(kappa_all) > _frames.HEATMAP_MAX_MODELS
 order_by = st.selectbox(
     "Model order",
     _frames.ORDERINGS,
+    index=_frames.ORDERINGS.index("clustered") if many else 0,
     key="consistency_order",
     help="Clustered: models that err on the same images (on all images) sit together.",
 )
@@ -48,9 +50,8 @@ order = _frames.model_order(kappa_all, data.models, order_by)
 
 matrices = [("All images", kappa_all, data.n_images)]
 matrices.append(("Inconclusive images", kappa_inc, n_inconclusive))
-values = np.concatenate(
-    [_frames.matrix_long(k, order, data.models)["kappa"].to_numpy() for _, k, _ in matrices if k is not None]
-)
+values = np.concatenate([k.to_numpy(dtype=float)[~np.eye(len(k), dtype=bool)] for _, k, _ in matrices
+                         if k is not None])
 values = values[np.isfinite(values)]
 reach = max(float(np.abs(values).max()) if values.size else 1.0, 0.05)
 cell = int(np.clip(360 // max(len(order), 1), 4, 48))
@@ -63,6 +64,12 @@ for col, (title, kappa, n_images) in zip(cols, matrices, strict=True):
         if kappa is None:
             st.markdown(f"**{title}**")
             st.info(f"No inconclusive images at tolerance {t}, so there is no matrix on them.")
+            continue
+        if many:  # an image, one pixel per pair; the pairs of one model are in the table below
+            off = kappa.to_numpy(dtype=float)[~np.eye(len(kappa), dtype=bool)]
+            st.markdown(f"**{title}: mean κ {np.nanmean(off):.3f} ({n_images:,} images)**")
+            st.image(_frames.matrix_image(kappa, order, reach), width="stretch",
+                     caption=f"{len(order):,} models in {order_by} order")
             continue
         long = _frames.matrix_long(kappa, order, data.models)
         off = long["kappa"].to_numpy()
@@ -97,8 +104,17 @@ for col, (title, kappa, n_images) in zip(cols, matrices, strict=True):
         _common.chart(heat, width="content", key=f"consistency_heat_{title.split()[0].lower()}")
 st.caption(
     "Blue = the models err on the same images, red = on different ones; the diagonal (a model with "
-    f"itself) is left blank. Inconclusive at tolerance {t} (set on Overview). " + _common.chart_help()
+    f"itself) is left blank. Inconclusive at tolerance {t} (set on Overview). "
+    + (f"Colour scale from -{reach:.2f} (red) to +{reach:.2f} (blue). " if many else _common.chart_help())
 )
+if many:
+    model = st.selectbox("The models most and least alike one model", order, key="consistency_model")
+    cols = st.columns(2)
+    for col, (title, kappa, _) in zip(cols, matrices, strict=True):
+        if kappa is not None:
+            col.markdown(f"**{title}**")
+            col.dataframe(_frames.nearest_models(kappa, model), hide_index=True, key=f"consistency_near_{title[:3]}",
+                          column_config={"kappa": st.column_config.NumberColumn("κ", format="%.3f")})
 
 ec = data.summary.get("error_consistency") or {}
 if t == data.tolerance and ec:

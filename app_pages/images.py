@@ -163,7 +163,8 @@ else:
     page = int(st.session_state.get("images_page") or 1)
     shown = filtered.iloc[(page - 1) * size : page * size]
     thumbs = _common.thumbnails(data.path, stamp, tuple(int(i) for i in shown["image_id"]), 112)
-    majority = _frames.majority_labels(data, _common.final_decisions(data.path, stamp), shown["image_id"])
+    majority = _frames.majority_labels(data, _common.final_decisions(data.path, stamp, ("predicted",)),
+                                       shown["image_id"])
     st.caption("Under each image: its id, its label → the models' majority prediction, and its category.")
     note = _common.pixels_note(data.path, stamp)
     if note:

@@ -273,11 +273,11 @@ def report(
 SCORE_EXAMPLES = """
 Examples:
 
-  ddd-audit score runs/default --models efficientnet_lite1@48          # one model the audit did not have
+  ddd-audit score runs/default --models efficientnet_lite1@48
 
   ddd-audit score runs/cifar10 --models resnet50.a1_in1k,convnext_tiny --device cuda
 
-  ddd-audit score runs/digits --variants new_variants.yaml               # trained variants with new names
+  ddd-audit score runs/digits --variants new_variants.yaml     # variants with names new to the audit
 """
 
 
@@ -312,9 +312,12 @@ def score(
         console.print(f"note: {note}", highlight=False)
     if plan.kept:
         console.print(f"kept: {', '.join(plan.kept)} (scored before; --force scores again)", highlight=False)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        outcome = run_scoring(plan, listener=CliProgress(progress))
+    if plan.jobs:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            outcome = run_scoring(plan, listener=CliProgress(progress))
+    else:
+        outcome = run_scoring(plan)
     with console.status("computing the report"):
         result = load(path)
         previous = (result.summary() or {}).get("tolerance", 1)
@@ -334,39 +337,50 @@ Examples:
 
   ddd-audit import logits/ --labels labels.npy --classes classes.txt --out runs/zoo   # <model>.npy arrays
 
+  ddd-audit import predictions/ --labels labels.csv --out runs/zoo   # <model>.parquet: image,predicted,true_prob
+
   ddd-audit import raw-data/sketch --images ~/data/sketch --out runs/sketch         # model-vs-human raw data
 """
 
 
 @app.command(name="import", epilog=IMPORT_EXAMPLES)
 def import_(
-    source: Path = typer.Argument(..., help="A decisions table (.csv/.parquet), a folder of score arrays, or a "
-                                  "model-vs-human raw-data folder."),
+    source: Path = typer.Argument(..., help="A decisions table (.csv/.parquet), a folder of score arrays, a "
+                                  "folder of per-model prediction files, or a model-vs-human raw-data folder."),
     out: Path = typer.Option(..., help="The audit directory to write."),
-    source_format: str = typer.Option("auto", "--format", help="auto, table, scores or model-vs-human."),
-    labels: Path | None = typer.Option(None, help="Score arrays: the labels (.npy of class indices, or a CSV "
-                                       "with a label column)."),
+    source_format: str = typer.Option("auto", "--format", help="auto, table, scores, predictions or "
+                                      "model-vs-human."),
+    labels: Path | None = typer.Option(None, help="Score arrays and prediction files: the labels (.npy of class "
+                                       "indices, or a CSV with the columns image and label)."),
     classes: Path | None = typer.Option(None, help="Class names, one per line, in index order."),
     images: Path | None = typer.Option(None, help="The folder of the image files, so the app and a study "
                                        "can show them."),
     force: bool = typer.Option(False, "--force", help="Replace what --out holds."),
     relabel: Path | None = typer.Option(None, help="A CSV with the columns image (the image's key) and new_label: "
                                         "import with those labels corrected; the manifest records the file."),
+    split_by: str = typer.Option("models", help="Who makes the split: models (humans are read per category) "
+                                 "or all (humans join the models)."),
 ):
     """Audit decisions you already have: write an audit directory from them, report, and print the summary."""
     from audit.importers import read_class_list, read_decisions_source, write_imported_audit
     from audit.relabel import read_relabel, record_relabel, relabel_imported
 
     class_list = read_class_list(classes) if classes else None
-    with console.status("reading the decisions"):
-        decisions = read_decisions_source(source, source_format=source_format, labels=labels, classes=class_list)
-    relabelled = None
-    if relabel is not None:
-        decisions, relabelled = relabel_imported(decisions, read_relabel(relabel))
-    for note in decisions.notes:
-        console.print(f"note: {note}", highlight=False)
-    with console.status("writing the audit"):
-        write_imported_audit(decisions, out, images_root=images, force=force)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        reading = bar.add_task("reading the decisions", total=None)
+        decisions = read_decisions_source(source, source_format=source_format, labels=labels, classes=class_list,
+                                          progress=lambda done, total: bar.update(reading, completed=done,
+                                                                                  total=total))
+        bar.remove_task(reading)
+        relabelled = None
+        if relabel is not None:
+            decisions, relabelled = relabel_imported(decisions, read_relabel(relabel))
+        for note in decisions.notes:
+            console.print(f"note: {note}", highlight=False)
+        writing = bar.add_task("writing the audit", total=len(decisions.makers))
+        write_imported_audit(decisions, out, images_root=images, force=force, split_by=split_by,
+                             progress=lambda done, total: bar.update(writing, completed=done))
     if relabelled:
         record_relabel(out, relabelled)
     _report_and_print(out)

@@ -9,6 +9,9 @@ import numpy as np
 
 from audit.metrics import consistency, difficulty
 
+#: above this many bars (models or classes), bar charts are drawn as filled steps
+MANY_BARS = 100
+
 
 def new_figure(width: float, height: float, ncols: int = 1):
     """A constrained-layout Figure on the Agg canvas with `ncols` axes in one row."""
@@ -28,10 +31,16 @@ def n_correct_histogram(hist, binom, beta_binom, t):
     k = np.arange(n_models + 1)
     share = hist / hist.sum()
     colour = {"trivial": "tab:green", "inconclusive": "tab:blue", "impossible": "tab:red"}
-    colors = [colour[c] for c in difficulty.split_from_counts(k, n_models, tolerance=t)]
-    ax.bar(k, share, color=colors, alpha=0.75, label="observed")
-    ax.plot(k, binom / hist.sum(), "o-", color="black", ms=3, label="binomial null")
-    ax.plot(k, beta_binom / hist.sum(), "s--", color="tab:orange", ms=3, label="beta-binomial fit")
+    category = difficulty.split_from_counts(k, n_models, tolerance=t)
+    marker = 3 if n_models <= MANY_BARS else 0
+    if n_models <= MANY_BARS:
+        ax.bar(k, share, color=[colour[c] for c in category], alpha=0.75, label="observed")
+    else:  # a thousand bars as patches take seconds; filled steps draw the same shape at once
+        for name, col in colour.items():
+            ax.fill_between(k, np.where(category == name, share, 0.0), step="mid", color=col, alpha=0.75, lw=0,
+                            label="observed" if name == "inconclusive" else None)
+    ax.plot(k, binom / hist.sum(), "o-", color="black", ms=marker, label="binomial null")
+    ax.plot(k, beta_binom / hist.sum(), "s--", color="tab:orange", ms=marker, label="beta-binomial fit")
     ax.set_xlabel("models that classify the image correctly (n_correct)")
     ax.set_ylabel("share of images")
     ax.set_title(f"impossible (red) / inconclusive (blue) / trivial (green), tolerance {t}")
@@ -40,8 +49,15 @@ def n_correct_histogram(hist, binom, beta_binom, t):
 
 
 def error_consistency(matrices: dict, names: list[str]):
-    """The kappa matrices on all images and on the inconclusive ones, side by side (meding2022 Fig. 6)."""
+    """The kappa matrices on all images and on the inconclusive ones, side by side (meding2022 Fig. 6).
+
+    Many models are shown in the clustered order of κ on all images (`consistency.cluster_order`), so that
+    groups of models that err alike form blocks."""
     fig, axes = new_figure(12, 6.5, ncols=2)
+    if len(names) > 40 and "all" in matrices:
+        order = consistency.cluster_order(matrices["all"])
+        matrices = {k: m[np.ix_(order, order)] for k, m in matrices.items()}
+        names = [names[i] for i in order]
     titles = {"all": "all images", "inconclusive": "inconclusive images"}
     lo = min(0.0, *(float(m.min()) for m in matrices.values()))
     for ax, subset in zip(np.atleast_1d(axes), ("all", "inconclusive"), strict=True):
@@ -65,10 +81,16 @@ def error_consistency(matrices: dict, names: list[str]):
 def per_class_accuracy(class_acc, class_names):
     """Mean accuracy per class, easiest first, with the range over models."""
     fig, ax = new_figure(9, 4)
+    present = ~np.isnan(class_acc).all(axis=1)  # classes without a validation image have no accuracy
+    class_acc = class_acc[present]
+    class_names = [n for n, p in zip(class_names, present, strict=True) if p]
     mean = class_acc.mean(axis=1)
     order = np.argsort(-np.nan_to_num(mean, nan=-1), kind="stable")
     x = np.arange(len(order))
-    ax.bar(x, mean[order], color="tab:blue", width=1.0 if len(order) > 50 else 0.8)
+    if len(order) <= MANY_BARS:
+        ax.bar(x, mean[order], color="tab:blue", width=1.0 if len(order) > 50 else 0.8)
+    else:
+        ax.fill_between(x, mean[order], step="mid", color="tab:blue", lw=0)
     if class_acc.shape[1] > 1:
         ax.vlines(
             x, np.nanmin(class_acc, axis=1)[order], np.nanmax(class_acc, axis=1)[order], color="black", lw=0.6

@@ -52,6 +52,8 @@ REPORT_COLUMNS = (
     "forgetting_events",
 )
 DECISION_MAP_ROWS = 500
+#: above this many models, the bootstrap of mean κ resamples images over a random subset of them
+BOOTSTRAP_MAX_MODELS = 50
 #: The tables and maps a report needs before the app reads it back instead of computing it.
 REQUIRED_FILES = (SUMMARY_FILE, REPORT_TABLES["histogram"], REPORT_TABLES["per_class"])
 
@@ -202,6 +204,7 @@ def build_report(
     error consistency with one model) are removed, and the summary's "notes" say why.
     """
     content = compute_report(result, tolerance=tolerance, n_bootstrap=n_bootstrap, random_state=random_state)
+    result.keep_final_decisions()  # the app's pages then read one matrix per field, not every decision file
     if result.state != "running":  # a live run's temporary files are its writes in progress
         AuditDir(result.path).remove_temporary_files()
     out = result.report_path()
@@ -323,8 +326,12 @@ def _error_consistency(content: ReportContent, correct: np.ndarray, names: list[
         matrices[subset] = kappa
         entry = {"mean": consistency.mean_error_consistency(kappa), "n_images": n_sub}
         if n_bootstrap:
-            ci = consistency.error_consistency_bootstrap(sub, n_bootstrap=n_bootstrap, random_state=random_state)
+            ci = consistency.error_consistency_bootstrap(sub, n_bootstrap=n_bootstrap, random_state=random_state,
+                                                         per_pair=False, max_models=BOOTSTRAP_MAX_MODELS)
             entry["ci95"] = [ci["mean_low"], ci["mean_high"]]
+            if ci["models_resampled"] < n_models and subset == "all":
+                notes.append(f"the 95% intervals of mean κ resample images over a random {ci['models_resampled']} "
+                             f"of the {n_models} models (error_consistency_bootstrap, max_models)")
         ec[subset] = entry
         content.table(f"ec_{subset}", pd.DataFrame(kappa, index=names, columns=names).rename_axis("model"))
     if matrices:
@@ -406,7 +413,7 @@ def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epo
     )
     content.figure("tp_agreement", lambda: figures.tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
 
-    groups_of = [model_field(result, m, "group") for m in dyn]
+    groups_of = model_fields(result, dyn, "group")
     base = groups_of.index("base") if "base" in groups_of else 0
     base_map = dynamics.binned_decision_map(by_epoch[:, base, :], n_bins=DECISION_MAP_ROWS)
     all_map = dynamics.binned_decision_map(by_epoch, n_bins=DECISION_MAP_ROWS)
@@ -546,11 +553,12 @@ def count_noun(n, noun: str) -> str:
 
 def model_rows(result: AuditResult, names, accuracy, epochs_of: dict) -> list[dict]:
     """One summary row per model: name, group, kind, final accuracy and its recorded epochs."""
+    group, kind = model_fields(result, names, "group"), model_fields(result, names, "kind")
     return [
         {
             "name": m,
-            "group": model_field(result, m, "group"),
-            "kind": model_field(result, m, "kind"),
+            "group": group[i],
+            "kind": kind[i],
             "accuracy": float(accuracy[i]),
             "recorded_epochs": len(epochs_of[m]),
             "final_epoch": int(epochs_of[m][-1]),
@@ -559,12 +567,12 @@ def model_rows(result: AuditResult, names, accuracy, epochs_of: dict) -> list[di
     ]
 
 
-def model_field(result: AuditResult, model: str, fld: str):
-    """One field of a model's row in the models table (None where absent)."""
+def model_fields(result: AuditResult, models, fld: str) -> list:
+    """One field of each model's row in the models table (None where absent), in the order of `models`."""
     if fld not in result.models.columns:
-        return None
-    value = result.models.loc[result.models["name"] == model, fld].iloc[0]
-    return None if pd.isna(value) else value
+        return [None] * len(models)
+    values = result.models.drop_duplicates("name").set_index("name")[fld].reindex(list(models))
+    return [None if pd.isna(v) else v for v in values]
 
 
 def _num(value) -> float | None:

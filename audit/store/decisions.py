@@ -8,6 +8,7 @@ through it, and `read_many` reads several models at once.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -161,10 +162,83 @@ def final_decisions(audit: str | os.PathLike, models: Sequence[str], fields: Seq
     final : dict of ndarray, one per field, each of shape (n_images, n_models)
     epochs : dict, model -> ndarray of its recorded epochs
     """
-    runs = read_many(audit, models, fields, image_ids)
-    final = {f: np.stack([arrays[f][-1] for _, arrays in runs], axis=1) if runs else np.empty((len(image_ids), 0))
-             for f in fields}
-    return final, {m: epochs for m, (epochs, _) in zip(models, runs, strict=True)}
+    cached = _FinalCache(audit, models, image_ids)
+    final, epochs = cached.read(fields)
+    todo = [f for f in fields if f not in final]
+    if todo or epochs is None:
+        runs = read_many(audit, models, todo or fields[:1], image_ids)
+        fresh = {f: np.stack([arrays[f][-1] for _, arrays in runs], axis=1) if runs
+                 else np.empty((len(image_ids), 0)) for f in todo}
+        epochs = {m: e for m, (e, _) in zip(models, runs, strict=True)}
+        cached.write(fresh, epochs)
+        final.update(fresh)
+    return {f: final[f] for f in fields}, epochs
+
+
+#: where final_decisions keeps each field's (n_images, n_models) matrix, beside a record of the files it read
+FINAL_CACHE_DIR = "cache"
+
+
+class _FinalCache:
+    """The final-epoch matrices of a set of decision files, kept as .npy in the audit's cache/ folder.
+
+    Reading a thousand decision files takes seconds; one matrix per field takes milliseconds. The
+    matrices are valid while the models, the image ids and every file's size and mtime are those
+    recorded beside them; anything else reads the files again. A read-only audit is simply not cached.
+    """
+
+    def __init__(self, audit, models: Sequence[str], image_ids: np.ndarray):
+        self.folder = Path(audit) / FINAL_CACHE_DIR
+        stats = []
+        for m in models:
+            try:
+                st = os.stat(decision_path(audit, m))
+                stats.append([m, st.st_mtime_ns, st.st_size])
+            except OSError:
+                stats.append([m, None, None])
+        import hashlib
+
+        h = hashlib.sha256(json.dumps(stats).encode())
+        h.update(np.ascontiguousarray(np.asarray(image_ids, dtype=np.int64)).tobytes())
+        self.key = h.hexdigest()[:20]
+        self.enabled = bool(models) and all(s[1] is not None for s in stats)
+
+    def _path(self, field: str) -> Path:
+        return self.folder / f"final-{field}-{self.key}.npy"
+
+    def read(self, fields: Sequence[str]) -> tuple[dict, dict | None]:
+        if not self.enabled:
+            return {}, None
+        out = {}
+        for f in fields:
+            try:
+                out[f] = np.load(self._path(f), allow_pickle=False)
+            except (OSError, ValueError):
+                continue
+        try:
+            epochs = {m: np.asarray(e, dtype=np.int64)
+                      for m, e in json.loads((self.folder / f"final-epochs-{self.key}.json").read_text()).items()}
+        except (OSError, ValueError):
+            epochs = None
+        return out, epochs
+
+    def write(self, arrays: dict, epochs: dict) -> None:
+        if not self.enabled:
+            return
+        from audit.store.files import atomic_path
+
+        try:
+            self.folder.mkdir(exist_ok=True)
+            for old in self.folder.glob("final-*"):
+                if self.key not in old.name:
+                    old.unlink(missing_ok=True)  # an earlier version of the files
+            for f, arr in arrays.items():
+                with atomic_path(self._path(f), ".npy") as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+            with atomic_path(self.folder / f"final-epochs-{self.key}.json", ".json") as tmp:
+                tmp.write_text(json.dumps({m: [int(x) for x in e] for m, e in epochs.items()}))
+        except OSError:  # a read-only audit: read the files each time
+            pass
 
 
 def decisions_by_epoch(audit: str | os.PathLike, models: Sequence[str], fields: Sequence[str],

@@ -232,7 +232,8 @@ class AuditDir:
         """Gather the per-job records into models.parquet (in `order` where given)."""
         names = self.finished_jobs()
         if order is not None:
-            names = [n for n in order if n in set(names)] + [n for n in names if n not in set(order)]
+            have, wanted = set(names), set(order)
+            names = [n for n in order if n in have] + [n for n in names if n not in wanted]
         rows = []
         for name in names:
             rec = read_json(self.job_path(name))

@@ -38,10 +38,29 @@ def atomic_path(path: Path, suffix: str = ""):
         tmp.unlink(missing_ok=True)
 
 
+#: frames with more cells than this are written by pyarrow's CSV writer (about 8x faster than pandas')
+ARROW_CSV_CELLS = 200_000
+
+
 def write_csv(path: Path, frame: pd.DataFrame, *, index: bool = False) -> None:
-    """Write a frame as CSV atomically."""
+    """Write a frame as CSV atomically; large frames (a 1,000 x 1,000 κ matrix) through pyarrow."""
     with atomic_path(path, ".csv") as tmp:
+        if frame.size > ARROW_CSV_CELLS and _write_csv_arrow(tmp, frame.reset_index() if index else frame):
+            return
         frame.to_csv(tmp, index=index)
+
+
+def _write_csv_arrow(path: Path, frame: pd.DataFrame) -> bool:
+    """pyarrow's CSV writer; False (and nothing written) for columns it cannot convert."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    pa_csv.write_csv(table, path)
+    return True
 
 
 def write_json(path: Path, obj: Any) -> None:

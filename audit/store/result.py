@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.store.decisions import DECISION_FIELDS, decision_path, read_many, read_partial_decisions
+from audit.store.decisions import (
+    DECISION_FIELDS,
+    _FinalCache,
+    decision_path,
+    read_many,
+    read_partial_decisions,
+)
 from audit.store.directory import REPORT_DIR, SCORED_KIND, SUMMARY_FILE, AuditDir
 from audit.store.files import AuditError, read_json
 from audit.store.state import describe_run_state, run_state
@@ -55,7 +61,6 @@ class AuditResult:
 
     @property
     def human_names(self) -> list[str]:
-
         """Human observers stored beside the models (imported audits); they take no part in the split."""
         return [h["name"] for h in self.manifest.get("humans") or []]
 
@@ -130,7 +135,10 @@ class AuditResult:
         return self._cache[(model, split, fld)]
 
     def _check_models(self, models: Sequence[str]) -> None:
-        known = set(self.model_names) | set(self.scored_names)
+        key = ("known models", len(self.models), len(self.scored))  # checked once per model read: kept
+        if key not in self._cache:
+            self._cache[key] = set(self.model_names) | set(self.scored_names)
+        known = self._cache[key]
         for model in models:
             if model not in known:
                 raise AuditError(f"unknown model {model!r}; this audit has: "
@@ -168,12 +176,12 @@ class AuditResult:
         models = list(models) if models is not None else self.model_names
         self._read(models, (fld,))
         cols = []
-        for m in models:
-            arr = self.decision_array(m, fld)
+        for m in models:  # read above: straight from the cache, not through a check per model
+            arr = self._cache[(m, "val", fld)]
             if epoch is None:
                 cols.append(arr[-1])
             else:
-                ep = self.epochs(m)
+                ep = self._cache[(m, "val", "epochs")]
                 where = np.flatnonzero(ep == epoch)
                 if len(where) == 0:
                     raise AuditError(f"{m} has no decisions at epoch {epoch} (it has {ep.min()}..{ep.max()})")
@@ -181,6 +189,17 @@ class AuditResult:
         if not cols:
             return np.empty((self.n_images, 0), dtype=bool if fld == "correct" else float)
         return np.stack(cols, axis=1)
+
+    def keep_final_decisions(self) -> None:
+        """Keep the final-epoch matrices of the fields already read for every model in the audit's cache/,
+        where `audit.store.final_decisions` (the app) finds them without reading each decision file."""
+        names = self.model_names
+        fields = [f for f in DECISION_FIELDS if all((m, "val", f) in self._cache for m in names)]
+        if not names or not fields:
+            return
+        cache = _FinalCache(self.path, names, self.image_ids)
+        cache.write({f: self._stack(f, names, None) for f in fields},
+                    {m: self._cache[(m, "val", "epochs")] for m in names})
 
     def correct_by_epoch(self, models: Sequence[str] | None = None, fld: str = "correct") -> np.ndarray:
         """One field over the epochs that all given models share.
@@ -293,7 +312,8 @@ def load(path: str | os.PathLike) -> AuditResult:
         if "name" not in models.columns:  # written with no finished job by an older version
             models = pd.DataFrame(columns=["name"])
         models = models[models["name"].isin(finished)]
-        extra = [n for n in finished if n not in set(models["name"])]
+        listed = set(models["name"])
+        extra = [n for n in finished if n not in listed]
     else:
         models, extra = pd.DataFrame(columns=["name"]), finished
     if extra:

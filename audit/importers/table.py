@@ -1,0 +1,169 @@
+"""Decisions as one long table (`DECISION_TABLE_COLUMNS`), the form of every source that fits in memory:
+a table of decisions, score arrays and model-vs-human raw data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from audit.importers.common import (
+    DECISION_TABLE_COLUMNS,
+    MAKER_KINDS,
+    DecisionSource,
+    ImportDataError,
+    store_rows,
+)
+
+
+@dataclass
+class ImportedDecisions(DecisionSource):
+    """Decisions read from a source: the long table, the classes, and where they came from."""
+
+    table: pd.DataFrame
+    classes: list[str]
+    source: str
+    kind_of_source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def makers(self) -> list[str]:
+        return list(dict.fromkeys(self.table["maker"]))
+
+    def kind(self, maker: str) -> str:
+        return str(self._kinds()[maker])
+
+    def models(self) -> list[str]:
+        kinds = self._kinds()
+        return [m for m in self.makers if kinds[m] == "model"]
+
+    def _kinds(self) -> pd.Series:
+        return self.table.drop_duplicates("maker").set_index("maker")["kind"]
+
+    def units(self, split: list[str]) -> pd.DataFrame:
+        units, unit_ids = _units(self.table, split, self.notes)
+        label_of = self.table.drop_duplicates("image").set_index("image")["label"]
+        units["label"] = label_of.loc[units["image"]].to_numpy(np.int64)
+        self._by_maker = dict(tuple(self.table.assign(unit_id=unit_ids).groupby("maker", sort=False)))
+        return units
+
+    def rows(self, maker: str) -> pd.DataFrame:
+        mine = self._by_maker[maker]
+        mine = mine[mine["unit_id"].to_numpy() >= 0]
+        rt = mine["rt"].to_numpy(np.float64) if mine["rt"].notna().any() else None
+        return store_rows(mine["epoch"], mine["unit_id"], mine["predicted"], mine["label"], mine["true_prob"],
+                          mine["top_prob"], rt)
+
+
+def classes_of(table: pd.DataFrame, classes: list[str] | None) -> list[str]:
+    return list(classes) if classes is not None else list(table.attrs["classes"])
+
+
+def normalise(frame: pd.DataFrame, where, classes: list[str] | None) -> pd.DataFrame:
+    """Fill optional columns, map labels and predictions to class indices, and check the table."""
+    frame = frame.copy()
+    if frame.empty:
+        raise ImportDataError(f"{where} holds no decisions")
+    frame["maker"] = frame["maker"].astype(str)
+    frame["image"] = frame["image"].astype(str)
+    if "kind" not in frame.columns:
+        frame["kind"] = "model"
+    frame["kind"] = frame["kind"].fillna("model").astype(str).str.lower()
+    bad_kind = sorted(set(frame["kind"]) - set(MAKER_KINDS))
+    if bad_kind:
+        raise ImportDataError(f"{where}: column kind holds {', '.join(map(repr, bad_kind))}; "
+                              f"expected {' or '.join(MAKER_KINDS)}")
+    for col, default in (("true_prob", np.nan), ("top_prob", np.nan), ("epoch", 0), ("condition", ""),
+                         ("rt", np.nan)):
+        if col not in frame.columns:
+            frame[col] = default
+    frame["condition"] = frame["condition"].fillna("").astype(str)
+    frame["epoch"] = pd.to_numeric(frame["epoch"], errors="coerce")
+    if frame["epoch"].isna().any() or (frame["epoch"] < 0).any():
+        rows = frame.index[frame["epoch"].isna() | (frame["epoch"] < 0)][:3]
+        raise ImportDataError(f"{where}: column epoch must hold integers >= 0 (rows {', '.join(map(str, rows))})")
+    frame["epoch"] = frame["epoch"].astype(np.int64)
+    class_list, frame["label"], frame["predicted"] = _to_indices(frame["label"], frame["predicted"], classes,
+                                                                  where)
+    kinds = frame.groupby("maker")["kind"].nunique()
+    if (kinds > 1).any():
+        raise ImportDataError(f"{where}: maker {kinds[kinds > 1].index[0]!r} is both a model and a human")
+    dup = frame.duplicated(["maker", "image", "condition", "epoch"], keep=False)
+    if dup.any():
+        rows = frame[dup].head(3)
+        shown = "; ".join(f"{r.maker} on {r.image}{f' ({r.condition})' if r.condition else ''} at epoch {r.epoch}"
+                          for r in rows.itertuples())
+        raise ImportDataError(f"{where}: the same maker decided the same image twice at one epoch ({shown}); "
+                              "keep one decision per maker, image and epoch")
+    labels = frame.groupby("image")["label"].nunique()
+    if (labels > 1).any():
+        conflicts = labels[labels > 1].index[:3]
+        shown = "; ".join(
+            f"{img}: " + " vs ".join(f"{class_list[lab]} ({', '.join(frame.loc[(frame['image'] == img) & (frame['label'] == lab), 'maker'].unique()[:2])})"  # noqa: E501
+                                    for lab in sorted(frame.loc[frame["image"] == img, "label"].unique()))
+            for img in conflicts)
+        raise ImportDataError(f"{where}: images with different labels from different makers: {shown}; "
+                              "fix the labels so that each image has one")
+    for col in ("true_prob", "top_prob"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float32)
+    frame["rt"] = pd.to_numeric(frame["rt"], errors="coerce")
+    frame = frame[list(DECISION_TABLE_COLUMNS)].reset_index(drop=True)
+    frame.attrs["classes"] = class_list
+    return frame
+
+
+def _to_indices(labels: pd.Series, predicted: pd.Series, classes: list[str] | None, where
+                ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Class names or indices -> indices into the class list (given, or found in the data)."""
+    numeric = all(pd.api.types.is_integer_dtype(s) or _all_int_text(s) for s in (labels, predicted))
+    if numeric:
+        lab = pd.to_numeric(labels).to_numpy(np.int64)
+        pred = pd.to_numeric(predicted).to_numpy(np.int64)
+        n = len(classes) if classes is not None else int(max(lab.max(), pred.max())) + 1
+        for name, values in (("label", lab), ("predicted", pred)):
+            out = (values < 0) | (values >= n)
+            if out.any():
+                raise ImportDataError(f"{where}: column {name} holds {int(values[out][0])}, outside the "
+                                      f"{n} classes (0..{n - 1}); give --classes FILE with every class")
+        return (list(classes) if classes is not None else [str(i) for i in range(n)]), lab, pred
+    lab_text, pred_text = labels.astype(str), predicted.astype(str)
+    if classes is None:
+        classes = sorted(set(lab_text) | set(pred_text))
+    index = {c: i for i, c in enumerate(classes)}
+    for name, values in (("label", lab_text), ("predicted", pred_text)):
+        unknown = sorted(set(values) - set(index))
+        if unknown:
+            raise ImportDataError(f"{where}: column {name} holds {', '.join(map(repr, unknown[:3]))}, not in "
+                                  f"the class list ({len(classes)} classes); add them to --classes FILE")
+    return list(classes), lab_text.map(index).to_numpy(np.int64), pred_text.map(index).to_numpy(np.int64)
+
+
+def _all_int_text(series: pd.Series) -> bool:
+    return bool(series.astype(str).str.fullmatch(r"-?\d+").all())
+
+
+def _units(table: pd.DataFrame, models: list[str], notes: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The (image, condition) units that every model decided at every one of its epochs, sorted.
+
+    Returns the units and, per row of `table`, its unit id (-1 for a unit outside the audit).
+    """
+    codes, keys = pd.factorize(table["image"] + "\x1f" + table["condition"])
+    in_split = table["maker"].isin(models).to_numpy()
+    groups = pd.factorize(table["maker"] + "\x1f" + table["epoch"].astype(str))[0]
+    n_groups = len(np.unique(groups[in_split]))
+    # each (model, epoch) decides a unit at most once (checked on reading): count the groups per unit
+    seen = np.bincount(codes[in_split], minlength=len(keys))
+    common = np.flatnonzero(seen == n_groups)
+    if not len(common):
+        raise ImportDataError("no image (under one condition) was decided by every maker in the split; the split needs "
+                              "images that all of them classified")
+    if len(common) < len(keys):
+        notes.append(f"{len(keys) - len(common)} of {len(keys)} images were not decided by every maker in the split "
+                     "at every epoch and are left out")
+    split = pd.Series(keys[common]).str.split("\x1f", n=1, expand=True)
+    units = pd.DataFrame({"image": split[0], "condition": split[1]}).sort_values(["image", "condition"],
+                                                                                  kind="stable")
+    id_of_code = np.full(len(keys), -1, dtype=np.int64)
+    id_of_code[common[units.index.to_numpy()]] = np.arange(len(units))
+    return units.reset_index(drop=True), id_of_code[codes]

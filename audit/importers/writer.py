@@ -1,0 +1,121 @@
+"""Write any source of decisions as an audit directory that `report`, the app and `study create` read as
+they read a run's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.importers.common import DecisionSource, ImportDataError, file_name
+
+SPLIT_BY = ("models", "all")
+
+
+def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_root: str | Path | None = None,
+                         force: bool = False, split_by: str = "models", progress=None) -> Path:
+    """Write `decisions` as an audit directory at `out` and return its path.
+
+    The split is over the models (`split_by="models"`) or over every maker, humans too (`"all"`). Makers in
+    the split get decisions/<name>.parquet over the units they all decided (the others are dropped, with a
+    note); the other makers (humans) get humans/<name>.parquet with the units they decided among those.
+    Units are images under a condition; `images_root` is the folder of the image files, if the app should
+    show them. `progress(done, total)` is called after each maker's file.
+    """
+    from audit.store import AuditDir, AuditError, current_process, utc_now, write_json, write_parquet
+
+    if split_by not in SPLIT_BY:
+        raise ImportDataError(f"--split-by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    out = Path(out)
+    store = AuditDir(out)
+    if out.exists() and not out.is_dir():
+        raise ImportDataError(f"--out {out} is a file; give a folder for the audit")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise AuditError(f"{out} is not empty; choose another --out or pass --force to replace it")
+    if images_root is not None and not Path(images_root).is_dir():
+        raise ImportDataError(f"--images {images_root} is not a folder")
+    makers = decisions.makers
+    models = makers if split_by == "all" else decisions.models()
+    humans = [m for m in makers if m not in set(models)]
+    notes = list(decisions.notes)
+    if split_by == "all" and any(decisions.kind(m) == "human" for m in makers):
+        notes.append("--split-by all: humans and models together make the split")
+    if not models and len(humans) >= 2:  # a study's responses: the observers make the split
+        models, humans, split_by = humans, [], "humans"
+        notes.append("no models among the decision makers: the split is over the humans")
+    files = pd.Series([file_name(m) for m in makers], index=makers)
+    if files.duplicated().any():
+        clash = files[files.duplicated(keep=False)]
+        raise ImportDataError(f"makers {', '.join(map(repr, clash.index[:3]))} would share the file name "
+                              f"{clash.iloc[0]!r}; rename them so that they differ in letters or digits")
+    if len(models) < 2:
+        raise ImportDataError(f"{decisions.source}: the split needs at least two models, found {len(models)}"
+                              f"{' (' + ', '.join(models) + ')' if models else ''}; humans do not count"
+                              f"{' unless --split-by all' if humans else ''}")
+    decisions.notes = notes
+    units = decisions.units(models)
+    if force and out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(images_root).resolve() if images_root is not None else None
+    labels = units["label"].to_numpy(np.int64)
+    images = pd.DataFrame({
+        "image_id": np.arange(len(units), dtype=np.int64),
+        "label": labels,
+        "class_name": np.asarray(decisions.classes, dtype=object)[labels],
+        "split": "val",
+        "source": [str(root / key) if root is not None else key for key in units["image"]],
+        "image_key": units["image"].to_numpy(),
+        "condition": units["condition"].to_numpy(),
+    })
+    write_parquet(out / "images.parquet", images)
+    jobs = []
+    for in_split, names in ((True, models), (False, humans)):
+        for name in names:
+            kind = "human" if decisions.kind(name) == "human" else "imported"
+            rows = decisions.rows(name)  # a maker in the split covers every unit at every epoch
+            record = _record(name, kind, rows, decisions)
+            write_parquet(out / ("decisions" if in_split else "humans") / f"{file_name(name)}.parquet", rows)
+            write_json(out / ("jobs" if in_split else "humans") / f"{file_name(name)}.json", record)
+            jobs.append({"name": file_name(name), "kind": kind, "group": record["group"], "status": "done",
+                         "in_split": in_split})
+            if progress is not None:
+                progress(len(jobs), len(makers))
+    store.write_models_table(order=[file_name(m) for m in models])
+    fingerprint = _fingerprint(images)
+    manifest = {
+        "config": {"import": decisions.source, "source_kind": decisions.kind_of_source,
+                   "images": str(root) if root else None, "split_by": split_by},
+        "dataset": {"name": f"imported:{Path(decisions.source).name}", "origin": decisions.source,
+                    "root": str(root) if root else None, "classes": decisions.classes,
+                    "n_classes": len(decisions.classes), "n_val": len(units), "n_train": 0,
+                    "fingerprint": fingerprint, "skipped": [],
+                    "conditions": sorted(set(units["condition"]) - {""})},
+        "seed": 0,
+        "notes": notes,
+        "jobs": [j for j in jobs if j["in_split"]],
+        "humans": [j for j in jobs if not j["in_split"]],
+        "process": current_process(),
+        "finished_at": utc_now(),
+    }
+    store.write_manifest(manifest)
+    return out
+
+
+def _record(name: str, kind: str, rows: pd.DataFrame, decisions: DecisionSource) -> dict:
+    final = rows[rows["epoch"] == rows["epoch"].max()]
+    return {"name": file_name(name), "kind": kind, "group": "human" if kind == "human" else "imported",
+            "maker": name, "source": decisions.source, "accuracy": float(final["correct"].mean()),
+            "n_decided": int(len(final)), "epochs": sorted(int(e) for e in rows["epoch"].unique())}
+
+
+def _fingerprint(images: pd.DataFrame) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for col in ("image_key", "condition", "label"):
+        h.update("\n".join(map(str, images[col])).encode())
+    return h.hexdigest()[:16]
