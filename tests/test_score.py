@@ -357,3 +357,19 @@ def test_score_an_imported_audit_through_a_label_map(tmp_path):
     assert record["head"] == "mapping" and record["kind"] == "scored"
     table = pd.read_csv(path / "report" / SCORED_TABLE)
     assert table.loc[0, "accuracy"] == pytest.approx(result.correct([NAME]).mean())
+
+
+@pytest.mark.usefixtures("_no_runs_folder")
+def test_scored_page_on_a_one_model_and_a_running_audit(tmp_path):
+    from audit.synthetic import make_synthetic_audit
+
+    one = make_synthetic_audit(tmp_path / "one_model", n_images=120, n_models=1, n_epochs=2)
+    _fake_scored(one, "newcomer", 0.6)
+    build_report(load(one))
+    at = _open_scored_page(one)
+    (table,) = [d.value for d in at.dataframe if "rank all" in d.value.columns]
+    assert table.loc[0, "of"] == 2
+    running = make_synthetic_audit(tmp_path / "running", n_images=120, n_models=3, n_epochs=2, n_unfinished=1)
+    at = _open_scored_page(running)
+    shown = " ".join(str(e.value) for kind in ("warning", "info") for e in at.get(kind))
+    assert "still running" in shown and "ddd-audit score" in shown
