@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.ddd-audit-installed
 OUT    ?= runs/default
 MODELS ?= efficientnet_lite0@48
 
-.PHONY: setup audit test test-fast app bench lint clean
+.PHONY: setup audit test test-fast app bench gpu-check lint clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -31,6 +31,12 @@ app: $(STAMP)
 ## make bench: run every benchmark and rewrite benchmarks/RESULTS.md
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+## make gpu-check: every CUDA path once and the `paper` variant's cost (benchmarks/gpu_check.py; tiny sizes
+## without CUDA). Needs no set-up: a GPU machine without the venv runs it with its own python3
+GPU_PY := $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	$(GPU_PY) benchmarks/gpu_check.py --device auto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,6 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+#: benchmarks/gpu_check.py's results from a CUDA device, committed (not rewritten by this script)
+GPU_CHECK = HERE / "gpu_check"
 
 
 def machine() -> dict:
@@ -121,6 +123,28 @@ def headline_rows(results: dict) -> list[str]:
     return rows
 
 
+def gpu_section(folder: Path = GPU_CHECK) -> list[str]:
+    """The "GPU" section: the table of the last full benchmarks/gpu_check.py run on a CUDA device, kept in
+    `folder` (gpu_check.json and gpu_check.md), or how to make one."""
+    lines = ["## GPU", ""]
+    try:
+        info = json.loads((folder / "gpu_check.json").read_text())
+        table = (folder / "gpu_check.md").read_text().strip()
+    except (OSError, ValueError):
+        info, table = {}, ""
+    if table and str(info.get("device", "")).startswith("cuda") and not info.get("tiny"):
+        return lines + [table]
+    return lines + [
+        "Not yet measured on a GPU. benchmarks/gpu_check.py runs every CUDA path of the library once (bf16 "
+        "autocast, channels-last training, the out-of-memory halving of the inference batch, the CUDA "
+        "non-deterministic condition, fractional GPUs per Ray task, torch.compile) and measures a `paper` "
+        "variant, in under 8 minutes on one GPU. On a machine with one CUDA GPU, from the repository root:",
+        "", "    python3 benchmarks/gpu_check.py --device cuda --out benchmarks/gpu_check", "",
+        "(or `make gpu-check`), then commit benchmarks/gpu_check/ and rerun `make bench` (or "
+        "`benchmarks/run_all.py --render-only`): its table replaces this paragraph. The README's GPU figures are "
+        "estimates until then."]
+
+
 def render(results: dict[str, dict], mach: dict) -> str:
     lines = ["# Benchmark results", "",
              "Written by `make bench` (benchmarks/run_all.py). Every ratio compares against a peer measured in the "
@@ -135,6 +159,7 @@ def render(results: dict[str, dict], mach: dict) -> str:
               "12.0%), which meets both goals. At the models' native 224-260 px we expect (not measured) the "
               "overhead to shrink further and the speedup to fall towards 1. No GPU was measured. Figures on "
               "this 2-core virtual machine vary by a few percent from run to run."]
+    lines += [""] + gpu_section()
     for name, res in results.items():
         lines += ["", f"## {res.get('benchmark', name)}", "", "```json", json.dumps(res, indent=2), "```"]
     return "\n".join(lines) + "\n"
