@@ -175,6 +175,33 @@ def test_relabel_imported_decisions(tmp_path):
         relabel_imported(decisions, read_relabel(bad))
 
 
+def test_relabelled_prediction_files_write_an_audit_that_records_it(tmp_path):
+    from audit.importers import read_decisions_source, write_imported_audit
+    from audit.relabel import record_relabel
+
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    for model, preds in (("a", ["cat", "dog", "cat", "dog"]), ("b", ["cat", "cat", "dog", "dog"]),
+                         ("c", ["dog", "dog", "cat", "dog"])):
+        pd.DataFrame({"image": ["w", "x", "y", "z"], "label": ["cat", "cat", "dog", "dog"], "predicted": preds,
+                      "true_prob": 0.8}).to_csv(folder / f"{model}.csv", index=False)
+    decisions = read_decisions_source(folder)
+    relabel = tmp_path / "relabel.csv"
+    relabel.write_text("image,new_label\nx,dog\ny,dog\n")
+    relabelled, record = relabel_imported(decisions, read_relabel(relabel))
+    assert record["n_images"] == 2 and record["n_changed"] == 1
+    out = write_imported_audit(relabelled, tmp_path / "audit")
+    record_relabel(out, record)
+    result = load(out)
+    by_key = dict(zip(result.images["image_key"], result.images["class_name"], strict=True))
+    assert by_key == {"w": "cat", "x": "dog", "y": "dog", "z": "dog"}
+    pred = result.predicted()
+    np.testing.assert_array_equal(result.correct(), pred == result.labels[:, None])
+    x = list(result.images["image_key"]).index("x")
+    assert np.isnan(result.true_prob()[x]).all() and (result.true_prob()[0] == np.float32(0.8)).all()
+    assert result.manifest["relabel"]["sha256"] == hashlib.sha256(relabel.read_bytes()).hexdigest()
+
+
 def test_import_relabel_from_the_command_line(tmp_path, capsys):
     table = tmp_path / "decisions.csv"
     rows = [(m, img, lab, pred) for m, preds in (("a", "cdcd"), ("b", "ccdd"), ("c", "cddd"))
