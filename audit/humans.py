@@ -90,7 +90,11 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
             continue
         kappa, n_shared = makers.masked_error_consistency(correct[mask], decided[mask])
         means = makers.group_consistency(kappa, groups)
-        cis = _bootstrap_groups(correct[mask], decided[mask], groups, n_bootstrap, rng)
+        cis, resampled = _bootstrap_groups(correct[mask], decided[mask], groups, n_bootstrap, rng, means)
+        if resampled < len(groups) and subset == "all":
+            report.notes.append(f"the 95% intervals of mean κ by group of makers resample images over {resampled} "
+                                f"of the {len(groups)} makers (every human while they are few, and a random "
+                                "draw of the models)")
         entry = {}
         for pair, value in means.items():
             entry[pair] = {"mean": _num(value), "ci95": cis.get(pair, [None, None])}
@@ -149,24 +153,47 @@ def _by_condition(result, models_correct, humans, categories, makers_all) -> pd.
     return pd.DataFrame(rows)
 
 
-def _bootstrap_groups(correct, decided, groups, n_bootstrap, rng) -> dict:
-    """Percentile 95% intervals of the group means of κ, resampling images (skipped for large zoos)."""
-    if n_bootstrap <= 0 or correct.shape[1] > 200:
-        return {}
+#: above this many makers, the group bootstrap resamples images over a subset of them
+BOOTSTRAP_MAX_MAKERS = 60
+
+
+def _bootstrap_groups(correct, decided, groups, n_bootstrap, rng, means) -> tuple[dict, int]:
+    """Percentile 95% intervals of the group means of κ, resampling images; and how many makers the
+    replicates used.
+
+    With more than BOOTSTRAP_MAX_MAKERS makers the replicates use every human (up to half of them) and a
+    random draw of the models, and each group mean's replicates are shifted by the full mean minus the
+    subset's, as `consistency.error_consistency_bootstrap` does with max_models.
+    """
+    n_makers = correct.shape[1]
+    if n_bootstrap <= 0:
+        return {}, n_makers
+    shift: dict[str, float] = {}
+    if n_makers > BOOTSTRAP_MAX_MAKERS:
+        humans, models = np.flatnonzero(groups == "human"), np.flatnonzero(groups == "model")
+        half = BOOTSTRAP_MAX_MAKERS // 2
+        humans = humans if len(humans) <= half else rng.choice(humans, half, replace=False)
+        models = rng.choice(models, min(len(models), BOOTSTRAP_MAX_MAKERS - len(humans)), replace=False)
+        cols = np.sort(np.concatenate([humans, models]))
+        correct, decided, groups = correct[:, cols], decided[:, cols], groups[cols]
+        sub_kappa, _ = makers.masked_error_consistency(correct, decided)
+        for pair, value in makers.group_consistency(sub_kappa, groups).items():
+            if means.get(pair) is not None and not np.isnan(means[pair]) and not np.isnan(value):
+                shift[pair] = float(means[pair]) - float(value)
     draws: dict[str, list[float]] = {}
     n = correct.shape[0]
     for _ in range(n_bootstrap):
         idx = rng.integers(0, n, n)
         kappa, _ = makers.masked_error_consistency(correct[idx], decided[idx])
         for pair, value in makers.group_consistency(kappa, groups).items():
-            draws.setdefault(pair, []).append(value)
+            draws.setdefault(pair, []).append(value + shift.get(pair, 0.0))
     out = {}
     for pair, values in draws.items():
         values = np.asarray(values)
         values = values[~np.isnan(values)]
         out[pair] = ([_num(np.quantile(values, 0.025)), _num(np.quantile(values, 0.975))] if values.size
                      else [None, None])
-    return out
+    return out, correct.shape[1]
 
 
 def format_human_summary(summary: dict) -> list[str]:

@@ -118,3 +118,30 @@ def test_consistency_page_of_a_zoo_is_an_image_in_clustered_order(tmp_path):
     tables = pd.read_csv(kappa.report_path("error_consistency_all.csv"), index_col=0)
     best = tables.loc[model].drop(model).max()
     assert near[0]["kappa"].iloc[0] == pytest.approx(best)
+
+
+def test_humans_beside_a_zoo_keep_their_intervals(tmp_path):
+    """70 models and 3 humans: the group bootstrap resamples a subset of makers, says so, and its
+    intervals bracket the group means."""
+    from audit.importers import read_long_table, write_imported_audit
+    from audit.report import build_report
+
+    rng = np.random.default_rng(5)
+    n_images = 120
+    labels = rng.integers(0, 3, n_images)
+    ease = rng.normal(0, 1.5, n_images)
+    rows = []
+    for maker, kind, seen in ([(f"m{j:02d}", "model", range(n_images)) for j in range(70)]
+                              + [(f"subject-0{h}", "human", range(h * 20, h * 20 + 80)) for h in range(3)]):
+        for i in seen:
+            right = rng.random() < 1 / (1 + np.exp(-ease[i]))
+            rows.append({"maker": maker, "kind": kind, "image": f"i{i:03d}", "label": int(labels[i]),
+                         "predicted": int(labels[i]) if right else int((labels[i] + 1) % 3)})
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    result = load(write_imported_audit(read_long_table(tmp_path / "t.csv"), tmp_path / "audit"))
+    summary = build_report(result, n_bootstrap=50)
+    ec = summary["humans"]["error_consistency"]["all"]
+    for pair in ("model-model", "human-model", "human-human"):
+        low, high = ec[pair]["ci95"]
+        assert low is not None and low <= ec[pair]["mean"] <= high, (pair, ec[pair])
+    assert any("resample images over 60 of the 73 makers" in n for n in summary["notes"])

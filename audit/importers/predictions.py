@@ -167,22 +167,28 @@ def read_prediction_files(folder: str | Path, *, labels: str | Path | None = Non
         known_labels = np.zeros(0, dtype=np.int64)
         first_maker = np.zeros(0, dtype=np.int32)
     per_model: dict[str, dict[str, np.ndarray]] = {}
+    last_image, last_ids = None, None
     for i, f in enumerate(files):
-        frame = _read_one(f, need_label=labels is None)
-        image = frame["image"].astype(str)
-        ids = keys.get_indexer(image)
-        if (ids < 0).any():
-            fresh = pd.unique(image[ids < 0])
-            if labels is not None:
-                raise ImportDataError(f"{f}: images {', '.join(map(repr, fresh[:3]))} are not in the labels file "
-                                      f"{labels}; every image needs a label")
-            keys = keys.append(pd.Index(fresh, dtype=object))
-            known_labels = np.concatenate([known_labels, np.full(len(fresh), -1, dtype=np.int64)])
-            first_maker = np.concatenate([first_maker, np.full(len(fresh), i, dtype=np.int32)])
+        frame, image_column = _read_one(f, need_label=labels is None)
+        if last_image is not None and image_column.equals(last_image):
+            ids = last_ids  # a zoo's files usually list the images in one order: no hashing of the names again
+        else:
+            image = frame["image"].astype(str).to_numpy(dtype=object)
             ids = keys.get_indexer(image)
-        if len(np.unique(ids)) != len(ids):
-            twice = image[pd.Series(ids).duplicated().to_numpy()].iloc[0]
-            raise ImportDataError(f"{f}: image {twice!r} appears twice; keep one prediction per model and image")
+            if (ids < 0).any():
+                fresh = pd.unique(image[ids < 0])
+                if labels is not None:
+                    raise ImportDataError(f"{f}: images {', '.join(map(repr, fresh[:3]))} are not in the labels "
+                                          f"file {labels}; every image needs a label")
+                keys = keys.append(pd.Index(fresh, dtype=object))
+                known_labels = np.concatenate([known_labels, np.full(len(fresh), -1, dtype=np.int64)])
+                first_maker = np.concatenate([first_maker, np.full(len(fresh), i, dtype=np.int32)])
+                ids = keys.get_indexer(image)
+            twice = np.bincount(ids, minlength=len(keys)) > 1
+            if twice.any():
+                raise ImportDataError(f"{f}: image {keys[np.flatnonzero(twice)[0]]!r} appears twice; keep one "
+                                      "prediction per model and image")
+            last_image, last_ids = image_column, ids
         mine = {"image": ids.astype(np.int32),
                 "predicted": codes_of.encode(frame["predicted"], str(f), "predicted").astype(np.int32)}
         if labels is None:
@@ -191,7 +197,7 @@ def read_prediction_files(folder: str | Path, *, labels: str | Path | None = Non
             known_labels[ids[new]] = lab[new]
             clash = np.flatnonzero(known_labels[ids] != lab)
             if len(clash):
-                shown = "; ".join(f"{image.iloc[j]}: {lab[j]} here, {known_labels[ids[j]]} in "
+                shown = "; ".join(f"{keys[ids[j]]}: {lab[j]} here, {known_labels[ids[j]]} in "
                                   f"{files[first_maker[ids[j]]].name}" for j in clash[:3])
                 raise ImportDataError(f"{f}: images whose label differs from an earlier file's ({shown}); fix the "
                                       "labels so that each image has one")
@@ -211,29 +217,36 @@ def read_prediction_files(folder: str | Path, *, labels: str | Path | None = Non
     return PredictionFiles(str(folder), class_list, keys, known_labels, per_model, notes=[])
 
 
-def _read_one(path: Path, *, need_label: bool) -> pd.DataFrame:
+def _read_one(path: Path, *, need_label: bool):
+    """One prediction file: its wanted columns as a frame, and its image column as Arrow strings (which
+    compare with the previous file's in microseconds)."""
+    import pyarrow as pa
+
     wanted = PREDICTION_COLUMNS + OPTIONAL_PREDICTION_COLUMNS
     try:
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
-            present = [c for c in pq.read_schema(path).names if not c.startswith("__index_level_")]
-            frame = pq.read_table(path, columns=[c for c in wanted if c in present]).to_pandas()
-            frame = frame.reindex(columns=[c for c in present if c in wanted])
-            found = present
+            found = [c for c in pq.read_schema(path).names if not c.startswith("__index_level_")]
+            table = pq.read_table(path, columns=[c for c in found if c in wanted])
         else:
             frame = pd.read_csv(path)
             found = list(frame.columns)
-    except (OSError, ValueError) as exc:
+            table = pa.Table.from_pandas(frame[[c for c in found if c in wanted]], preserve_index=False)
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise ImportDataError(f"{path} cannot be read as a table ({type(exc).__name__}: {exc})") from None
     needed = PREDICTION_COLUMNS + (("label",) if need_label else ())
     require_columns(pd.DataFrame(columns=found), needed, path)
-    if frame.empty:
+    if table.num_rows == 0:
         raise ImportDataError(f"{path} holds no predictions")
-    if frame[list(needed)].isna().any().any():
-        col = next(c for c in needed if frame[c].isna().any())
-        raise ImportDataError(f"{path}: column {col} is empty in row {int(np.flatnonzero(frame[col].isna())[0])}")
-    return frame
+    for col in needed:
+        nulls = table.column(col).null_count
+        if nulls:
+            row = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
+            raise ImportDataError(f"{path}: column {col} is empty in row {row}")
+    image = table.column("image")
+    image = image if pa.types.is_string(image.type) or pa.types.is_large_string(image.type) else image.cast(pa.string())
+    return table.to_pandas(), image.cast(pa.string()) if pa.types.is_large_string(image.type) else image
 
 
 def _probabilities(values: pd.Series, path: Path, column: str) -> np.ndarray:
