@@ -327,7 +327,8 @@ def _error_consistency(content: ReportContent, correct: np.ndarray, names: list[
         entry = {"mean": consistency.mean_error_consistency(kappa), "n_images": n_sub}
         if n_bootstrap:
             ci = consistency.error_consistency_bootstrap(sub, n_bootstrap=n_bootstrap, random_state=random_state,
-                                                         per_pair=False, max_models=BOOTSTRAP_MAX_MODELS)
+                                                         per_pair=False, max_models=BOOTSTRAP_MAX_MODELS,
+                                                         kappa=kappa)
             entry["ci95"] = [ci["mean_low"], ci["mean_high"]]
             if ci["models_resampled"] < n_models and subset == "all":
                 notes.append(f"the 95% intervals of mean κ resample images over a random {ci['models_resampled']} "

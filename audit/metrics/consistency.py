@@ -117,6 +117,7 @@ def error_consistency_bootstrap(
     random_state: int | np.random.Generator | None = None,
     per_pair: bool = True,
     max_models: int | None = None,
+    kappa=None,
 ) -> dict:
     """Percentile bootstrap confidence intervals for every κ, resampling images.
 
@@ -143,6 +144,8 @@ def error_consistency_bootstrap(
         of the mean over every pair is estimated from the pairs of the subset
         (each replicate costs max_models**2 instead of n_models**2). A zoo of
         a thousand models keeps a bootstrap in seconds this way.
+    kappa : array-like, shape (n_models, n_models), optional
+        `error_consistency_matrix(correct)` when the caller has it already.
 
     Returns
     -------
@@ -161,7 +164,9 @@ def error_consistency_bootstrap(
     if max_models is not None and (per_pair or max_models < 2):
         raise ValueError("max_models needs per_pair=False and at least 2 models")
     rng = np.random.default_rng(random_state)
-    kappa = error_consistency_matrix(correct)
+    kappa = error_consistency_matrix(correct) if kappa is None else np.asarray(kappa, dtype=float)
+    if kappa.shape != (correct.shape[1], correct.shape[1]):
+        raise ValueError(f"kappa has shape {kappa.shape}, expected {(correct.shape[1], correct.shape[1])}")
     iu_all = np.triu_indices(correct.shape[1], 1)
     mean_all = float(kappa[iu_all].mean())
     shift = 0.0
