@@ -128,6 +128,10 @@ def main() -> None:
             f"d = read_decisions_source({str(scores)!r}, labels={str(tmp / 'score_labels.npy')!r})\n"
             f"write_imported_audit(d, {str(tmp / 'score_audit')!r})")
         results["scores"].update(models=args.score_models, images=args.score_images, classes=N_CLASSES)
+    for part in ("read_files_only", "import", "report", "scores"):
+        results[part].pop("stdout", None)
+    results["pages"] = {page: {"first_s": r["first_s"], "warm_s": r["warm_s"]}
+                        for page, r in results.get("pages", {}).items()}
     OUT.mkdir(exist_ok=True)
     (OUT / "bench_import.json").write_text(json.dumps(results, indent=2))
     print(json.dumps({k: v for k, v in results.items()}, indent=2))

@@ -96,6 +96,16 @@ HEADLINES = [
     ("  of which metrics and report", "-", "audit.seconds.metrics_and_report", "{:.1f} s"),
     ("prediction depth per 10,000 images (k-NN library: faiss, 2,000 reference images)", "-",
      "depth.runs", None),
+    ("import 1,000 models x 50,000 images (per-model prediction files), then the report: time", "< 60 s",
+     "bench_import.import_and_report_s", "{:.1f} s"),
+    ("  of which the import", "-", "bench_import.import.seconds", "{:.1f} s"),
+    ("  the import over reading every file with pandas and nothing else (time ratio)", "-",
+     "bench_import.import_over_reading_files", "{:.1f}x"),
+    ("  peak memory (import or report)", "< 4 GB", "bench_import.import_and_report_peak_mb", "{:.0f} MB"),
+    ("  report app at that size: slowest first render of a page", "< 2 s", "bench_import.slowest_page_s",
+     "{:.2f} s"),
+    ("score arrays (full logits), 20 models x 5,000 images x 1,000 classes: import", "-",
+     "bench_import.scores.seconds", "{:.1f} s"),
 ]
 
 
