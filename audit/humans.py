@@ -206,7 +206,7 @@ def format_human_summary(summary: dict) -> list[str]:
         e = h["accuracy_by_category"][c]
         if e["n"]:
             lines.append(f"  on {c:<13} images  {100 * e['accuracy']:5.1f}%  [{100 * e['ci95'][0]:.1f}, "
-                         f"{100 * e['ci95'][1]:.1f}]  (n = {e['n']})")
+                         f"{100 * e['ci95'][1]:.1f}]  (n = {e['n']:,})")
     for subset, entry in h.get("error_consistency", {}).items():
         parts = [f"{pair} {v['mean']:.3f}" + (f" [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
                                               if v["ci95"][0] is not None else "")

@@ -450,6 +450,32 @@ def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epo
 
 
 # --------------------------------------------------------------------------- summary text
+#: with more models than this, the summary lists the best and worst few and the spread, not every model
+SUMMARY_MAX_MODELS = 30
+
+
+def _accuracy_lines(models: list[dict]) -> list[str]:
+    """Each model's accuracy; for a zoo, the spread, the five best and worst, and those near chance."""
+    def line(m, width, indent="  "):
+        flag = "  (near chance)" if m.get("near_chance") else ""
+        return f"{indent}{m['name']:<{width}}  {100 * m['accuracy']:6.2f}%{flag}"
+
+    if len(models) <= SUMMARY_MAX_MODELS:
+        width = max(len(m["name"]) for m in models)
+        return ["Accuracy"] + [line(m, width) for m in models]
+    ranked = sorted(models, key=lambda m: -m["accuracy"])
+    acc = np.array([m["accuracy"] for m in ranked])
+    chance = [m for m in ranked[5:-5] if m.get("near_chance")]
+    width = max(len(m["name"]) for m in ranked[:5] + ranked[-5:] + chance)
+    out = [f"Accuracy of {len(models):,} models: median {100 * np.median(acc):.2f}%, "
+           f"range {100 * acc.min():.2f}% to {100 * acc.max():.2f}% (every model in report/summary.json)",
+           "  best five:"] + [line(m, width, "    ") for m in ranked[:5]]
+    out += ["  worst five:"] + [line(m, width, "    ") for m in ranked[-5:]]
+    if chance:
+        out += ["  also near chance:"] + [line(m, width, "    ") for m in chance]
+    return out
+
+
 def format_summary(summary: dict) -> str:
     """A short plain-text summary of a report, for the CLI.
 
@@ -476,12 +502,8 @@ def format_summary(summary: dict) -> str:
     ]
     models = summary.get("models", [])
     if models:
-        width = max(len(m["name"]) for m in models)
         lines.append("")
-        lines.append("Accuracy")
-        for m in models:
-            flag = "  (near chance)" if m.get("near_chance") else ""
-            lines.append(f"  {m['name']:<{width}}  {100 * m['accuracy']:6.2f}%{flag}")
+        lines.extend(_accuracy_lines(models))
     split = summary.get("split")
     if split:
         lines.append("")
@@ -501,7 +523,7 @@ def format_summary(summary: dict) -> str:
             if subset in ec:
                 e = ec[subset]
                 ci = f"  95% CI [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}]" if "ci95" in e else ""
-                lines.append(f"  {label:<20}  {e['mean']:.3f}{ci}  (n = {e['n_images']})")
+                lines.append(f"  {label:<20}  {e['mean']:.3f}{ci}  (n = {e['n_images']:,})")
     dyn = summary.get("dynamics")
     if dyn:
         lines.append("")

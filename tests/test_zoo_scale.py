@@ -145,3 +145,18 @@ def test_humans_beside_a_zoo_keep_their_intervals(tmp_path):
         low, high = ec[pair]["ci95"]
         assert low is not None and low <= ec[pair]["mean"] <= high, (pair, ec[pair])
     assert any("resample images over 60 of the 73 makers" in n for n in summary["notes"])
+
+
+def test_summary_of_a_zoo_lists_the_spread_and_the_extremes_not_every_model():
+    from audit.report import SUMMARY_MAX_MODELS, format_summary
+
+    models = [{"name": f"net{i:03d}", "accuracy": 0.30 + i / 100, "near_chance": i == 20}
+              for i in range(SUMMARY_MAX_MODELS + 10)]
+    text = format_summary({"audit": {"n_images": 1000, "n_classes": 10, "complete": True}, "models": models})
+    assert f"Accuracy of {len(models)} models: median" in text and "range 30.00% to 69.00%" in text
+    for name in ("net039", "net035", "net000", "net004"):  # the best and worst five
+        assert name in text
+    assert "net010" not in text  # a model in the middle
+    assert "also near chance:\n    net020" in text
+    few = format_summary({"audit": {}, "models": models[:3]})
+    assert "net001" in few and "best five" not in few
