@@ -136,6 +136,8 @@ def test_array_dataset_becomes_png_files_that_imagefolder_reads(digits_audit, tm
     for name in present:
         assert counts[name] == np.sum(labels == result.class_names.index(name)) == card["counts"]["by_class"][name]
     assert len(data) == len(ids)
+    timm_data = pytest.importorskip("timm.data").ImageDataset(str(out))  # timm reads it as it is too
+    assert len(timm_data) == len(ids) and sorted(timm_data.reader.class_to_idx) == present
     # each PNG holds the audit's own pixels
     first = sorted(ids)[0]
     png = next(out.rglob(f"{first:03d}.png"))
