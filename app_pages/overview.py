@@ -29,7 +29,21 @@ st.subheader("Models")
 models = data.models.assign(accuracy_pct=100 * data.models["accuracy"].astype(float))
 left, right = st.columns([3, 2])
 with left:
-    bars = (
+    if len(models) > _frames.HEATMAP_MAX_MODELS:  # a zoo: how accuracies spread, not a bar per model
+        bars = (
+            alt.Chart(models)
+            .mark_bar()
+            .encode(
+                x=alt.X("accuracy_pct:Q", bin=alt.Bin(step=1), title="accuracy at the final epoch (%, bins of 1)"),
+                y=alt.Y("count():Q", title="models"),
+                color=alt.Color("group:N", title="group"),
+                tooltip=[alt.Tooltip("count():Q", title="models"), alt.Tooltip("group:N")],
+            )
+            .properties(height=280, title=f"Accuracy of the {len(models):,} models (the table lists each)")
+        )
+    else:
+        bars = None
+    bars = bars if bars is not None else (
         alt.Chart(models)
         .mark_bar()
         .encode(

@@ -118,6 +118,12 @@ def test_consistency_page_of_a_zoo_is_an_image_in_clustered_order(tmp_path):
     tables = pd.read_csv(kappa.report_path("error_consistency_all.csv"), index_col=0)
     best = tables.loc[model].drop(model).max()
     assert near[0]["kappa"].iloc[0] == pytest.approx(best)
+    # the Overview shows how the 130 accuracies spread, not 130 bars
+    from tests.test_app_pages import chart_with
+
+    overview = open_page(audit, "overview")
+    spread = chart_with(overview, "Accuracy of the 130 models")
+    assert '"bin"' in spread["spec"] and len(spread["data"][0]) == 130
 
 
 def test_humans_beside_a_zoo_keep_their_intervals(tmp_path):
