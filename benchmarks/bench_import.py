@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def main() -> None:
     parser.add_argument("--score-images", type=int, default=5_000)
     parser.add_argument("--pages", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
-    results: dict = {"benchmark": "import at model-zoo scale", "models": args.models, "images": args.images}
+    results: dict = {"benchmark": "import at model-zoo scale", "models": args.models, "images": args.images,
+                     "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
