@@ -80,7 +80,7 @@ def format_scored_summary(summary: dict) -> list[str]:
         for c in CATEGORIES:
             if row[f"{c}_n"]:
                 cells.append(f"{c} {_pct(row[f'{c}_accuracy'], row[f'{c}_low'], row[f'{c}_high'])} "
-                             f"(n = {row[f'{c}_n']})")
+                             f"(n = {int(row[f'{c}_n']):,})")
         lines.append("    accuracy   " + "   ".join(cells))
         kappa = [f"{subset} {_kappa(row, subset)}" for subset in scored_metrics.KAPPA_SUBSETS
                  if row.get(f"kappa_{subset}") is not None]
