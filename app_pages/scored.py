@@ -6,6 +6,7 @@ inconclusive ones (meding2022 §3.3). UI only; the frames come from `_frames`.
 """
 
 import altair as alt
+import numpy as np
 import streamlit as st
 
 from app_pages import _common, _frames
@@ -68,12 +69,16 @@ ranks = frames["ranks"]
 if ranks["images"].nunique() < 2:
     st.info(f"No inconclusive images at tolerance {t}, so there is no rank on them.")
 else:
+    n_ranked = int(ranks["rank"].max())
+    ranks = ranks.assign(maker=np.where(ranks["scored"].astype(bool), "scored model", "the audit's models"))
     base = alt.Chart(ranks).encode(
         x=alt.X("images:N", title=None, sort=["all images", "inconclusive images"], axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("rank:Q", title="rank by accuracy (1 = most accurate)", scale=alt.Scale(reverse=True, zero=False)),
+        y=alt.Y("rank:Q", title="rank by accuracy (1 = most accurate)",
+                scale=alt.Scale(reverse=True, domain=[1, n_ranked], nice=False),
+                axis=alt.Axis(tickMinStep=1, format="d")),
         detail="model:N",
-        color=alt.Color("scored:N", title="scored", scale=alt.Scale(domain=[True, False],
-                                                                   range=["#d62728", "#9e9e9e"])),
+        color=alt.Color("maker:N", title=None, scale=alt.Scale(domain=["scored model", "the audit's models"],
+                                                                range=["#d62728", "#9e9e9e"])),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("images:N"), alt.Tooltip("rank:Q"),
                  alt.Tooltip("accuracy:Q", format=".1%")],
     )
