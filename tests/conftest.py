@@ -31,6 +31,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         )
 
 
+def invoke_cli(args: list, capsys) -> tuple[int, str]:
+    """Run `ddd-audit ARGS` in this process through the console entry point; its exit code and all its output."""
+    from audit.cli import main
+
+    old = sys.argv
+    sys.argv = ["ddd-audit", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, (captured.out + captured.err).strip()
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
     """Run `python -m audit ARGS` in a subprocess, as a user would."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", **(env or {})}

@@ -8,31 +8,17 @@ process (as `ddd-audit` would, through `audit.cli.main`), so the whole catalogue
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from audit.cli import main
+from tests.conftest import invoke_cli as invoke
 
 MAX_LINES = 3
 
 
-def invoke(args: list[str], capsys) -> tuple[int, str]:
-    """Run `ddd-audit ARGS` through the console entry point; return its exit code and all its output."""
-    old = sys.argv
-    sys.argv = ["ddd-audit", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, (captured.out + captured.err).strip()
 
 
 @pytest.fixture(scope="module")

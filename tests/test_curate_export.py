@@ -9,7 +9,6 @@ torchvision, and every bad input ends in a one-line error with nothing written.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,25 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from audit.cli import main
 from audit.curate import REVIEW_COLUMNS, export_selection, select_images
 from audit.report import build_report
 from audit.store import AuditError, load
-
-
-def invoke(args: list[str], capsys) -> tuple[int, str]:
-    """Run `ddd-audit ARGS` through the console entry point; return its exit code and all its output."""
-    old = sys.argv
-    sys.argv = ["ddd-audit", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, (captured.out + captured.err).strip()
+from tests.conftest import invoke_cli as invoke
 
 
 def export(audit, out, capsys, *args) -> dict:

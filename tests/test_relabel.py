@@ -18,20 +18,7 @@ import pytest
 from audit.cli import main
 from audit.relabel import read_relabel, relabel_dataset, relabel_imported
 from audit.store import AuditError, load
-
-
-def invoke(args: list, capsys) -> tuple[int, str]:
-    old = sys.argv
-    sys.argv = ["ddd-audit", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, (captured.out + captured.err).strip()
+from tests.conftest import invoke_cli as invoke
 
 
 @pytest.fixture(scope="module")
