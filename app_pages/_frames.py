@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from app_pages._data import AuditData, near_chance_models
-from audit.curate import majority_vote
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
+from audit.metrics.agreement import majority_vote
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import REPORT_COLUMNS
 from audit.store import AuditError, decisions_by_epoch, load, read_decisions

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from audit.metrics import difficulty
+from audit.metrics.agreement import majority_vote
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import count_noun, report_state
 from audit.store import AuditError, AuditResult, utc_now
@@ -229,30 +230,6 @@ def _class_quota(available: dict[int, int], k: int, rng: np.random.Generator) ->
         quota[int(c)] = take
         left -= take
     return dict(sorted(quota.items()))
-
-
-def majority_vote(predicted, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """The models' majority prediction for each image and its number of votes.
-
-    Parameters
-    ----------
-    predicted : array-like of int, shape (n_images, n_models)
-    n_classes : int
-
-    Returns
-    -------
-    label : ndarray of int64, shape (n_images,), the most frequent prediction (ties: the lowest class index)
-    votes : ndarray of int64, shape (n_images,), how many models predict it
-    """
-    from scipy import stats
-
-    pred = np.asarray(predicted, dtype=np.int64)
-    if pred.ndim != 2 or pred.shape[1] == 0:
-        raise ValueError(f"predicted must have shape (n_images, n_models >= 1), got {pred.shape}")
-    if pred.size and (pred.min() < 0 or pred.max() >= n_classes):
-        raise ValueError(f"predicted holds classes outside 0..{n_classes - 1}")
-    mode = stats.mode(pred, axis=1, keepdims=False)
-    return np.asarray(mode.mode, dtype=np.int64), np.asarray(mode.count, dtype=np.int64)
 
 
 def label_review(result: AuditResult, frame: pd.DataFrame) -> pd.DataFrame:

@@ -31,19 +31,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         )
 
 
-def invoke_cli(args: list, capsys) -> tuple[int, str]:
-    """Run `ddd-audit ARGS` in this process through the console entry point; its exit code and all its output."""
+def cli_exit_code(args: list) -> int:
+    """Run `ddd-audit ARGS` in this process through the console entry point; its exit code."""
     from audit.cli import main
 
     old = sys.argv
     sys.argv = ["ddd-audit", *map(str, args)]
     try:
         main()
-        code = 0
+        return 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        return exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = old
+
+
+def invoke_cli(args: list, capsys) -> tuple[int, str]:
+    """`cli_exit_code`, and all that the command printed."""
+    code = cli_exit_code(args)
     captured = capsys.readouterr()
     return code, (captured.out + captured.err).strip()
 

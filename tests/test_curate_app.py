@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from app_pages import _frames
-from audit.cli import main
 from audit.store import load
+from tests.conftest import cli_exit_code
 from tests.test_app_pages import open_page, tables, texts
 
 
@@ -36,14 +36,7 @@ def run_command(command: str, out: Path) -> None:
     args = shlex.split(command)
     assert args[:2] == ["ddd-audit", "export"]
     args[args.index("--out") + 1] = str(out)
-    old = sys.argv
-    sys.argv = args
-    try:
-        with pytest.raises(SystemExit) as done:
-            main()
-        assert done.value.code == 0
-    finally:
-        sys.argv = old
+    assert cli_exit_code(args[1:]) == 0
 
 
 def test_export_this_selection_gives_the_csv_and_the_imagefolder_command(digits_audit, tmp_path):

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from audit.cli import main
 from audit.relabel import read_relabel, relabel_dataset, relabel_imported
 from audit.store import AuditError, load
+from tests.conftest import cli_exit_code
 from tests.conftest import invoke_cli as invoke
 
 
@@ -26,14 +25,7 @@ def reviewed(digits_audit, tmp_path_factory) -> dict:
     """The digits audit's label review list, exported, and a relabel.csv filled in for its first 6 rows:
     4 by class name (the suggested label), 1 by class index, 1 that keeps the given label."""
     root = tmp_path_factory.mktemp("review")
-    old = sys.argv
-    sys.argv = ["ddd-audit", "export", str(digits_audit), "--subset", "label-issues", "--out", str(root / "review")]
-    try:
-        with pytest.raises(SystemExit) as done:
-            main()
-        assert done.value.code == 0
-    finally:
-        sys.argv = old
+    assert cli_exit_code(["export", digits_audit, "--subset", "label-issues", "--out", root / "review"]) == 0
     review = pd.read_csv(root / "review" / "label_issues.csv", dtype=str, keep_default_na=False)
     template = pd.read_csv(root / "review" / "relabel.csv", dtype=str, keep_default_na=False)
     assert len(review) >= 6

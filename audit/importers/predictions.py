@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from audit.importers.common import DecisionSource, ImportDataError, require_columns, store_rows
+from audit.importers.readers import read_labels
 
 PREDICTION_SUFFIXES = (".parquet", ".csv")
 PREDICTION_COLUMNS = ("image", "predicted")
@@ -141,8 +142,6 @@ def read_prediction_files(folder: str | Path, *, labels: str | Path | None = Non
     (which must agree between files) or from `labels` (a .npy of class indices, for images named 0..n-1,
     or a CSV with the columns image and label). `progress(done, total)` is called after each file.
     """
-    from audit.importers.readers import read_labels
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ImportDataError(f"{folder} does not exist or is not a folder of prediction files")
@@ -245,8 +244,7 @@ def _read_one(path: Path, *, need_label: bool):
             row = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
             raise ImportDataError(f"{path}: column {col} is empty in row {row}")
     image = table.column("image")
-    image = image if pa.types.is_string(image.type) or pa.types.is_large_string(image.type) else image.cast(pa.string())
-    return table.to_pandas(), image.cast(pa.string()) if pa.types.is_large_string(image.type) else image
+    return table.to_pandas(), image if pa.types.is_string(image.type) else image.cast(pa.string())
 
 
 def _probabilities(values: pd.Series, path: Path, column: str) -> np.ndarray:

@@ -57,6 +57,31 @@ def consensus(predicted) -> np.ndarray:
     return out
 
 
+def majority_vote(predicted, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The models' majority prediction for each image and its number of votes: the label that a
+    majority-vote ensemble gives (hacohen2020 §4.1) and that a label review suggests.
+
+    Parameters
+    ----------
+    predicted : array-like of int, shape (n_images, n_models)
+    n_classes : int
+
+    Returns
+    -------
+    label : ndarray of int64, shape (n_images,), the most frequent prediction (ties: the lowest class index)
+    votes : ndarray of int64, shape (n_images,), how many models predict it
+    """
+    from scipy import stats
+
+    pred = np.asarray(predicted, dtype=np.int64)
+    if pred.ndim != 2 or pred.shape[1] == 0:
+        raise ValueError(f"predicted must have shape (n_images, n_models >= 1), got {pred.shape}")
+    if pred.size and (pred.min() < 0 or pred.max() >= n_classes):
+        raise ValueError(f"predicted holds classes outside 0..{n_classes - 1}")
+    mode = stats.mode(pred, axis=1, keepdims=False)
+    return np.asarray(mode.mode, dtype=np.int64), np.asarray(mode.count, dtype=np.int64)
+
+
 def majority_vote_correct(predicted, labels) -> np.ndarray:
     """Whether the majority-vote ensemble of the models is correct (hacohen2020 §4.1, Fig. 8a).
 
