@@ -222,6 +222,10 @@ class _FinalCache:
             epochs = None
         return out, epochs
 
+    def missing(self, fields: Sequence[str]) -> list[str]:
+        """The fields not kept yet for these files (a report rebuilt over the same files writes nothing)."""
+        return [f for f in fields if not self._path(f).exists()] if self.enabled else []
+
     def write(self, arrays: dict, epochs: dict) -> None:
         if not self.enabled:
             return

@@ -198,6 +198,9 @@ class AuditResult:
         if not names or not fields:
             return
         cache = _FinalCache(self.path, names, self.image_ids)
+        fields = cache.missing(fields)
+        if not fields:
+            return
         cache.write({f: self._stack(f, names, None) for f in fields},
                     {m: self._cache[(m, "val", "epochs")] for m in names})
 
