@@ -23,6 +23,7 @@ REPORT_PAGES = (
     ("consistency.py", "Consistency", ":material/grid_on:"),
     ("dynamics.py", "Dynamics", ":material/timeline:"),
     ("classes.py", "Classes", ":material/category:"),
+    ("deeper.py", "Deeper measures", ":material/layers:"),
     ("images.py", "Images", ":material/photo_library:"),
     ("compare.py", "Compare", ":material/compare_arrows:"),
     ("scored.py", "Scored", ":material/leaderboard:"),

@@ -18,7 +18,7 @@ from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.agreement import majority_vote
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import REPORT_COLUMNS
-from audit.store import AuditError, decisions_by_epoch, load, read_decisions
+from audit.store import REPORT_DIR, REPRESENTATION_TABLES, AuditError, decisions_by_epoch, load, read_decisions
 
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")
@@ -774,3 +774,41 @@ def _interval(value, low, high, *, percent: bool = False) -> str:
     if low is not None and high is not None and not (np.isnan(low) or np.isnan(high)):
         text += f" [{scale * low:{fmt}}, {scale * high:{fmt}}]"
     return text
+
+
+# --------------------------------------------------------------------------- deeper measures
+def report_file(data: AuditData, name: str, index_col=None) -> pd.DataFrame | None:
+    """A table the report wrote (report/<name>), or None when this audit's report has none."""
+    p = Path(data.path) / REPORT_DIR / name
+    return pd.read_csv(p, index_col=index_col) if p.exists() else None
+
+
+def matrix_long_form(matrix: pd.DataFrame) -> pd.DataFrame:
+    """A square model x model frame as rows (row, column, value), in the frame's order."""
+    long = matrix.rename_axis(index="row", columns="column").stack(future_stack=True).rename("value")
+    return long.reset_index()
+
+
+def representation_frames(data: AuditData) -> dict | None:
+    """The report's RSA and CKA tables for the Deeper measures page, or None without them.
+
+    Returns measures ("RSA", "CKA"), subsets ("all", "inconclusive"), matrices {(measure, subset):
+    long frame}, vs_base (model, measure, images, value) and n_images (the captured images).
+    """
+    matrices = {}
+    for key, name in REPRESENTATION_TABLES.items():
+        if key == "vs_base":
+            continue
+        frame = report_file(data, name, index_col=0)
+        if frame is not None:
+            measure, subset = key.split("_", 1)
+            matrices[(measure.upper(), subset)] = matrix_long_form(frame)
+    if not matrices:
+        return None
+    vs = report_file(data, REPRESENTATION_TABLES["vs_base"])
+    info = (data.summary.get("representation") or {})
+    return {"measures": list(dict.fromkeys(m for m, _ in matrices)),
+            "subsets": list(dict.fromkeys(s for _, s in matrices)),
+            "matrices": matrices,
+            "vs_base": vs if vs is not None else pd.DataFrame(columns=["model", "measure", "images", "value"]),
+            "n_images": int(info.get("n_images", 0))}

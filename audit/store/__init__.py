@@ -25,7 +25,9 @@ from audit.store.decisions import (
 )
 from audit.store.directory import (
     BASE_IMAGE_COLUMNS,
+    CONFUSION_TABLES,
     DEEP_FIGURES,
+    DEEPER_FIGURES,
     DEEP_TABLES,
     EXTRA_FOLDERS,
     FORMAT,
@@ -35,6 +37,7 @@ from audit.store.directory import (
     REPORT_FILES,
     REPORT_MAPS,
     REPORT_TABLES,
+    REPRESENTATION_TABLES,
     SCORED_KIND,
     SCORED_TABLE,
     SPLITS,
@@ -62,7 +65,7 @@ from audit.store.state import (
 )
 
 __all__ = [
-    "BASE_IMAGE_COLUMNS", "DECISION_COLUMNS", "DECISION_FIELDS", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
+    "BASE_IMAGE_COLUMNS", "CONFUSION_TABLES", "DEEPER_FIGURES", "REPRESENTATION_TABLES", "DECISION_COLUMNS", "DECISION_FIELDS", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
     "FORMAT", "HUMAN_TABLES", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
     "RUN_STATES", "SCORED_KIND", "SCORED_TABLE", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",

@@ -21,7 +21,7 @@ FORMAT = "ddd-audit/1"
 BASE_IMAGE_COLUMNS = ("image_id", "label", "class_name", "split", "source")
 SPLITS = ("val", "train")
 #: Per-job files beside the decisions (see AuditDir): probe depths, final softmax, learnability.
-EXTRA_FOLDERS = ("depth", "probs", "learnability")
+EXTRA_FOLDERS = ("depth", "probs", "learnability", "representation")
 
 # The report under report/, written by audit.report and read back by the app. Tables (CSV) and
 # decision maps (.npy) are keyed as the app reads them; figures and the deeper measures' files by name.
@@ -52,6 +52,17 @@ DEEP_TABLES = {
     "learnability": "learnability.csv",
 }
 DEEP_FIGURES = {"label_issues": "label_issues.png"}
+#: Representational similarity between the models (audit.representation): model x model and against the base.
+REPRESENTATION_TABLES = {
+    "rsa_all": "rsa_all.csv",
+    "rsa_inconclusive": "rsa_inconclusive.csv",
+    "cka_all": "cka_all.csv",
+    "cka_inconclusive": "cka_inconclusive.csv",
+    "vs_base": "representation_vs_base.csv",
+}
+#: The ensemble confusion matrix of the final decisions pooled over models (true class x predicted class).
+CONFUSION_TABLES = {"all": "confusion_all.csv", "impossible": "confusion_impossible.csv"}
+DEEPER_FIGURES = {"representation": "representation.png", "confusion": "confusion.png"}
 #: Humans beside the models (audits imported with human observers; see audit.humans).
 HUMAN_TABLES = {
     "humans": "humans.csv",
@@ -70,7 +81,8 @@ SCORED_TABLE = "scored_models.csv"
 SCORED_KIND = "scored"
 #: Every table and figure a report build may write beside its summary (an earlier build's are removed).
 REPORT_FILES = (*REPORT_TABLES.values(), *REPORT_MAPS.values(), *REPORT_FIGURES.values(),
-                *DEEP_TABLES.values(), *DEEP_FIGURES.values(), *HUMAN_TABLES.values(), SCORED_TABLE)
+                *DEEP_TABLES.values(), *DEEP_FIGURES.values(), *HUMAN_TABLES.values(), SCORED_TABLE,
+                *REPRESENTATION_TABLES.values(), *CONFUSION_TABLES.values(), *DEEPER_FIGURES.values())
 
 
 class AuditDir:

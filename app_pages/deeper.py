@@ -1,0 +1,144 @@
+"""Deeper measures page: what the models share inside, and how other difficulty measures see the split.
+
+One section per measure, each read from the report (`audit.report`): representational similarity
+(RSA, linear CKA; meding2022 A.3), training-dynamics scores, the stability of the split, prediction
+depth (baldock2021), learnability (sharma2018) and label issues (cleanlab). A measure the audit does
+not have gets a note on how to add it. UI only; the frames come from `_frames`.
+"""
+
+import altair as alt
+import streamlit as st
+
+from app_pages import _common, _frames
+from audit.store import DEEP_TABLES, REPRESENTATION_TABLES
+
+data = _common.require_audit()
+_common.header("Deeper measures", data, "Do the models agree inside, and do other difficulty measures agree?")
+summary = data.summary
+st.markdown(
+    "Sections: [Representational similarity](#representational-similarity) · "
+    "[Training-dynamics scores](#training-dynamics-scores) · [Stability of the split](#stability-of-the-split) · "
+    "[Prediction depth](#prediction-depth) · [Learnability](#learnability) · [Label issues](#label-issues)"
+)
+
+
+def absent(text: str) -> None:
+    st.info(text, icon=":material/info:")
+
+
+def heatmap(long, title: str, key: str, domain=(0, 1)) -> None:
+    """A model x model matrix in long form (row, column, value)."""
+    order = list(dict.fromkeys(long["row"]))
+    spec = (
+        alt.Chart(long).mark_rect().encode(
+            x=alt.X("column:N", sort=order, title=None, axis=alt.Axis(labelAngle=-60)),
+            y=alt.Y("row:N", sort=order, title=None),
+            color=alt.Color("value:Q", title=None, scale=alt.Scale(scheme="viridis", domain=list(domain))),
+            tooltip=[alt.Tooltip("row:N", title="model"), alt.Tooltip("column:N", title="model"),
+                     alt.Tooltip("value:Q", format=".3f")],
+        ).properties(title=title, height=min(420, 26 * len(order) + 40))
+    )
+    _common.chart(spec, key=key)
+
+
+# ---- representational similarity (meding2022 A.3, Fig. 7; linear CKA)
+st.header("Representational similarity")
+rsa = _frames.representation_frames(data)
+if rsa is None:
+    absent(
+        "No representations were captured for this audit, so there is no RSA or CKA. `ddd-audit run` stores "
+        "the penultimate layer's Gram matrix of each trained variant and pretrained model (on at most "
+        "`--rsa-images` validation images); audits run before that, or imported from decisions, have none."
+    )
+else:
+    st.markdown(
+        "Do the models represent the images alike, not only decide alike? **RSA**: Spearman's correlation of "
+        "two models' dissimilarity matrices (1 − Pearson correlation between images; meding2022 A.3). "
+        "**CKA**: linear centred kernel alignment (1 = the same representation up to rotation and scale). "
+        f"On {rsa['n_images']:,} validation images; the inconclusive ones are those of the report's split."
+    )
+    measure = st.radio("Measure", list(rsa["measures"]), horizontal=True, key="deeper_rsa_measure")
+    subset = st.radio("Images", list(rsa["subsets"]), horizontal=True, key="deeper_rsa_subset")
+    matrix = rsa["matrices"].get((measure, subset))
+    if matrix is None:
+        absent(f"No {measure} on {subset} images (too few of them among the captured images).")
+    else:
+        heatmap(matrix, f"{measure}, {subset} images", key="deeper_rsa_matrix")
+    vs = rsa["vs_base"]
+    if not vs.empty:
+        bars = alt.Chart(vs).mark_bar().encode(
+            x=alt.X("model:N", sort=list(dict.fromkeys(vs["model"])), title=None, axis=alt.Axis(labelAngle=-60)),
+            xOffset="images:N",
+            y=alt.Y("value:Q", title="similarity to the base model", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("images:N", title="images"),
+            row=alt.Row("measure:N", title=None),
+            tooltip=["model:N", "measure:N", "images:N", alt.Tooltip("value:Q", format=".3f")],
+        ).properties(height=180, title="Each model against the base model (meding2022 Fig. 7)")
+        _common.chart(bars, key="deeper_rsa_vs_base")
+    st.caption(_common.chart_help())
+
+# ---- training-dynamics scores (cartography, EL2N, AUM, forgetting, first-learned epoch)
+st.header("Training-dynamics scores")
+absent("This audit has no training-dynamics scores (cartography, EL2N, AUM) in its report.")
+
+# ---- stability of the split under resampled models
+st.header("Stability of the split")
+absent("This audit's report has no resampling of its models, so the split's stability is not shown.")
+
+# ---- prediction depth (baldock2021)
+st.header("Prediction depth")
+depth = summary.get("depth") or {}
+by_cat = _frames.report_file(data, DEEP_TABLES["depth_by_category"])
+if by_cat is None:
+    absent("No prediction depth: run the audit with `--depth` (k-NN probes on the base model's layers).")
+else:
+    st.markdown(
+        "The earliest layer from which every later k-NN probe agrees with the network's final prediction "
+        "(baldock2021). Easy images are decided early; a high depth means the network needed its late layers."
+    )
+    st.dataframe(by_cat, hide_index=True, key="deeper_depth_by_category")
+    consistency = _frames.report_file(data, DEEP_TABLES["depth_consistency"], index_col=0)
+    if consistency is not None:
+        heatmap(_frames.matrix_long_form(consistency), "Spearman's ρ of prediction depth between models",
+                key="deeper_depth_consistency", domain=(-1, 1))
+    types = depth.get("types")
+    if types:
+        st.caption("Difficulty types (baldock2021 §4): " + ", ".join(f"{k}: {v:,}" for k, v in types["counts"].items()))
+
+# ---- learnability (sharma2018)
+st.header("Learnability")
+learn = _frames.report_file(data, DEEP_TABLES["learnability"])
+if learn is None:
+    absent("No learnability: run the audit with `--learnability` (teacher-student agreement, sharma2018).")
+else:
+    st.markdown(
+        "How well a student learns a teacher's labelling of the images (sharma2018): the true labels against "
+        "random labels and random images, and the true labels within each category."
+    )
+    st.dataframe(learn, hide_index=True, key="deeper_learnability")
+
+# ---- label issues (cleanlab) and the causes of impossible images
+st.header("Label issues")
+hist = _frames.report_file(data, DEEP_TABLES["label_issues_histogram"])
+if hist is None:
+    absent("No label issues: they need the final softmax of the models (`probs/`), which this audit lacks.")
+else:
+    issues = summary.get("label_issues") or {}
+    if issues:
+        st.markdown(
+            f"cleanlab flags **{issues['n_flagged']:,}** labels as likely wrong ({issues['flagged_share']:.1%} of "
+            "the images), from the models' pooled out-of-sample probabilities. The Images page filters them."
+        )
+    long = hist.melt(id_vars="n_correct", var_name="flag", value_name="n_images")
+    bars = alt.Chart(long).mark_bar().encode(
+        x=alt.X("n_correct:O", title="models correct"),
+        y=alt.Y("n_images:Q", title="images", stack=True),
+        color=alt.Color("flag:N", title=None),
+        tooltip=["n_correct:O", "flag:N", alt.Tooltip("n_images:Q", format=",")],
+    ).properties(height=240, title="Label issues by the number of models correct")
+    _common.chart(bars, key="deeper_label_issues")
+    causes = _frames.report_file(data, DEEP_TABLES["impossible_causes"])
+    if causes is not None:
+        st.subheader("Why impossible images are impossible")
+        st.dataframe(causes, hide_index=True, key="deeper_causes",
+                     column_config={"share": st.column_config.NumberColumn(format="percent")})
