@@ -1,0 +1,198 @@
+"""The look shared by every figure: one colour per condition, journal sizes, integer ticks, saving.
+
+Colours come from colour-blind-safe palettes (Okabe & Ito 2008; Paul Tol's
+muted and light schemes); a condition keeps its colour in every figure. This
+module draws nothing itself and reads no audit: it only styles and saves.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+#: One fixed colour per condition: the variant groups of meding2022 A.1 (audit/models/variants.py),
+#: the pretrained zoo, models scored after the audit, imported makers and humans.
+CONDITION_COLOURS: dict[str, str] = {
+    "base": "#000000",  # black: the reference every other condition is compared with
+    "plus1": "#E69F00",  # orange
+    "plus10": "#882255",  # wine
+    "nesterov": "#56B4E9",  # sky blue
+    "half_batch": "#009E73",  # bluish green
+    "init_seed": "#0072B2",  # blue
+    "lr_jitter": "#DDCC77",  # sand
+    "nondeterministic": "#CC79A7",  # reddish purple
+    "data_order": "#332288",  # indigo
+    "architecture": "#117733",  # green
+    "half_data": "#999933",  # olive
+    "combined": "#AA4499",  # purple
+    "disjoint": "#44AA99",  # teal
+    "pretrained": "#CC6677",  # rose
+    "scored": "#F0E442",  # yellow
+    "imported": "#88CCEE",  # cyan
+    "human": "#D55E00",  # vermillion
+}
+#: Other names for the same condition (the models table says "human"; people write "humans").
+CONDITION_ALIASES = {"humans": "human", "variant": "base"}
+#: Colours for conditions a user names in a grid of their own, picked by a stable hash of the name.
+EXTRA_COLOURS = ("#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99", "#BBCC33", "#AAAA00",
+                 "#BBBBBB", "#6699CC", "#997700", "#EE99AA")
+#: The DDD split's categories (meding2022 §3): easy green, uncertain grey-blue, hard vermillion.
+CATEGORY_COLOURS = {"trivial": "#009E73", "inconclusive": "#8DA0CB", "impossible": "#D55E00"}
+#: The nulls drawn beside an observed histogram (meding2022 Fig. 2) and any other reference line.
+REFERENCE_COLOURS = {"binomial": "#000000", "beta_binomial": "#E69F00", "null": "#777777", "mean": "#000000"}
+#: Faint lines and dots for single instances beside their mean.
+INSTANCE_ALPHA = 0.45
+
+#: Figure widths in inches: one and two journal columns (89 mm and 183 mm, as Nature and most
+#: Elsevier and Springer journals set them), and a 16:9 slide.
+COLUMN_WIDTHS = {"one": 3.5, "two": 7.2, "slide": 10.0}
+STYLES = ("paper", "slides")
+#: matplotlib settings per style: small sans-serif text that stays legible in print, larger on slides.
+STYLE_PARAMS: dict[str, dict] = {
+    "paper": {
+        "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+        "legend.fontsize": 7, "legend.frameon": False, "lines.linewidth": 1.2, "lines.markersize": 3,
+        "axes.spines.top": False, "axes.spines.right": False, "axes.linewidth": 0.6,
+        "xtick.major.width": 0.6, "ytick.major.width": 0.6, "pdf.fonttype": 42, "ps.fonttype": 42,
+        "svg.fonttype": "none", "savefig.bbox": "tight", "savefig.pad_inches": 0.02,
+        "figure.constrained_layout.use": True, "image.cmap": "viridis",
+    },
+    "slides": {
+        "font.size": 14, "axes.titlesize": 14, "axes.labelsize": 14, "xtick.labelsize": 12, "ytick.labelsize": 12,
+        "legend.fontsize": 12, "legend.frameon": False, "lines.linewidth": 2.0, "lines.markersize": 5,
+        "axes.spines.top": False, "axes.spines.right": False, "pdf.fonttype": 42, "ps.fonttype": 42,
+        "svg.fonttype": "none", "savefig.bbox": "tight", "savefig.pad_inches": 0.05,
+        "figure.constrained_layout.use": True, "image.cmap": "viridis",
+    },
+}
+FORMATS = ("pdf", "svg", "png")
+#: Applied when saving: fonts embedded as TrueType in PDF, text kept as text in SVG, a tight box.
+SAVE_PARAMS = {"pdf.fonttype": 42, "svg.fonttype": "none", "savefig.bbox": "tight", "savefig.pad_inches": 0.03}
+#: Raster resolution of saved PNGs (journals ask for at least 300 dpi).
+PNG_DPI = 300
+
+
+def condition_colour(group: str) -> str:
+    """The colour of a condition (a model's `group`), the same in every figure.
+
+    Known conditions have a fixed colour (`CONDITION_COLOURS`); a user's own
+    condition gets one of `EXTRA_COLOURS` by a stable hash of its name.
+    """
+    name = CONDITION_ALIASES.get(str(group), str(group))
+    if name in CONDITION_COLOURS:
+        return CONDITION_COLOURS[name]
+    return EXTRA_COLOURS[zlib.crc32(name.encode()) % len(EXTRA_COLOURS)]
+
+
+def condition_colours(groups: Iterable[str]) -> list[str]:
+    """`condition_colour` of each group, in order (for one colour per model given the models' groups)."""
+    return [condition_colour(g) for g in groups]
+
+
+def figure_width(width: str | float, style: str = "paper") -> float:
+    """Inches for "one" or "two" journal columns (a slide's width under style "slides"), or a number as given."""
+    if isinstance(width, str):
+        if width not in COLUMN_WIDTHS:
+            raise ValueError(f"width must be one of {sorted(COLUMN_WIDTHS)} or inches, got {width!r}")
+        return COLUMN_WIDTHS["slide"] if style == "slides" else COLUMN_WIDTHS[width]
+    return float(width)
+
+
+def check_style(style: str) -> str:
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}; got {style!r}")
+    return style
+
+
+def styled(draw):
+    """Decorate a plotting function so that it draws under `STYLE_PARAMS[style]` (keyword `style`, default paper)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, style: str = "paper", **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(STYLE_PARAMS[check_style(style)]):
+            return draw(*args, style=style, **kwargs)
+
+    return wrapper
+
+
+def new_figure(width: str | float = "one", height: float | None = None, *, ncols: int = 1, nrows: int = 1,
+               style: str = "paper", **subplot_kw):
+    """A constrained-layout Figure on the Agg canvas (no pyplot, no display) and its axes.
+
+    `width` is "one" or "two" journal columns or inches; `height` defaults to
+    0.75 of one column's width per row. Returns (fig, axes) as `Figure.subplots`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    w = figure_width(width, style)
+    h = float(height) if height is not None else 0.75 * figure_width("one", style) * nrows
+    fig = Figure(figsize=(w, h), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, **subplot_kw)
+    return fig, axes
+
+
+def integer_ticks(ax, axis: str = "both") -> None:
+    """Ticks at whole numbers only on `axis` ("x", "y" or "both"), for counts, epochs and ranks."""
+    from matplotlib.ticker import MaxNLocator
+
+    for name in ("x", "y") if axis == "both" else (axis,):
+        getattr(ax, f"{name}axis").set_major_locator(MaxNLocator(integer=True))
+
+
+def percent_axis(ax, axis: str = "y", *, share: bool = True) -> None:
+    """Label a share axis (values 0-1 when `share`, else 0-100) in percent."""
+    from matplotlib.ticker import PercentFormatter
+
+    getattr(ax, f"{axis}axis").set_major_formatter(PercentFormatter(1.0 if share else 100.0, decimals=0))
+
+
+def condition_legend(ax, groups: Sequence[str], *, marker: str = "o", **kwargs):
+    """A legend with one entry per condition in `groups` (first appearance kept), each in its fixed colour."""
+    from matplotlib.lines import Line2D
+
+    seen = list(dict.fromkeys(str(g) for g in groups))
+    handles = [Line2D([], [], color=condition_colour(g), marker=marker, ls="", label=g) for g in seen]
+    return ax.legend(handles=handles, **kwargs)
+
+
+def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """"pdf,svg" or ["pdf", "png"] -> ("pdf", "svg"); an unknown format fails naming the known ones."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    chosen = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in items if f.strip()))
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ValueError(f"formats must be among {', '.join(FORMATS)}; got {formats!r}")
+    return chosen
+
+
+def save_figure(fig, path_stem: str | Path, formats: str | Iterable[str] = FORMATS, *, dpi: int = PNG_DPI) -> list[Path]:
+    """Write `fig` as <path_stem>.<format> for each format: vector PDF and SVG, PNG at `dpi` (300).
+
+    Each file is written to a temporary name first and renamed, so a reader
+    never sees half a figure. Returns the paths written, in the order asked.
+    """
+    import os
+
+    import matplotlib
+
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in parse_formats(formats):
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with matplotlib.rc_context(SAVE_PARAMS):
+                fig.savefig(tmp, format=fmt, dpi=dpi if fmt == "png" else "figure",
+                            metadata={"Date": None} if fmt in ("pdf", "svg") else None)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(path)
+    return written
