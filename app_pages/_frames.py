@@ -18,7 +18,14 @@ from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.agreement import majority_vote
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import REPORT_COLUMNS
-from audit.store import REPORT_DIR, REPRESENTATION_TABLES, AuditError, decisions_by_epoch, load, read_decisions
+from audit.store import (
+    REPORT_DIR,
+    REPRESENTATION_TABLES,
+    AuditError,
+    decisions_by_epoch,
+    load,
+    read_decisions,
+)
 
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")

@@ -10,7 +10,7 @@ import altair as alt
 import streamlit as st
 
 from app_pages import _common, _frames
-from audit.store import DEEP_TABLES, REPRESENTATION_TABLES
+from audit.store import DEEP_TABLES
 
 data = _common.require_audit()
 _common.header("Deeper measures", data, "Do the models agree inside, and do other difficulty measures agree?")
