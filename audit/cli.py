@@ -134,6 +134,8 @@ def run(
     depth_train: bool = typer.Option(False, "--depth-train", help="Also the prediction depth of the probes' "
                                      "training images (baldock2021's training split)."),
     depth_reference: int = typer.Option(2000, min=30, help="Training images each k-NN probe is fitted on."),
+    rsa_images: int = typer.Option(2000, min=0, help="Validation images (a seeded subset) on which each model's "
+                                   "penultimate representation is kept as a Gram matrix, for RSA and CKA; 0 = none."),
     learnability: bool | None = typer.Option(None, "--learnability/--no-learnability", help="Teacher-student "
                                              "learnability with random-label and random-image controls "
                                              "(sharma2018); default: on for the quick preset."),
@@ -159,6 +161,8 @@ def run(
         _fail(f"--depth must be none, base or all, got {depth!r}")
     if depth_train and depth == "none":
         _fail("Cannot use both --depth none and --depth-train; use --depth base --depth-train")
+    if 0 < rsa_images < 3:
+        _fail(f"--rsa-images must be 0 (none) or at least 3, got {rsa_images}")
     cfg = AuditConfig(
         dataset=dataset, variants=variants, models=_split_models(models),
         data_root=str(data_root) if data_root else None, epochs=epochs, train_size=train_size, val_size=val_size,
@@ -167,7 +171,7 @@ def run(
         cache_dir=str(cache_dir) if cache_dir else None, dataset_options=_parse_options(dataset_option),
         depth=depth, depth_train=depth_train, depth_reference=depth_reference, learnability=learnability,
         probs=not no_probs, depth_types=depth_types, compile=compile, resizer=resizer,
-        relabel=str(relabel) if relabel else None,
+        relabel=str(relabel) if relabel else None, rsa_images=rsa_images,
     )
     with console.status("loading the dataset and planning the jobs"):
         plan = plan_audit(cfg)

@@ -67,6 +67,7 @@ class AuditConfig:
     compile: bool = False
     resizer: str = "pil"
     relabel: str | None = None
+    rsa_images: int | None = 2000
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -153,7 +154,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
                      cache_dir=config.cache_dir,
                      flip=_flip_for(config.dataset), depth=config.depth, depth_train=config.depth_train,
                      depth_reference=config.depth_reference, probs=config.probs,
-                     compile=config.compile, resizer=config.resizer)
+                     compile=config.compile, resizer=config.resizer, rsa_images=config.rsa_images)
     ctx.wants_depth("base")  # checks the option before anything runs
     notes = skipped_files_notes(ds.skipped, ds.classes, ds.val.labels)
     if relabelled:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from audit import figures
+from audit.deep.similarity import confusion_report, representation_report
 from audit.data.sources import skipped_files_notes
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
@@ -153,6 +154,9 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     # ---- humans beside the models (meding2022 §4; imported audits with human observers)
     humans = human_report(result, categories, random_state=random_state)
     if humans is not None:
+    # ---- what the models share: representations (meding2022 A.3) and the pooled confusion matrix
+    _similarity(content, result, categories, notes, deep)
+
         summary.update(humans.summary)
         notes.extend(humans.notes)
         content.outputs.update(humans.tables)
@@ -171,6 +175,21 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
 def build_report(
     result: AuditResult,
     *,
+def _similarity(content: ReportContent, result: AuditResult, categories: np.ndarray, notes: list,
+                deep: bool) -> None:
+    """RSA and CKA between the stored representations (with the deeper measures) and the ensemble confusion matrix."""
+    parts = [confusion_report(result, categories)]
+    if deep:
+        parts.append(representation_report(result, categories))
+    for part in parts:
+        if part is None:
+            continue
+        content.summary.update(part.summary)
+        notes.extend(part.notes)
+        content.outputs.update(part.tables)
+        content.outputs.update(part.figures)
+
+
     tolerance: int = 1,
     n_bootstrap: int = 200,
     random_state: int = 0,

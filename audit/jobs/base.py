@@ -43,6 +43,9 @@ class JobContext:
     knn_backend: str = "auto"
     #: store each variant's final softmax on the validation split (probs/<model>.npy), for label issues
     probs: bool = True
+    #: validation images whose penultimate Gram matrix each model stores (representation/), for RSA and CKA;
+    #: a seeded subset shared by all models, 0 = none, None = all
+    rsa_images: int | None = 2000
     #: run the variants' forward passes through torch.compile
     compile: bool = False
     #: how pretrained models' images are resized: "pil" (timm's transform) or "torch" (faster, within a few levels)

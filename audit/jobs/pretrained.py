@@ -166,6 +166,11 @@ class PretrainedJob:
         out = JobOutput(record=record, decisions=decisions)
         if getattr(ctx, "probs", False):  # the class probabilities, for label issues (as the variants store)
             out.extras[f"probs/{self.name}.npy"] = probs.astype(np.float16)
+        if probe_info is not None and getattr(ctx, "rsa_images", 0):  # its features' Gram matrix, for RSA and CKA
+            from audit.deep.features import capture, representation_images
+
+            ids = representation_images(len(ds.val), ctx.rsa_images, seed=ctx.seed)
+            out.extras[f"representation/{self.name}.npz"] = capture(f_val.values[ids], ids).to_arrays()
         return out
 
     def _head_for(self, model, ds: Dataset) -> HeadPlan:

@@ -1,7 +1,8 @@
 """The variant job: train one variant of the meding2022 A.1 grid and record its decisions every epoch.
 
 While the trained model is in memory the job also measures its prediction depth
-and keeps its softmax outputs (`deep_outputs`); models are not saved.
+and keeps its softmax outputs (`deep_outputs`) and its penultimate Gram matrix
+(`representation_outputs`); models are not saved.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class VariantJob:
                                         res.train_true_prob, res.train_top_prob, ds.train.labels)
         extras, deep = deep_outputs(self.spec, ctx, res.model, train, val)
         record = {
+        extras.update(representation_outputs(self.spec, ctx, res.model, train, val))
             **self.describe(),
             **deep,
             "accuracy": res.val_accuracy[-1],
@@ -130,6 +132,27 @@ class VariantJob:
 
 
 def deep_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
+def representation_outputs(spec, ctx: JobContext, model, train, val) -> dict:
+    """The final model's penultimate Gram matrix on the audit's representation images (for RSA and CKA).
+
+    Returns {"representation/<name>.npz": arrays}, or {} when `--rsa-images 0` or the
+    architecture has no linear classifier.
+    """
+    from audit.deep.features import capture, penultimate_features, representation_images
+    from audit.train import Normalizer
+
+    if not ctx.rsa_images:
+        return {}
+    ids = representation_images(len(val), ctx.rsa_images, seed=ctx.seed)
+    norm = Normalizer.fit(train)  # the same statistics train_variant used
+    index = ids if len(ids) < len(val) else slice(None)
+    try:
+        features = penultimate_features(model, val.images[index], norm)
+    except ValueError:
+        return {}
+    return {f"representation/{spec.name}.npz": capture(features, ids).to_arrays()}
+
+
     """Prediction depth and/or the final softmax of a trained variant, computed while its model is in memory.
 
     Returns the extra files ({path: frame or array}) and facts for the job record.

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from audit.store.decisions import DECISION_COLUMNS, decision_path
-from audit.store.files import AuditError, read_json, write_json, write_npy, write_parquet
+from audit.store.files import AuditError, read_json, write_json, write_npy, write_npz, write_parquet
 
 FORMAT = "ddd-audit/1"
 BASE_IMAGE_COLUMNS = ("image_id", "label", "class_name", "split", "source")
@@ -105,6 +105,9 @@ class AuditDir:
                                  shape (n_images, n_classes) (for label issues)
         aux/<job>.json           record of a job that is not a model (learnability, depth_split)
         learnability/<job>.parquet  per-image teacher-student agreement (sharma2018)
+        representation/<model>.npz  the penultimate representation's Gram matrix on a seeded subset of
+                                 the validation images (image_ids, gram_upper float32, sums, n_features;
+                                 see audit.metrics.representation), never the features
         report/                  summary.json, tables and figures (REPORT_FILES; rebuilt by `ddd-audit report`)
     """
 
@@ -181,7 +184,8 @@ class AuditDir:
         write_json(self.job_path(model), {"name": model, **record})
 
     def write_extras(self, extras: dict) -> None:
-        """Write per-job extra files atomically: {relative path: DataFrame (.parquet) or ndarray (.npy)}."""
+        """Write per-job extra files atomically: {relative path: DataFrame (.parquet), ndarray (.npy) or
+        dict of arrays (.npz)}."""
         for rel, obj in extras.items():
             rel_path = Path(rel)
             if rel_path.is_absolute() or ".." in rel_path.parts or rel_path.parts[0] not in EXTRA_FOLDERS:
@@ -190,8 +194,11 @@ class AuditDir:
                 write_parquet(self.path / rel_path, obj)
             elif rel_path.suffix == ".npy" and isinstance(obj, np.ndarray):
                 write_npy(self.path / rel_path, obj)
+            elif rel_path.suffix == ".npz" and isinstance(obj, dict):
+                write_npz(self.path / rel_path, obj)
             else:
-                raise ValueError(f"extra file {rel!r}: expected a DataFrame for .parquet or an array for .npy, "
+                raise ValueError(f"extra file {rel!r}: expected a DataFrame for .parquet, an array for .npy or "
+                                 "a dict of arrays for .npz, "
                                  f"got {type(obj).__name__}")
 
     # jobs that are not models (learnability, depth_split): no decisions, a record under aux/
@@ -224,7 +231,7 @@ class AuditDir:
                   self.decision_path(model, "train")):
             p.unlink(missing_ok=True)
         for folder in EXTRA_FOLDERS:
-            for suffix in (".parquet", ".npy"):
+            for suffix in (".parquet", ".npy", ".npz"):
                 (self.path / folder / f"{model}{suffix}").unlink(missing_ok=True)
 
     def remove_temporary_files(self) -> list[Path]:

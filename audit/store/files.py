@@ -93,6 +93,12 @@ def write_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+def write_npz(path: Path, arrays: dict) -> None:
+    """Write named arrays as one uncompressed .npz atomically."""
+    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def _json_default(obj: Any):
     if isinstance(obj, np.generic):
         return obj.item()

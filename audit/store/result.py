@@ -233,6 +233,14 @@ class AuditResult:
         return np.load(p).astype(np.float32) if p.exists() else None
 
     def aux_record(self, name: str) -> dict | None:
+    def representation(self, model: str) -> dict | None:
+        """The stored penultimate Gram matrix of one model (arrays of representation/<model>.npz), or None."""
+        p = self.path / "representation" / f"{model}.npz"
+        if not p.exists():
+            return None
+        with np.load(p) as arrays:
+            return {k: arrays[k] for k in arrays.files}
+
         """The record of a finished job that is not a model (e.g. "learnability"), or None."""
         p = AuditDir(self.path).aux_path(name)
         return read_json(p) if p.exists() else None
