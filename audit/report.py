@@ -6,7 +6,7 @@ recomputes a decision), computes the measures in `audit.metrics`, and writes
 `format_summary` turns the summary into the short text the CLI prints.
 `report_state` and `read_report_tables` read a written report back. The file
 names are the store's (`audit.store.REPORT_TABLES` and its neighbours); the
-figures are drawn in `audit.figures`.
+figures are drawn in `audit.plots`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit import figures
-from audit.deep.similarity import confusion_report, representation_report
 from audit.data.sources import skipped_files_notes
+from audit.deep.similarity import confusion_report, representation_report
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.difficulty import CATEGORIES
+from audit.plots import dynamics as dynamics_plots
+from audit.plots import images as image_plots
+from audit.plots import split as split_plots
+from audit.plots.style import save_figure
 from audit.scoring import format_scored_summary, scored_report
 from audit.store import (
     BASE_IMAGE_COLUMNS,
@@ -34,7 +37,6 @@ from audit.store import (
     SUMMARY_FILE,
     AuditDir,
     AuditResult,
-    atomic_path,
     write_csv,
     write_json,
     write_npy,
@@ -135,8 +137,9 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     }
 
     # ---- the models' errors compared, the classes, the dynamics over epochs
+    groups_of = dict(zip(names, model_fields(result, names, "group"), strict=True))
     summary["error_consistency"] = _error_consistency(content, correct, names, categories, notes, n_bootstrap,
-                                                      random_state)
+                                                      random_state, groups_of)
     summary["classes"] = _per_class(content, result, correct, names)
     summary["dynamics"] = _dynamics(content, result, names, epochs_of, notes)
 
@@ -151,12 +154,12 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
         for name, fig in extra.figures.items():
             content.outputs[name] = lambda fig=fig: fig
 
-    # ---- humans beside the models (meding2022 §4; imported audits with human observers)
-    humans = human_report(result, categories, random_state=random_state)
-    if humans is not None:
     # ---- what the models share: representations (meding2022 A.3) and the pooled confusion matrix
     _similarity(content, result, categories, notes, deep)
 
+    # ---- humans beside the models (meding2022 §4; imported audits with human observers)
+    humans = human_report(result, categories, random_state=random_state)
+    if humans is not None:
         summary.update(humans.summary)
         notes.extend(humans.notes)
         content.outputs.update(humans.tables)
@@ -172,9 +175,6 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     return content
 
 
-def build_report(
-    result: AuditResult,
-    *,
 def _similarity(content: ReportContent, result: AuditResult, categories: np.ndarray, notes: list,
                 deep: bool) -> None:
     """RSA and CKA between the stored representations (with the deeper measures) and the ensemble confusion matrix."""
@@ -190,6 +190,9 @@ def _similarity(content: ReportContent, result: AuditResult, categories: np.ndar
         content.outputs.update(part.figures)
 
 
+def build_report(
+    result: AuditResult,
+    *,
     tolerance: int = 1,
     n_bootstrap: int = 200,
     random_state: int = 0,
@@ -315,19 +318,17 @@ def _split(content: ReportContent, correct: np.ndarray, tolerance: int, notes: l
             "log_likelihood": bb.log_likelihood,
         },
     }
-    content.table(
-        "histogram",
-        pd.DataFrame({"n_correct": np.arange(n_models + 1), "observed": hist, "binomial": binom,
-                      "beta_binomial": bb.expected}),
-    )
-    content.figure("histogram", lambda: figures.n_correct_histogram(hist, binom, bb.expected, t))
+    hist_frame = pd.DataFrame({"n_correct": np.arange(n_models + 1), "observed": hist, "binomial": binom,
+                               "beta_binomial": bb.expected})
+    content.table("histogram", hist_frame)
+    content.figure("histogram", lambda: split_plots.histogram_figure(hist_frame, tolerance=t))
     scores["n_correct"] = n_corr
     scores["category"] = categories
     return categories, n_corr
 
 
 def _error_consistency(content: ReportContent, correct: np.ndarray, names: list[str], categories: np.ndarray,
-                       notes: list, n_bootstrap: int, random_state: int) -> dict:
+                       notes: list, n_bootstrap: int, random_state: int, groups_of: dict) -> dict:
     """Error consistency on all images and on the inconclusive ones (meding2022 §2, §3.3, Fig. 6)."""
     ec: dict = {}
     n_images, n_models = correct.shape
@@ -353,9 +354,10 @@ def _error_consistency(content: ReportContent, correct: np.ndarray, names: list[
                 notes.append(f"the 95% intervals of mean κ resample images over a random {ci['models_resampled']} "
                              f"of the {n_models} models (error_consistency_bootstrap, max_models)")
         ec[subset] = entry
-        content.table(f"ec_{subset}", pd.DataFrame(kappa, index=names, columns=names).rename_axis("model"))
+        matrices[subset] = pd.DataFrame(kappa, index=names, columns=names).rename_axis("model")
+        content.table(f"ec_{subset}", matrices[subset])
     if matrices:
-        content.figure("error_consistency", lambda: figures.error_consistency(matrices, names))
+        content.figure("error_consistency", lambda: split_plots.kappa_matrices_figure(matrices, groups_of))
     return ec
 
 
@@ -372,7 +374,7 @@ def _per_class(content: ReportContent, result: AuditResult, correct: np.ndarray,
     content.table("per_class", per_class)
     k = min(10, int(np.count_nonzero(class_sizes)))
     ranked = difficulty.easiest_hardest_classes(class_acc, k=k)
-    content.figure("per_class", lambda: figures.per_class_accuracy(class_acc, class_names))
+    content.figure("per_class", lambda: image_plots.class_accuracy_figure(per_class))
     return {
         side: [{"class": class_names[c], "accuracy": float(per_class["mean"][c])} for c in ranked[side]]
         for side in ("easiest", "hardest")
@@ -408,7 +410,8 @@ def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epo
     frame.insert(0, "epoch_from", epochs[:-1])
     frame["mean"] = swaps.mean(axis=0)
     content.table("swaps", frame)
-    content.figure("swaps", lambda: figures.swaps_per_epoch(epochs, swaps, dyn, n_images))
+    groups_of = dict(zip(dyn, model_fields(result, dyn, "group"), strict=True))
+    content.figure("swaps", lambda: dynamics_plots.swaps_figure(frame, groups_of))
 
     counts = by_epoch.sum(axis=1, dtype=np.int32)  # n models right, per image and epoch
     tpa = counts / n_dyn
@@ -419,27 +422,19 @@ def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epo
     null_hist = np.stack(
         [n_images * agreement.tp_agreement_null(acc_by_epoch[:, e]) for e in range(n_epochs)], axis=1
     )
-    content.table(
-        "tp_by_epoch",
-        pd.DataFrame(
-            {
-                "epoch": epochs,
-                "mean_accuracy": acc_by_epoch.mean(axis=0),
-                "mean_tp_agreement": tpa.mean(axis=0),
-                "bimodality": bimodal,
-                "bimodality_null": bimodal_null,
-            }
-        ),
-    )
-    content.figure("tp_agreement", lambda: figures.tp_agreement(epochs, tpa_hist, null_hist, bimodal, bimodal_null))
+    tp_frame = pd.DataFrame({"epoch": epochs, "mean_accuracy": acc_by_epoch.mean(axis=0),
+                             "mean_tp_agreement": tpa.mean(axis=0), "bimodality": bimodal,
+                             "bimodality_null": bimodal_null})
+    content.table("tp_by_epoch", tp_frame)
+    content.figure("tp_agreement", lambda: dynamics_plots.tp_agreement_figure(tp_frame, tpa_hist, null_hist))
 
-    groups_of = model_fields(result, dyn, "group")
-    base = groups_of.index("base") if "base" in groups_of else 0
+    base = dyn.index(split_plots.base_model_of(groups_of, dyn))
     base_map = dynamics.binned_decision_map(by_epoch[:, base, :], n_bins=DECISION_MAP_ROWS)
     all_map = dynamics.binned_decision_map(by_epoch, n_bins=DECISION_MAP_ROWS)
     content.array("base", base_map)
     content.array("all", all_map)
-    content.figure("decision_maps", lambda: figures.decision_maps(base_map, all_map, epochs, dyn[base], n_dyn, n_images))
+    content.figure("decision_maps", lambda: dynamics_plots.decision_maps_figure(
+        base_map, all_map, epochs, base_model=dyn[base], n_models=n_dyn, n_images=n_images))
 
     accessibility = agreement.accessibility(by_epoch)
     learned = dynamics.learned_epoch(by_epoch, epochs=epochs, reduce="median")
@@ -640,8 +635,7 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _save_figure(path: Path, fig) -> None:
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    save_figure(fig, path.with_suffix(""), (path.suffix.lstrip("."),))
 
 
 def _remove_stale(out: Path, written: set[str]) -> None:

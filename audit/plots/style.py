@@ -196,3 +196,9 @@ def save_figure(fig, path_stem: str | Path, formats: str | Iterable[str] = FORMA
             tmp.unlink(missing_ok=True)
         written.append(path)
     return written
+
+
+def condition_of(groups, model: str) -> str:
+    """A model's condition from a mapping model -> group; the model's own name where the group is missing."""
+    group = groups.get(model) if groups else None
+    return model if group is None or (isinstance(group, float) and group != group) else str(group)
