@@ -16,6 +16,7 @@ import pandas as pd
 from app_pages._data import AuditData, near_chance_models
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.agreement import majority_vote
+from audit.metrics.confusion import ensemble_confusion, row_shares
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import REPORT_COLUMNS
 from audit.store import (
@@ -819,3 +820,17 @@ def representation_frames(data: AuditData) -> dict | None:
             "matrices": matrices,
             "vs_base": vs if vs is not None else pd.DataFrame(columns=["model", "measure", "images", "value"]),
             "n_images": int(info.get("n_images", 0))}
+
+
+def confusion_long(predicted: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                   mask: np.ndarray | None = None) -> pd.DataFrame:
+    """The ensemble confusion matrix (audit.metrics.confusion) as rows (true, predicted, decisions, share).
+
+    `share` is the cell's part of its true class's decisions; cells without decisions are left out.
+    """
+    counts = ensemble_confusion(predicted, labels, len(class_names), mask=mask)
+    shares = row_shares(counts)
+    rows, cols = np.nonzero(counts)
+    names = np.asarray(class_names, dtype=object)
+    return pd.DataFrame({"true": names[rows], "predicted": names[cols], "decisions": counts[rows, cols],
+                         "share": shares[rows, cols]})

@@ -97,3 +97,39 @@ st.download_button(
     mime="text/csv",
     key="classes_download",
 )
+
+st.subheader("What the images are taken for")
+st.markdown(
+    "The ensemble confusion matrix: every model's final decision on every image, pooled. Each row is a true "
+    "class, each column the class the models chose; the colour is the share of the row's decisions. On the "
+    "impossible images it shows which classes they are taken for: one dark cell off the diagonal is a look-alike "
+    "class (or a label that is likely wrong), a spread row an image that fits no class well."
+)
+subset = st.radio("Images", ["impossible", "all"], horizontal=True, key="classes_confusion_subset")
+final = _common.final_decisions(data.path, _common.stamp_of(data), ("predicted",))
+mask = _frames.categories_at(data, t) == "impossible" if subset == "impossible" else None
+confusion = _frames.confusion_long(final["predicted"], data.images["label"].to_numpy(), data.class_names, mask)
+if confusion.empty:
+    st.info(f"No {subset} images at tolerance {t}.", icon=":material/info:")
+else:
+    order = list(data.class_names)
+    cells = (
+        alt.Chart(confusion)
+        .mark_rect()
+        .encode(
+            x=alt.X("predicted:N", sort=order, title="taken for (predicted class)",
+                    axis=alt.Axis(labels=not many, ticks=not many, labelAngle=-60)),
+            y=alt.Y("true:N", sort=order, title="true class", axis=alt.Axis(labels=not many, ticks=not many)),
+            color=alt.Color("share:Q", title="share of the row", scale=alt.Scale(scheme="orangered", domain=[0, 1])),
+            tooltip=[alt.Tooltip("true:N", title="true class"), alt.Tooltip("predicted:N", title="taken for"),
+                     alt.Tooltip("decisions:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(height=min(520, 22 * len(order) + 60),
+                    title=f"{subset.capitalize()} images: what each class is taken for")
+    )
+    _common.chart(cells, key="classes_confusion")
+    off = confusion[confusion["true"] != confusion["predicted"]].nlargest(10, "decisions")
+    st.dataframe(off, hide_index=True, key="classes_top_confusions",
+                 column_config={"share": st.column_config.NumberColumn("share of the row", format="percent")})
+    st.caption(f"The most frequent confusions on {subset} images, pooled over {data.n_models} models "
+               "(also in the report: confusion_all.csv, confusion_impossible.csv).")
