@@ -116,10 +116,15 @@ def train_indices(n_train: int, spec: VariantSpec) -> np.ndarray:
 
 @torch.inference_mode()
 def evaluate(model, data: TensorData, norm: Normalizer, *, batch_size: int = 1000,
-             channels_last: bool = True, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted label, true-class probability and top probability for every image."""
+             channels_last: bool = True, amp: bool = False) -> tuple[np.ndarray, ...]:
+    """Predicted label, true-class probability, top probability, margin and sum of squared probabilities.
+
+    The margin is the true-class logit minus the largest other logit (Pleiss et al. 2020, for AUM);
+    the sum of p_k^2 gives EL2N without storing every probability (Paul et al. 2021; see
+    audit.metrics.training_scores). One value of each per image.
+    """
     model.eval()
-    preds, true_p, top_p = [], [], []
+    preds, true_p, top_p, margins, sq_sums = [], [], [], [], []
     for start in range(0, len(data), batch_size):
         x = norm(data.images[start : start + batch_size], channels_last)
         y = data.labels[start : start + batch_size]
@@ -130,7 +135,11 @@ def evaluate(model, data: TensorData, norm: Normalizer, *, batch_size: int = 100
         preds.append(pred.cpu())
         top_p.append(top.cpu())
         true_p.append(prob.gather(1, y[:, None])[:, 0].cpu())
-    return torch.cat(preds).numpy(), torch.cat(true_p).numpy(), torch.cat(top_p).numpy()
+        logits = logits.float()
+        others = logits.scatter(1, y[:, None], float("-inf"))
+        margins.append((logits.gather(1, y[:, None])[:, 0] - others.max(dim=1).values).cpu())
+        sq_sums.append(prob.square().sum(dim=1).cpu())
+    return tuple(torch.cat(parts).numpy() for parts in (preds, true_p, top_p, margins, sq_sums))
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -156,6 +165,11 @@ class TrainResult:
     model: torch.nn.Module
     #: the epoch a checkpoint was resumed after (None: trained from the start)
     resumed_after_epoch: int | None = None
+    #: margin and sum of squared probabilities, shaped like `true_prob` (see `evaluate`)
+    margin: np.ndarray | None = None
+    prob_sq_sum: np.ndarray | None = None
+    train_margin: np.ndarray | None = None
+    train_prob_sq_sum: np.ndarray | None = None
 
 
 def _checkpoint_meta(spec: VariantSpec, train: TensorData, val: TensorData, record_train: bool, flip: bool) -> str:
@@ -230,18 +244,16 @@ def train_variant(
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     gen = torch.Generator().manual_seed(spec.order_seed)
 
-    records = {k: [] for k in ("pred", "true", "top", "tpred", "ttrue", "ttop")}
+    val_keys, train_keys = ("pred", "true", "top", "margin", "sq"), ("tpred", "ttrue", "ttop", "tmargin", "tsq")
+    records = {k: [] for k in val_keys + train_keys}
 
     def record():
-        p, t, m = evaluate(net, val, norm, channels_last=channels_last, amp=amp)
-        records["pred"].append(p)
-        records["true"].append(t)
-        records["top"].append(m)
+        for key, values in zip(val_keys, evaluate(net, val, norm, channels_last=channels_last, amp=amp), strict=True):
+            records.setdefault(key, []).append(values)
         if record_train:
-            p, t, m = evaluate(net, train, norm, channels_last=channels_last, amp=amp)
-            records["tpred"].append(p)
-            records["ttrue"].append(t)
-            records["ttop"].append(m)
+            for key, values in zip(train_keys, evaluate(net, train, norm, channels_last=channels_last, amp=amp),
+                                   strict=True):
+                records.setdefault(key, []).append(values)
         return float((records["pred"][-1] == val.labels.cpu().numpy()).mean())
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -286,11 +298,14 @@ def train_variant(
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                     "generator": gen.get_state(), "records": records, "val_accuracy": val_acc,
                                     "train_loss": losses})
-    stack = lambda key: np.stack(records[key]) if records[key] else None  # noqa: E731
+    # a checkpoint from before the margins were recorded has fewer epochs of them: left out then
+    stack = lambda key: np.stack(records[key]) if len(records.get(key, ())) == len(records["pred"]) else None  # noqa: E731
     return TrainResult(
         epochs=list(range(spec.epochs + 1)),
         predicted=stack("pred"), true_prob=stack("true"), top_prob=stack("top"),
         train_predicted=stack("tpred"), train_true_prob=stack("ttrue"), train_top_prob=stack("ttop"),
         train_loss=losses, val_accuracy=val_acc, seconds=time.perf_counter() - t0, model=model,
         resumed_after_epoch=None if state is None else start_epoch - 1,
+        margin=stack("margin"), prob_sq_sum=stack("sq"), train_margin=stack("tmargin"),
+        train_prob_sq_sum=stack("tsq"),
     )

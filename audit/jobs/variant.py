@@ -105,11 +105,12 @@ class VariantJob:
                             compile=ctx.compile, checkpoint=self.checkpoint_path(ctx))
         ds = ctx.dataset
         decisions = decisions_frame(res.epochs, np.arange(len(ds.val)), res.predicted, res.true_prob,
-                                    res.top_prob, ds.val.labels)
+                                    res.top_prob, ds.val.labels, margin=res.margin, prob_sq_sum=res.prob_sq_sum)
         train_dec = None
         if res.train_predicted is not None:
             train_dec = decisions_frame(res.epochs, np.arange(len(ds.train)), res.train_predicted,
-                                        res.train_true_prob, res.train_top_prob, ds.train.labels)
+                                        res.train_true_prob, res.train_top_prob, ds.train.labels,
+                                        margin=res.train_margin, prob_sq_sum=res.train_prob_sq_sum)
         extras, deep = deep_outputs(self.spec, ctx, res.model, train, val)
         record = {
         extras.update(representation_outputs(self.spec, ctx, res.model, train, val))

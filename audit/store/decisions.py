@@ -22,6 +22,10 @@ from audit.store.files import AuditError
 
 DECISION_COLUMNS = ("epoch", "image_id", "predicted", "correct", "true_prob", "top_prob")
 DECISION_FIELDS = ("predicted", "correct", "true_prob", "top_prob")
+#: Optional floats a trainer records beside the decisions (audit.metrics.training_scores): the margin
+#: (true-class logit minus the largest other logit) and the sum of squared probabilities. Audits written
+#: before them, and imported or pretrained models, lack these columns; `has_fields` says which do.
+SCORE_FIELDS = ("margin", "prob_sq_sum")
 
 
 def decision_path(audit: str | os.PathLike, model: str, split: str = "val") -> Path:
@@ -37,6 +41,9 @@ def decisions_frame(
     true_prob: np.ndarray,
     top_prob: np.ndarray,
     labels: np.ndarray,
+    *,
+    margin: np.ndarray | None = None,
+    prob_sq_sum: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Build the long decision table from per-epoch arrays.
 
@@ -45,6 +52,8 @@ def decisions_frame(
     epochs : sequence of int, length n_epochs
     image_ids, labels : ndarray of shape (n_images,)
     predicted, true_prob, top_prob : ndarray of shape (n_epochs, n_images)
+    margin, prob_sq_sum : ndarray of shape (n_epochs, n_images), optional
+        The SCORE_FIELDS columns; left out of the table when not given.
     """
     predicted = np.asarray(predicted)
     n_epochs, n_images = predicted.shape
@@ -61,8 +70,24 @@ def decisions_frame(
             "correct": (predicted == np.asarray(labels)[None, :]).ravel(),
             "true_prob": np.asarray(true_prob, dtype=np.float32).ravel(),
             "top_prob": np.asarray(top_prob, dtype=np.float32).ravel(),
+            **{name: np.asarray(values, dtype=np.float32).ravel()
+               for name, values in (("margin", margin), ("prob_sq_sum", prob_sq_sum)) if values is not None},
         }
     )
+
+
+def decision_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of a decision table to store: DECISION_COLUMNS and the SCORE_FIELDS it has."""
+    return [*DECISION_COLUMNS, *(f for f in SCORE_FIELDS if f in frame.columns)]
+
+
+def has_fields(audit: str | os.PathLike, model: str, fields: Sequence[str], split: str = "val") -> bool:
+    """Whether a model's decision file has all `fields` (read from the Parquet schema only)."""
+    try:
+        names = set(pq.read_schema(decision_path(audit, model, split)).names)
+    except OSError:
+        return False
+    return set(fields) <= names
 
 
 # --------------------------------------------------------------------------- reading
@@ -73,7 +98,7 @@ def read_decisions(audit: str | os.PathLike, model: str, fields: Sequence[str], 
     Parameters
     ----------
     audit : the audit directory
-    fields : some of DECISION_FIELDS; only these columns are read
+    fields : some of DECISION_FIELDS and SCORE_FIELDS; only these columns are read
     image_ids : ndarray of int, the audit's image ids, ascending (images.parquet)
 
     Returns
@@ -87,8 +112,8 @@ def read_decisions(audit: str | os.PathLike, model: str, fields: Sequence[str], 
     """
     fields = tuple(fields)
     for f in fields:
-        if f not in DECISION_FIELDS:
-            raise ValueError(f"field must be one of {DECISION_FIELDS}, got {f!r}")
+        if f not in DECISION_FIELDS + SCORE_FIELDS:
+            raise ValueError(f"field must be one of {DECISION_FIELDS + SCORE_FIELDS}, got {f!r}")
     file = decision_path(audit, model, split)
     try:
         stat = file.stat()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.store.decisions import DECISION_COLUMNS, decision_path
+from audit.store.decisions import DECISION_COLUMNS, decision_columns, decision_path
 from audit.store.files import AuditError, read_json, write_json, write_npy, write_npz, write_parquet
 
 FORMAT = "ddd-audit/1"
@@ -177,9 +177,9 @@ class AuditDir:
         missing = set(DECISION_COLUMNS) - set(decisions.columns)
         if missing:
             raise ValueError(f"decisions for {model} lack columns {sorted(missing)}")
-        write_parquet(self.decision_path(model), decisions[list(DECISION_COLUMNS)])
+        write_parquet(self.decision_path(model), decisions[decision_columns(decisions)])
         if train_decisions is not None:
-            write_parquet(self.decision_path(model, "train"), train_decisions[list(DECISION_COLUMNS)])
+            write_parquet(self.decision_path(model, "train"), train_decisions[decision_columns(train_decisions)])
         self.write_extras(extras or {})
         write_json(self.job_path(model), {"name": model, **record})
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from audit.store.decisions import (
     DECISION_FIELDS,
+    SCORE_FIELDS,
     _FinalCache,
     decision_path,
     read_many,
@@ -129,8 +130,8 @@ class AuditResult:
 
     def decision_array(self, model: str, fld: str = "correct", split: str = "val") -> np.ndarray:
         """One field of one model's decisions, shape (n_epochs, n_images)."""
-        if fld not in DECISION_FIELDS:
-            raise ValueError(f"field must be one of {DECISION_FIELDS}, got {fld!r}")
+        if fld not in DECISION_FIELDS + SCORE_FIELDS:
+            raise ValueError(f"field must be one of {DECISION_FIELDS + SCORE_FIELDS}, got {fld!r}")
         self._read([model], (fld,), split)
         return self._cache[(model, split, fld)]
 
@@ -232,7 +233,6 @@ class AuditResult:
         p = self.path / "probs" / f"{model}.npy"
         return np.load(p).astype(np.float32) if p.exists() else None
 
-    def aux_record(self, name: str) -> dict | None:
     def representation(self, model: str) -> dict | None:
         """The stored penultimate Gram matrix of one model (arrays of representation/<model>.npz), or None."""
         p = self.path / "representation" / f"{model}.npz"
@@ -241,6 +241,7 @@ class AuditResult:
         with np.load(p) as arrays:
             return {k: arrays[k] for k in arrays.files}
 
+    def aux_record(self, name: str) -> dict | None:
         """The record of a finished job that is not a model (e.g. "learnability"), or None."""
         p = AuditDir(self.path).aux_path(name)
         return read_json(p) if p.exists() else None
