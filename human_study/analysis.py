@@ -184,7 +184,10 @@ class LearningEffect:
     """Logistic regression of correctness on trial number (main trials, observers as fixed effects).
 
     logit P(correct) = b0 + slope·(number - 1) [+ one offset per observer]; slope > 0 means
-    accuracy rises over the session. `odds_ratio_per_100` = exp(100·slope).
+    accuracy rises over the session. `odds_ratio_first_to_last` = exp(slope·(last_number - 1)),
+    the change of the odds of a right answer from the first to the last trial of the study
+    (never a span the study does not have, such as 100 trials of a 20-trial study).
+    `params` are the fitted coefficients (intercept, slope, observer offsets), for the figure.
     """
 
     n_responses: int
@@ -194,8 +197,10 @@ class LearningEffect:
     p_value: float = math.nan
     ci_low: float = math.nan
     ci_high: float = math.nan
-    odds_ratio_per_100: float = math.nan
+    last_number: int = 0
+    odds_ratio_first_to_last: float = math.nan
     note: str = ""
+    params: tuple[float, ...] = ()
 
 
 def learning_design(responses: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -239,6 +244,7 @@ def learning_effect(responses: pd.DataFrame, *, alpha: float = 0.05) -> Learning
         return LearningEffect(n, n_obs, note="the logistic regression did not converge")
     slope, se = float(fit.params[1]), float(fit.bse[1])
     low, high = fit.conf_int(alpha=alpha)[1]
+    last = int(x[:, 1].max()) + 1
     return LearningEffect(
         n_responses=n,
         n_observers=n_obs,
@@ -247,12 +253,32 @@ def learning_effect(responses: pd.DataFrame, *, alpha: float = 0.05) -> Learning
         p_value=float(fit.pvalues[1]),
         ci_low=float(low),
         ci_high=float(high),
-        odds_ratio_per_100=float(np.exp(100 * slope)),
+        last_number=last,
+        odds_ratio_first_to_last=float(np.exp((last - 1) * slope)),
+        params=tuple(float(v) for v in fit.params),
     )
 
 
-def accuracy_by_block(responses: pd.DataFrame, *, block: int = 25) -> pd.DataFrame:
+def learning_curve(effect: LearningEffect, numbers) -> np.ndarray:
+    """The fitted P(correct) at each trial number, averaged over the observers' offsets.
+
+    Returns ndarray of shape (len(numbers),), in [0, 1]; NaN when no fit exists.
+    """
+    numbers = np.asarray(numbers, dtype=float)
+    if not effect.params:
+        return np.full(numbers.shape, math.nan)
+    intercept, slope, *offsets = effect.params
+    shifts = np.array([0.0, *offsets])  # the first observer is the reference
+    logits = intercept + slope * (numbers[:, None] - 1.0) + shifts[None, :]
+    return (1.0 / (1.0 + np.exp(-logits))).mean(axis=1)
+
+
+def accuracy_by_block(responses: pd.DataFrame, *, block: int = 25, n_numbers: int | None = None) -> pd.DataFrame:
     """Accuracy on main trials in blocks of `block` trial numbers, pooled over observers.
+
+    n_numbers : the last trial number of the study (main and catch trials); default the
+        largest number answered. The last block ends there, never past it (20 trials in
+        blocks of 3 end with "19-20", not "19-21").
 
     Returns columns: block (1-based), first, last (trial numbers), n, accuracy.
     """
@@ -261,12 +287,14 @@ def accuracy_by_block(responses: pd.DataFrame, *, block: int = 25) -> pd.DataFra
     main = _main(responses)
     if main.empty:
         return pd.DataFrame(columns=["block", "first", "last", "n", "accuracy"])
-    index = (main["number"].to_numpy() - 1) // block
+    numbers = main["number"].to_numpy()
+    end = int(numbers.max()) if n_numbers is None else max(int(n_numbers), int(numbers.max()))
+    index = (numbers - 1) // block
     grouped = main.groupby(index)["correct"]
     out = pd.DataFrame({"n": grouped.size(), "accuracy": grouped.mean()})
     out.insert(0, "block", out.index + 1)
     out.insert(1, "first", out.index * block + 1)
-    out.insert(2, "last", (out.index + 1) * block)
+    out.insert(2, "last", np.minimum((out.index + 1) * block, end))
     return out.reset_index(drop=True)
 
 
@@ -333,9 +361,14 @@ class StudyAnalysis:
 
 
 def analyze(
-    responses: pd.DataFrame, *, alpha: float = 0.05, chance: float = 0.5, block: int = 25
+    responses: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    chance: float = 0.5,
+    block: int = 25,
+    n_numbers: int | None = None,
 ) -> StudyAnalysis:
-    """Every statistic of the study from its responses frame."""
+    """Every statistic of the study from its responses frame (`n_numbers`: see accuracy_by_block)."""
     missing = {"subj", "kind", "trial_id", "number", "correct", "rt_ms"} - set(responses.columns)
     if missing:
         raise ValueError(f"the responses frame lacks columns {sorted(missing)}")
@@ -352,7 +385,7 @@ def analyze(
         consistency=pairs,
         consistency_summary=_describe(kappas),
         learning=learning_effect(responses, alpha=alpha),
-        blocks=accuracy_by_block(responses, block=block),
+        blocks=accuracy_by_block(responses, block=block, n_numbers=n_numbers),
         response_times=response_time_summary(responses),
         n_responses=len(responses),
     )
@@ -366,20 +399,53 @@ def _num(x: float, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def format_p_value(p: float) -> str:
+    """A p-value as people read it: "0.942", "0.012", and below 0.001 "5.0e-08"."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def paper_summary(result: StudyAnalysis) -> list[str]:
+    """The two lines meding2022 §3.4 reports: mean, range and SD of accuracy over observers, and
+    of the error consistency (kappa) over all pairs of observers, e.g. "mean accuracy 81.36%
+    (range 71.81-88.59%, SD 6.29%)" and "mean error consistency 0.5874 (range 0.4053-0.7527,
+    SD 0.0878)". SDs are sample SDs (ddof=1)."""
+    acc, ec = result.accuracy, result.consistency_summary
+
+    def p2(x: float) -> str:
+        return "-" if math.isnan(x) else f"{100 * x:.2f}"
+
+    def k4(x: float) -> str:
+        return "-" if math.isnan(x) else f"{x:.4f}"
+
+    lines = [
+        f"{acc['n']} observers: mean accuracy {p2(acc['mean'])}% (range {p2(acc['min'])}\u2013"
+        f"{p2(acc['max'])}%, SD {p2(acc['sd'])}%)"
+    ]
+    if ec["n"]:
+        lines.append(
+            f"{ec['n']} pairs of observers: mean error consistency {k4(ec['mean'])} (range "
+            f"{k4(ec['min'])}\u2013{k4(ec['max'])}, SD {k4(ec['sd'])})"
+        )
+    return lines
+
+
 def format_analysis(result: StudyAnalysis) -> str:
     """A plain-text report of `analyze`'s result (for the CLI)."""
     level = f"{100 * (1 - result.alpha):g}%"
     if result.n_responses == 0:
         return "No responses yet."
-    lines = [
+    lines = ["Summary (as meding2022 §3.4 reports it)", *(f"  {line}" for line in paper_summary(result)), ""]
+    lines.append(
         f"Accuracy on main trials (one-sided exact binomial test against {_pct(result.chance)}; {level} intervals)"
-    ]
+    )
     lines.append(
         f"  {'subj':<12} {'correct':>9} {'accuracy':>9} {'p':>9} {'Wilson':>15} {'Clopper-Pearson':>17} {'catch':>7}"
     )
     for r in result.observers.itertuples():
         lines.append(
-            f"  {r.subj:<12} {f'{r.n_correct}/{r.n_trials}':>9} {_pct(r.accuracy):>9} {_num(r.p_value, '.2g'):>9} "
+            f"  {r.subj:<12} {f'{r.n_correct}/{r.n_trials}':>9} {_pct(r.accuracy):>9} {format_p_value(r.p_value):>9} "
             f"{_pct(r.wilson_low) + '-' + _pct(r.wilson_high):>15} {_pct(r.cp_low) + '-' + _pct(r.cp_high):>17} "
             f"{_pct(r.catch_accuracy) if r.n_catch else '-':>7}"
         )
@@ -403,7 +469,8 @@ def format_analysis(result: StudyAnalysis) -> str:
     else:
         lines.append(
             f"Learning effect (logistic regression on trial number, {le.n_responses} responses): slope {le.slope:+.4f} "
-            f"per trial (SE {le.slope_se:.4f}, p = {le.p_value:.3g}), odds ratio per 100 trials {le.odds_ratio_per_100:.2f}"
+            f"per trial (SE {le.slope_se:.4f}, p = {format_p_value(le.p_value)}), odds ratio from trial 1 to "
+            f"trial {le.last_number} {le.odds_ratio_first_to_last:.2f}"
         )
     if result.blocks is not None and len(result.blocks):
         blocks = ", ".join(f"{b.first}-{b.last}: {_pct(b.accuracy)}" for b in result.blocks.itertuples())

@@ -208,18 +208,23 @@ def analyze(
     token: str | None = TOKEN,
     db: str | None = DB,
     alpha: float = typer.Option(0.05, "--alpha", help="1 - confidence level of the intervals."),
+    figures: Path | None = typer.Option(
+        None, "--figures", help="Also write the figures (PNG and PDF) into this folder."
+    ),
 ) -> None:
-    """Print accuracy, binomial tests, intervals, error consistency, learning effect and RTs.
+    """Print the summary in meding2022's form, accuracy, binomial tests, intervals, error
+    consistency, learning effect and RTs; with --figures, draw them too.
 
     Examples:
 
         ddd-audit study analyze --study-dir runs/fmnist/studies/pilot --token TOKEN
 
-        DDD_STUDY_TOKEN=TOKEN ddd-audit study analyze --study-dir runs/fmnist/studies/pilot --alpha 0.01
+        DDD_STUDY_TOKEN=TOKEN ddd-audit study analyze --study-dir runs/fmnist/studies/pilot --alpha 0.01 --figures figures/
     """
     with _errors():
         from human_study.analysis import analyze as run_analysis
         from human_study.analysis import format_analysis
+        from human_study.results import default_block
 
         if not 0 < alpha < 1:
             _fail(f"--alpha must be between 0 and 1, got {alpha}")
@@ -233,7 +238,15 @@ def analyze(
             f"{len(frame)} responses; question: which image is {study.question}?"
         )
         typer.echo("")
-        typer.echo(format_analysis(run_analysis(frame, alpha=alpha)))
+        result = run_analysis(
+            frame, alpha=alpha, block=default_block(study), n_numbers=study.n_trials + study.n_catch
+        )
+        typer.echo(format_analysis(result))
+        if figures is not None and len(frame):
+            from human_study.figures import write_figures
+
+            written = write_figures(result, frame, figures, prefix=study.name)
+            typer.echo(f"\nWrote {len(written)} figure files to {figures}")
 
 
 @study_app.command()

@@ -140,7 +140,7 @@ def test_observer_accuracy_mean_and_range():
     assert result.accuracy["sd"] == pytest.approx(acc.std(ddof=1))
     assert (result.accuracy["min"], result.accuracy["max"]) == pytest.approx((acc.min(), acc.max()))
     text = format_analysis(result)
-    assert "subject-01" in text and "71.8%" in text and "5e-08" in text
+    assert "subject-01" in text and "71.8%" in text and "5.0e-08" in text
 
 
 def test_pairwise_consistency_uses_matched_trials_only():
@@ -165,7 +165,7 @@ def test_learning_effect_matches_unpenalised_sklearn_and_finds_a_real_slope():
     ref = LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-10, max_iter=10_000).fit(x, y)
     assert le.slope == pytest.approx(ref.coef_[0][1], rel=1e-4)
     assert le.slope > 0 and le.p_value < 0.01 and le.ci_low < le.slope < le.ci_high
-    assert le.odds_ratio_per_100 == pytest.approx(math.exp(100 * le.slope))
+    assert le.last_number == n and le.odds_ratio_first_to_last == pytest.approx(math.exp((n - 1) * le.slope))
     assert le.n_responses == 3 * n and le.n_observers == 3
 
 
@@ -182,7 +182,7 @@ def test_blocks_and_response_times_by_hand():
     frame = _responses(correct, rt=rt)
     blocks = accuracy_by_block(frame, block=4)
     assert blocks["n"].tolist() == [4, 2] and blocks["accuracy"].tolist() == [0.75, 0.0]
-    assert blocks["first"].tolist() == [1, 5] and blocks["last"].tolist() == [4, 8]
+    assert blocks["first"].tolist() == [1, 5] and blocks["last"].tolist() == [4, 6]  # never past the last trial
     rts = response_time_summary(frame).set_index("subj")
     assert rts.loc["a", "median"] == 900.0 and rts.loc["a", "n"] == 6  # practice RT left out
     assert rts.loc["a", "median_correct"] == 600.0  # 400, 600, 1000
