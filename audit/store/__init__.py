@@ -41,6 +41,7 @@ from audit.store.directory import (
     REPORT_TABLES,
     REPRESENTATION_TABLES,
     SCORED_KIND,
+    SCORE_TABLES,
     SCORED_TABLE,
     SPLITS,
     SUMMARY_FILE,
@@ -69,7 +70,7 @@ from audit.store.state import (
 __all__ = [
     "BASE_IMAGE_COLUMNS", "CONFUSION_TABLES", "DEEPER_FIGURES", "REPRESENTATION_TABLES", "DECISION_COLUMNS", "DECISION_FIELDS", "SCORE_FIELDS", "has_fields", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
     "FORMAT", "HUMAN_TABLES", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
-    "RUN_STATES", "SCORED_KIND", "SCORED_TABLE", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
+    "RUN_STATES", "SCORED_KIND", "SCORE_TABLES", "SCORED_TABLE", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
     "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "utc_now", "write_csv", "write_json",
     "write_npy", "write_parquet",

@@ -62,7 +62,11 @@ REPRESENTATION_TABLES = {
 }
 #: The ensemble confusion matrix of the final decisions pooled over models (true class x predicted class).
 CONFUSION_TABLES = {"all": "confusion_all.csv", "impossible": "confusion_impossible.csv"}
-DEEPER_FIGURES = {"representation": "representation.png", "confusion": "confusion.png"}
+DEEPER_FIGURES = {"representation": "representation.png", "confusion": "confusion.png",
+                  "training_scores": "training_scores.png", "stability": "stability.png"}
+#: Training-dynamics scores compared (Spearman, per-image scores in images.parquet) and the split's
+#: stability under resampled models (audit.deep.dynamics_scores).
+SCORE_TABLES = {"score_correlation": "score_correlation.csv", "stability": "stability.csv"}
 #: Humans beside the models (audits imported with human observers; see audit.humans).
 HUMAN_TABLES = {
     "humans": "humans.csv",
@@ -82,7 +86,8 @@ SCORED_KIND = "scored"
 #: Every table and figure a report build may write beside its summary (an earlier build's are removed).
 REPORT_FILES = (*REPORT_TABLES.values(), *REPORT_MAPS.values(), *REPORT_FIGURES.values(),
                 *DEEP_TABLES.values(), *DEEP_FIGURES.values(), *HUMAN_TABLES.values(), SCORED_TABLE,
-                *REPRESENTATION_TABLES.values(), *CONFUSION_TABLES.values(), *DEEPER_FIGURES.values())
+                *REPRESENTATION_TABLES.values(), *CONFUSION_TABLES.values(), *DEEPER_FIGURES.values(),
+                *SCORE_TABLES.values())
 
 
 class AuditDir:
