@@ -233,13 +233,14 @@ class AuditResult:
         p = self.path / "probs" / f"{model}.npy"
         return np.load(p).astype(np.float32) if p.exists() else None
 
-    def representation(self, model: str) -> dict | None:
-        """The stored penultimate Gram matrix of one model (arrays of representation/<model>.npz), or None."""
+    def representation(self, model: str, fields: Sequence[str] | None = None) -> dict | None:
+        """The stored penultimate Gram matrix of one model (arrays of representation/<model>.npz; only
+        `fields` of them when given), or None."""
         p = self.path / "representation" / f"{model}.npz"
         if not p.exists():
             return None
         with np.load(p) as arrays:
-            return {k: arrays[k] for k in arrays.files}
+            return {k: arrays[k] for k in (fields or arrays.files)}
 
     def aux_record(self, name: str) -> dict | None:
         """The record of a finished job that is not a model (e.g. "learnability"), or None."""
