@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from audit.metrics.representation import Representation, cka_from_grams, linear_cka, rsa, similarity_matrices
+from audit.metrics.representation import (
+    Representation,
+    cka_from_grams,
+    compare,
+    linear_cka,
+    ranks,
+    rsa,
+    similarity_matrices,
+)
 
 
 def cka_direct(x: np.ndarray, y: np.ndarray) -> float:
@@ -107,3 +115,30 @@ def test_bad_input_is_refused_in_one_line():
             "b": Representation.from_features(np.eye(4), np.arange(1, 5))}
     with pytest.raises(ValueError, match="other images"):
         similarity_matrices(reps)
+
+
+def test_ranks_match_scipy_with_ties():
+    from scipy.stats import rankdata
+
+    values = np.array([0.3, 0.1, 0.3, 0.9, 0.1, 0.1, 0.5])
+    assert np.array_equal(ranks(values), rankdata(values))
+    rng = np.random.default_rng(6)
+    many = rng.integers(0, 50, size=1000).astype(float)
+    assert np.array_equal(ranks(many), rankdata(many))
+
+
+def test_compare_on_subsets_loads_each_network_once():
+    rng = np.random.default_rng(7)
+    feats = {k: rng.normal(size=(30, 5)) for k in "abc"}
+    reps = {k: Representation.from_features(v, np.arange(30)) for k, v in feats.items()}
+    loads = []
+
+    def load(name):
+        loads.append(name)
+        return reps[name]
+
+    part = np.arange(0, 30, 2)
+    out = compare(list(reps), load, {"all": None, "even": part})
+    assert loads == ["a", "b", "c"]
+    assert out["even"]["cka"][0, 2] == pytest.approx(linear_cka(feats["a"][part], feats["c"][part]), abs=1e-6)
+    assert out["all"]["rsa"][1, 2] == pytest.approx(rsa(reps["b"].rdm(), reps["c"].rdm()), abs=1e-6)

@@ -16,12 +16,14 @@ import pandas as pd
 from audit import figures
 from audit.deep.summary import DeepReport
 from audit.metrics.confusion import ensemble_confusion, row_shares, top_confusions
-from audit.metrics.representation import Representation, similarity_matrices
+from audit.metrics.representation import Representation, compare
 from audit.store import CONFUSION_TABLES, DEEPER_FIGURES, REPRESENTATION_TABLES
 
 #: Fewer inconclusive images than this among the captured ones: no RSA or CKA on them.
 MIN_SUBSET_IMAGES = 10
 SUBSETS = ("all", "inconclusive")
+#: Above this much memory for the prepared vectors (M models x n(n - 1)/2 image pairs), RSA/CKA are skipped.
+MAX_VECTOR_BYTES = 4e9
 
 
 def base_model(result, names: list[str]) -> str:
@@ -32,47 +34,53 @@ def base_model(result, names: list[str]) -> str:
 
 # --------------------------------------------------------------------------- representational similarity
 def representation_report(result, categories: np.ndarray, *, figures_too: bool = True) -> DeepReport | None:
-    """RSA and linear CKA between the models that stored a representation, or None when fewer than two did."""
-    stored = {m: result.representation(m) for m in result.model_names}
-    stored = {m: a for m, a in stored.items() if a is not None}
-    out = DeepReport()
-    if len(stored) < 2:
-        if stored:
-            out.notes.append("representational similarity needs two models with stored representations; "
-                             f"only {next(iter(stored))} has one")
-            return out
+    """RSA and linear CKA between the models that stored a representation, or None when none did.
+
+    The Gram matrices are read one model at a time (`audit.metrics.representation.compare`).
+    """
+    found = {m: _stored_ids(result, m) for m in result.model_names}
+    found = {m: ids for m, ids in found.items() if ids is not None}
+    if not found:
         return None
-    reps = {m: Representation.from_arrays(a) for m, a in stored.items()}
-    names = list(reps)
+    out = DeepReport()
+    names = list(found)
+    if len(names) < 2:
+        out.notes.append(f"representational similarity needs two models with stored representations; only "
+                         f"{names[0]} has one")
+        return out
     base = base_model(result, names)
-    ids = reps[base].image_ids
-    other = [m for m in names if not np.array_equal(reps[m].image_ids, ids)]
+    ids = found[base]
+    other = [m for m in names if not np.array_equal(found[m], ids)]
     if other:
         out.notes.append(f"representations of other images (another --rsa-images) left out of RSA/CKA: {', '.join(other)}")
         names = [m for m in names if m not in other]
-        reps = {m: reps[m] for m in names}
         if len(names) < 2:
             return out
     cats = np.asarray(categories)[ids]
-    positions = {"all": np.arange(len(ids)), "inconclusive": np.flatnonzero(cats == "inconclusive")}
+    subsets = {"all": None}
+    inconclusive = np.flatnonzero(cats == "inconclusive")
+    if len(inconclusive) >= MIN_SUBSET_IMAGES:
+        subsets["inconclusive"] = inconclusive
+    else:
+        out.notes.append(f"RSA/CKA on inconclusive images skipped: {len(inconclusive)} of the {len(ids)} captured "
+                         f"images are inconclusive (fewer than {MIN_SUBSET_IMAGES})")
+    n_pairs = len(ids) * (len(ids) - 1) // 2
+    needed = 2 * 4 * n_pairs * len(names) * len(subsets)  # the float32 vectors of both measures
+    if needed > MAX_VECTOR_BYTES:
+        out.notes.append(f"RSA/CKA skipped: {len(names)} models x {len(ids):,} images would need "
+                         f"{needed / 1e9:.1f} GB; rerun with a smaller --rsa-images")
+        return out
+    compared = compare(names, lambda m: Representation.from_arrays(result.representation(m)), subsets)
     summary = {"models": names, "base": base, "n_images": int(len(ids)), "method": "spearman",
-               "n_inconclusive": int(len(positions["inconclusive"])), "mean": {}, "vs_base": {}}  # {rsa_all: {model: v}}
-    rows = []
-    matrices = {}
-    for subset in SUBSETS:
-        pos = positions[subset]
-        if len(pos) < MIN_SUBSET_IMAGES:
-            out.notes.append(f"RSA/CKA on inconclusive images skipped: {len(pos)} of the {len(ids)} captured "
-                             f"images are inconclusive (fewer than {MIN_SUBSET_IMAGES})")
-            continue
-        sub = reps if subset == "all" else {m: r.subset(pos) for m, r in reps.items()}
-        result_pair = similarity_matrices(sub)
-        for measure in ("rsa", "cka"):
-            frame = pd.DataFrame(result_pair[measure], index=names, columns=names).rename_axis("model")
+               "n_inconclusive": int(len(inconclusive)), "mean": {}, "vs_base": {}}  # vs_base: {rsa_all: {model: v}}
+    rows, matrices = [], {}
+    off_diagonal = ~np.eye(len(names), dtype=bool)
+    for subset, by_measure in compared.items():
+        for measure, matrix in by_measure.items():
+            frame = pd.DataFrame(matrix, index=names, columns=names).rename_axis("model")
             out.tables[REPRESENTATION_TABLES[f"{measure}_{subset}"]] = frame
             matrices[(measure, subset)] = frame
-            off = result_pair[measure][~np.eye(len(names), dtype=bool)]
-            summary["mean"].setdefault(measure, {})[subset] = float(np.nanmean(off))
+            summary["mean"].setdefault(measure, {})[subset] = float(np.nanmean(matrix[off_diagonal]))
             for m in names:
                 if m != base:
                     value = float(frame.loc[m, base])
@@ -84,6 +92,11 @@ def representation_report(result, categories: np.ndarray, *, figures_too: bool =
     if figures_too:
         out.figures[DEEPER_FIGURES["representation"]] = lambda: _fig_representation(matrices, vs, base)
     return out
+
+
+def _stored_ids(result, model: str) -> np.ndarray | None:
+    arrays = result.representation(model, fields=("image_ids",))
+    return None if arrays is None else arrays["image_ids"]
 
 
 def _fig_representation(matrices: dict, vs: pd.DataFrame, base: str):

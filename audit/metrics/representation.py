@@ -3,7 +3,7 @@
 Both compare what two networks compute for the same images, from their penultimate
 representations. Nothing here sees the raw features after capture: a network is kept as a
 `Representation`, the Gram matrix of its features (X Xᵀ) with each image's feature sum, from
-which both the RDM and the centred Gram matrix follow exactly. Pure numpy and scipy.
+which both the RDM and the centred Gram matrix follow exactly. Pure numpy.
 
 RSA as meding2022 A.3 (Fig. 7) applies it: each network's representational dissimilarity
 matrix (RDM) is 1 − the Pearson correlation between the representations of two images
@@ -23,10 +23,11 @@ representation.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 RSA_METHODS = ("spearman", "pearson")
 
@@ -143,49 +144,107 @@ def rsa(rdm_a: np.ndarray, rdm_b: np.ndarray, *, method: str = "spearman") -> fl
     upper = np.triu_indices(len(a), 1)
     ua, ub = a[upper], b[upper]
     ok = ~(np.isnan(ua) | np.isnan(ub))
-    return _correlate(_prepare(ua[ok], method), _prepare(ub[ok], method))
+    if method == "spearman":
+        ua, ub = ranks(ua[ok]), ranks(ub[ok])
+    else:
+        ua, ub = ua[ok], ub[ok]
+    return float(np.dot(_standardise(ua), _standardise(ub)))
 
 
 def similarity_matrices(reps: dict[str, Representation], *, method: str = "spearman") -> dict[str, np.ndarray]:
-    """RSA and linear CKA between every pair of networks, as {"rsa": M x M, "cka": M x M} (order of `reps`).
+    """RSA and linear CKA between every pair of networks, as {"rsa": M x M, "cka": M x M} (order of `reps`)."""
+    return compare(list(reps), reps.__getitem__, {"all": None}, method=method)["all"]
 
-    All representations must cover the same images in the same order. Images whose features
-    are constant in some network (no correlation defined) are left out of the RSA. Each network
-    is prepared once (its RDM triangle ranked, its centred Gram matrix made a unit vector, both
-    in float32), so M networks cost M preparations and M² dot products.
+
+def compare(names: list[str], load: Callable[[str], Representation], subsets: dict, *,
+            method: str = "spearman") -> dict[str, dict[str, np.ndarray]]:
+    """RSA and linear CKA between every pair of networks on each subset of the images.
+
+    Parameters
+    ----------
+    names : list of str
+    load : callable
+        name -> Representation; called once per network (twice when some image's features are
+        constant in some network), so at most one Gram matrix is in memory at a time.
+    subsets : dict
+        {subset name: positions into the representations' images, or None for all of them}.
+    method : {"spearman", "pearson"}
+        How the RDMs are correlated (see the module's docstring).
+
+    Returns
+    -------
+    {subset: {"rsa": M x M, "cka": M x M}}. All networks must cover the same images in the same
+    order. Images whose features are constant in some network (no correlation defined) are left
+    out of the RSA. Each network is prepared once per subset (its RDM triangle ranked, its centred
+    Gram matrix made a unit vector, both kept in float32), so M networks cost M preparations and
+    one M x M product per measure.
     """
-    names = list(reps)
+    if method not in RSA_METHODS:
+        raise ValueError(f"method must be one of {RSA_METHODS}, got {method!r}")
     if not names:
         raise ValueError("no representations to compare")
-    ids = reps[names[0]].image_ids
-    for name in names[1:]:
-        if not np.array_equal(reps[name].image_ids, ids):
+    vectors = {s: {"rsa": [], "cka": []} for s in subsets}
+    ids, varies = None, []
+    for name in names:
+        rep = load(name)
+        if ids is None:
+            ids = rep.image_ids
+            positions = {s: np.arange(len(ids)) if p is None else np.asarray(p, dtype=np.int64) for s, p in subsets.items()}
+            for s, p in positions.items():
+                if len(p) < 3:
+                    raise ValueError(f"RSA needs at least 3 images, the subset {s!r} has {len(p)}")
+        elif not np.array_equal(rep.image_ids, ids):
             raise ValueError(f"{name} covers other images than {names[0]}")
-    if len(ids) < 3:
-        raise ValueError(f"RSA needs at least 3 images, got {len(ids)}")
-    varies = np.logical_and.reduce([reps[n].varies() for n in names])
-    keep = np.flatnonzero(varies)
-    upper = np.triu_indices(len(keep), 1)
-    rsa_vectors, cka_vectors = [], []
-    for n in names:
-        rsa_vectors.append(_standardise(_prepare(reps[n].subset(keep).rdm()[upper], method)).astype(np.float32))
-        cka_vectors.append(_triangle_unit(reps[n].centred_gram()))
-    return {"rsa": _pairwise(rsa_vectors), "cka": _pairwise(cka_vectors)}
+        varies.append(rep.varies())
+        for s, p in positions.items():
+            sub = rep if subsets[s] is None else rep.subset(p)
+            vectors[s]["cka"].append(_triangle_unit(sub.centred_gram()))
+            vectors[s]["rsa"].append(_rsa_vector(sub, method) if varies[-1].all() else None)
+    common = np.logical_and.reduce(varies)
+    if not common.all():  # some image has no correlation in some network: the RSA leaves it out everywhere
+        for i, name in enumerate(names):
+            rep = load(name)
+            for s, p in positions.items():
+                vectors[s]["rsa"][i] = _rsa_vector(rep.subset(p[common[p]]), method)
+    return {s: {m: _pairwise(v) for m, v in by_measure.items()} for s, by_measure in vectors.items()}
+
+
+def _rsa_vector(rep: Representation, method: str) -> np.ndarray:
+    """The RDM's upper triangle, ranked for Spearman, standardised to a unit vector (float32)."""
+    tri = rep.rdm()[_upper(len(rep.image_ids))]
+    return _standardise(ranks(tri) if method == "spearman" else tri).astype(np.float32)
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their average rank (as scipy.stats.rankdata), by one quicksort."""
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(v)
+    sv = v[order]
+    first = np.r_[True, sv[1:] != sv[:-1]]
+    dense = np.cumsum(first)
+    bounds = np.r_[np.flatnonzero(first), len(v)]
+    out = np.empty(len(v))
+    out[order] = 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, 1)
 
 
 def _triangle_unit(sym: np.ndarray) -> np.ndarray:
     """A symmetric matrix as a unit float32 vector whose dot products are the matrices' Frobenius products."""
-    n = len(sym)
-    off = sym[np.triu_indices(n, 1)] * np.sqrt(2.0)
+    off = sym[_upper(len(sym))] * np.sqrt(2.0)
     return _unit(np.concatenate([off, np.diag(sym)])).astype(np.float32)
-
-
-def _prepare(values: np.ndarray, method: str) -> np.ndarray:
-    return rankdata(values) if method == "spearman" else np.asarray(values, dtype=np.float64)
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:
     return _unit(v - v.mean())
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(_unit(a), _unit(b)))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -193,18 +252,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / norm if norm > 0 else np.full_like(v, np.nan)
 
 
-def _correlate(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(_standardise(a), _standardise(b)))
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(_unit(a), _unit(b)))
-
-
-def _pairwise(unit_vectors: list[np.ndarray]) -> np.ndarray:
-    m = len(unit_vectors)
-    out = np.eye(m)
-    for i in range(m):
-        for j in range(i + 1, m):
-            out[i, j] = out[j, i] = float(np.dot(unit_vectors[i].astype(np.float64), unit_vectors[j]))
-    return out
+def _pairwise(unit_vectors: list[np.ndarray], block: int = 1 << 18) -> np.ndarray:
+    """All dot products of float32 unit vectors, summed in float64 block by block."""
+    stack = np.stack(unit_vectors)
+    out = np.zeros((len(stack), len(stack)))
+    for start in range(0, stack.shape[1], block):
+        part = stack[:, start : start + block].astype(np.float64)
+        out += part @ part.T
+    return np.clip(out, -1.0, 1.0)
