@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from audit.data.sources import skipped_files_notes
-from audit.deep.similarity import confusion_report, representation_report
+from audit.deep.similarity import similarity_report
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
@@ -155,7 +155,10 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
             content.outputs[name] = lambda fig=fig: fig
 
     # ---- what the models share: representations (meding2022 A.3) and the pooled confusion matrix
-    _similarity(content, result, categories, notes, deep)
+    shared = similarity_report(result, categories, deep=deep)
+    summary.update(shared.summary)
+    notes.extend(shared.notes)
+    content.outputs.update({**shared.tables, **shared.figures})
 
     # ---- humans beside the models (meding2022 §4; imported audits with human observers)
     humans = human_report(result, categories, random_state=random_state)
@@ -173,21 +176,6 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
 
     summary["notes"] = notes
     return content
-
-
-def _similarity(content: ReportContent, result: AuditResult, categories: np.ndarray, notes: list,
-                deep: bool) -> None:
-    """RSA and CKA between the stored representations (with the deeper measures) and the ensemble confusion matrix."""
-    parts = [confusion_report(result, categories)]
-    if deep:
-        parts.append(representation_report(result, categories))
-    for part in parts:
-        if part is None:
-            continue
-        content.summary.update(part.summary)
-        notes.extend(part.notes)
-        content.outputs.update(part.tables)
-        content.outputs.update(part.figures)
 
 
 def build_report(

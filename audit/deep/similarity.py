@@ -4,8 +4,8 @@
 (representation/<model>.npz) and compares every pair of models by RSA and linear CKA
 (meding2022 A.3, Fig. 7), on all captured images and on the inconclusive ones.
 `confusion_report(result, categories)` pools the models' final decisions into a confusion
-matrix, on all images and on the impossible ones. Both return a `DeepReport`; `audit.report`
-writes it. Nothing is written here.
+matrix, on all images and on the impossible ones. Both return a `DeepReport`, and
+`similarity_report` both in one, which `audit.report` writes. Nothing is written here.
 """
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ MIN_SUBSET_IMAGES = 10
 SUBSETS = ("all", "inconclusive")
 #: Above this much memory for the prepared vectors (M models x n(n - 1)/2 image pairs), RSA/CKA are skipped.
 MAX_VECTOR_BYTES = 4e9
+
+
+def similarity_report(result, categories: np.ndarray, *, deep: bool = True) -> DeepReport:
+    """The ensemble confusion matrix and, with the deeper measures (`deep`), RSA and CKA, in one part."""
+    out = confusion_report(result, categories)
+    rep = representation_report(result, categories) if deep else None
+    if rep is not None:
+        out.summary.update(rep.summary)
+        out.notes.extend(rep.notes)
+        out.tables.update(rep.tables)
+        out.figures.update(rep.figures)
+    return out
 
 
 def base_model(result, names: list[str]) -> str:
