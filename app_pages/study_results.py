@@ -14,10 +14,11 @@ import streamlit as st
 
 from app_pages import _study
 from human_study import results
-from human_study.analysis import analyze
+from human_study.analysis import analyze, format_p_value, paper_summary
 from human_study.errors import is_database_error
 from human_study.experiment import question_text
 from human_study.export import full_frame, model_vs_human_frame
+from human_study.figures import study_figures
 from human_study.links import server_base_url
 
 
@@ -86,13 +87,19 @@ def show_results(study, admin) -> None:
         step=1,
         key="results_block",
     )
-    result = analyze(responses, alpha=alpha, block=int(block))
+    result = analyze(responses, alpha=alpha, block=int(block), n_numbers=results.n_numbers(study))
+    figures = study_figures(result, responses)
+
+    st.markdown("#### Summary")
+    st.markdown("  \n".join(paper_summary(result)))
+    st.caption("In the form of meding2022 §3.4: mean, range and SD over observers, and over pairs of observers.")
 
     st.markdown("#### Accuracy per observer (main trials)")
     st.caption(
         "p: one-sided exact binomial test against 50%. Wilson and Clopper-Pearson intervals at "
         f"{100 * (1 - alpha):g}%. Catch trials are counted apart."
     )
+    st.pyplot(figures["accuracy"], width="content")
     st.dataframe(
         results.accuracy_table(result.observers),
         key="results_accuracy",
@@ -100,7 +107,7 @@ def show_results(study, admin) -> None:
         column_config={
             "accuracy": st.column_config.NumberColumn(format="%.1f%%"),
             "catch_accuracy": st.column_config.NumberColumn(format="%.1f%%"),
-            "p_value": st.column_config.NumberColumn(format="%.2e"),
+            "p_value": None,
         },
     )
     acc = result.accuracy
@@ -116,6 +123,7 @@ def show_results(study, admin) -> None:
             f"Mean kappa {num(ec['mean'])} (sd {num(ec['sd'])}, range {num(ec['min'])} to "
             f"{num(ec['max'])}) over {ec['n']} pairs of observers, on the trials both answered."
         )
+        st.pyplot(figures["consistency"], width="content")
         st.dataframe(
             result.consistency,
             key="results_consistency",
@@ -135,16 +143,11 @@ def show_results(study, admin) -> None:
         st.markdown(
             f"Logistic regression of correctness on trial number ({le.n_responses} responses, observers "
             f"as fixed effects): slope {le.slope:+.4f} per trial (SE {le.slope_se:.4f}, p = "
-            f"{le.p_value:.3g}); odds ratio per 100 trials {le.odds_ratio_per_100:.3g}."
+            f"{format_p_value(le.p_value)}); odds ratio from trial 1 to trial {le.last_number} "
+            f"{le.odds_ratio_first_to_last:.3g}."
         )
     if len(result.blocks):
-        st.line_chart(
-            result.blocks,
-            x="first",
-            y="accuracy",
-            x_label="first trial of the block",
-            y_label="accuracy (all observers)",
-        )
+        st.pyplot(figures["learning"], width="content")
         st.dataframe(
             result.blocks,
             key="results_blocks",
@@ -153,6 +156,7 @@ def show_results(study, admin) -> None:
         )
 
     st.markdown("#### Response times (ms, main trials)")
+    st.pyplot(figures["response_times"], width="content")
     st.dataframe(
         result.response_times,
         key="results_rts",

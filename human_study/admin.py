@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from human_study.design import StudyDesign
 from human_study.errors import AccessDenied, StudyError
 from human_study.links import new_code, normalize_code
-from human_study.records import Observer, Study
+from human_study.records import PHASES, Observer, Study
 from human_study.schedule import derive_seed
 from human_study.schema import now, observers, reading, responses, sessions, studies, trials, writing
 
@@ -183,8 +183,10 @@ class StudyAdmin:
 
         Columns: subj, code, observer_id, ordinal, seed, session_id, session_index, response_id,
         trial_id, kind, pair_index, position, number, trivial_side, choice, correct, rt_ms,
-        rt_source, shown_at, answered_at, chosen_category, correct_category, left_file,
-        right_file, trivial_*/impossible_* (image_id, label, class, n_correct, file).
+        rt_source, shown_at, answered_at, iti_ms, fixation_ms, stimulus_ms, mask_ms, response_ms
+        (the phases the browser measured), chosen_category, correct_category, left_file,
+        right_file, trivial_*/impossible_* (image_id, label, class, n_correct, file). A recruiting
+        service's ids stay in the database: they are not among the columns.
         """
         import pandas as pd
 
@@ -208,6 +210,7 @@ class StudyAdmin:
                 r.c.rt_source,
                 r.c.shown_at,
                 r.c.answered_at,
+                r.c.phases,
                 t.c.trivial_image_id,
                 t.c.trivial_label,
                 t.c.trivial_class,
@@ -223,19 +226,23 @@ class StudyAdmin:
             .where(o.c.study_id == self.study.id)
             .order_by(o.c.ordinal, r.c.position)
         )
-        session_query = (
-            sa.select(sessions.c.id, sessions.c.observer_id)
-            .select_from(sessions.join(o, sessions.c.observer_id == o.c.id))
-            .where(o.c.study_id == self.study.id)
-            .order_by(sessions.c.id)
-        )
         with reading(self.store.engine) as conn:
             frame = pd.DataFrame(
                 conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
             )
-            sess = pd.DataFrame(conn.execute(session_query).all(), columns=["session_id", "observer_id"])
-        sess["session_index"] = sess.groupby("observer_id").cumcount() + 1
-        frame = frame.merge(sess[["session_id", "session_index"]], on="session_id", how="left")
+        # The session number counts the observer's sessions that hold answers (1, 2, ...): a
+        # reload that answered nothing, or another observer's session, never makes a gap.
+        frame["session_index"] = (
+            frame.groupby("observer_id")["session_id"].rank(method="dense").astype(int)
+            if len(frame)
+            else pd.Series(dtype=int)
+        )
+        for phase in PHASES:
+            frame[f"{phase}_ms"] = [
+                (p or {}).get(phase) if isinstance(p, dict) else None for p in frame["phases"]
+            ]
+            frame[f"{phase}_ms"] = frame[f"{phase}_ms"].astype(float)
+        frame = frame.drop(columns=["phases"])
         frame.insert(0, "subj", [f"subject-{k:02d}" for k in frame["ordinal"]])
         n_practice = self.study.n_practice
         frame["number"] = [

@@ -224,7 +224,7 @@ def analyze(
     with _errors():
         from human_study.analysis import analyze as run_analysis
         from human_study.analysis import format_analysis
-        from human_study.results import default_block
+        from human_study.results import default_block, n_numbers
 
         if not 0 < alpha < 1:
             _fail(f"--alpha must be between 0 and 1, got {alpha}")
@@ -239,7 +239,7 @@ def analyze(
         )
         typer.echo("")
         result = run_analysis(
-            frame, alpha=alpha, block=default_block(study), n_numbers=study.n_trials + study.n_catch
+            frame, alpha=alpha, block=default_block(study), n_numbers=n_numbers(study)
         )
         typer.echo(format_analysis(result))
         if figures is not None and len(frame):

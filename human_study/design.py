@@ -7,6 +7,7 @@ Deterministic given the seed; reads the audit, writes nothing. Orders per observ
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -33,6 +34,18 @@ CATCH_TRIAL_NOTE = (
 )
 NOISE_CLASS = "noise"
 
+#: Trial sequences by name: fixation, stimulus limit (None = until the answer), mask, blank ITI.
+#: "meding2022" is the paper's self-paced trial (§2, §3.4): no fixation, no limit, no mask, no gap.
+SEQUENCE_PRESETS = {
+    "meding2022": {"fixation_ms": 0, "stimulus_ms": None, "mask": False, "iti_ms": 0},
+    "lab": {"fixation_ms": 500, "stimulus_ms": None, "mask": False, "iti_ms": 500},
+    "masked": {"fixation_ms": 300, "stimulus_ms": 200, "mask": True, "iti_ms": 500},
+}
+ATTENTION_POLICIES = ("flag", "end")
+BACKGROUND_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+COMPLETION_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_PHASE_MS = 60_000
+
 
 # --------------------------------------------------------------------------- configuration
 @dataclass(frozen=True)
@@ -53,6 +66,19 @@ class DesignConfig:
     question : "harder" (meding2022 §2: pick the image that is harder for a network) or "easier".
     seed : seed of the study; pair selection, noise images and observer seeds derive from it.
     break_every : offer a break after this many main trials; 0 = no breaks; None = blocks of at most 50.
+    fixation_ms, stimulus_ms, mask, iti_ms : the trial sequence (SEQUENCE_PRESETS): a fixation
+        cross, the pair (for at most `stimulus_ms`, then a noise mask when `mask`; None = until
+        the answer), the answer, then a blank inter-trial interval. The browser times each phase.
+    background : page colour behind the stimuli ("#rrggbb"); mid-grey by default.
+    fullscreen : ask observers to switch to full screen before the first trial.
+    size_deg : stimulus side in degrees of visual angle; observers then calibrate their screen
+        (a credit card on screen, and their viewing distance) and `size` is ignored.
+    viewing_distance_cm : the viewing distance proposed to observers at calibration.
+    completion_code, redirect_url : shown on the debrief for a recruiting service (Prolific-style).
+    attention_policy : what failed catch trials do: "flag" the observer in the analysis, or "end"
+        the experiment after `attention_max_failures` failures.
+    open_enrolment : a recruiting service's link without an observer code gets each participant
+        id its own observer (links.recruitment_link).
     """
 
     n_trials: int = 149
@@ -64,8 +90,54 @@ class DesignConfig:
     question: str = "harder"
     seed: int | None = None
     break_every: int | None = None
+    fixation_ms: int = 0
+    stimulus_ms: int | None = None
+    mask: bool = False
+    iti_ms: int = 0
+    background: str = "#808080"
+    fullscreen: bool = False
+    size_deg: float | None = None
+    viewing_distance_cm: float = 57.0
+    completion_code: str | None = None
+    redirect_url: str | None = None
+    attention_policy: str = "flag"
+    attention_max_failures: int = 1
+    open_enrolment: bool = False
 
     def validate(self) -> None:
+        self._validate_design()
+        self._validate_display()
+
+    def _validate_display(self) -> None:
+        for name in ("fixation_ms", "iti_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= MAX_PHASE_MS:
+                raise StudyError(f"{name} must be an integer from 0 to {MAX_PHASE_MS} ms, got {value!r}")
+        if self.stimulus_ms is not None and (
+            isinstance(self.stimulus_ms, bool) or not isinstance(self.stimulus_ms, int | np.integer)
+            or not 1 <= self.stimulus_ms <= MAX_PHASE_MS
+        ):
+            raise StudyError(f"stimulus_ms must be an integer from 1 to {MAX_PHASE_MS} ms, got {self.stimulus_ms!r}")
+        if self.mask and self.stimulus_ms is None:
+            raise StudyError("a mask needs a presentation limit; set stimulus_ms (--stimulus-ms)")
+        if not isinstance(self.background, str) or not BACKGROUND_RE.match(self.background):
+            raise StudyError(f"background must be a colour like #808080, got {self.background!r}")
+        if self.size_deg is not None and not (isinstance(self.size_deg, int | float) and 0.5 <= self.size_deg <= 60):
+            raise StudyError(f"size_deg must be from 0.5 to 60 degrees, got {self.size_deg!r}")
+        if not isinstance(self.viewing_distance_cm, int | float) or not 20 <= self.viewing_distance_cm <= 300:
+            raise StudyError(f"viewing_distance_cm must be from 20 to 300 cm, got {self.viewing_distance_cm!r}")
+        if self.completion_code is not None and not COMPLETION_CODE_RE.match(str(self.completion_code)):
+            raise StudyError(
+                f"completion_code must be 1-64 letters, digits, - or _, got {self.completion_code!r}"
+            )
+        if self.redirect_url is not None and not re.match(r"^https?://[^\s<>\"']+$", str(self.redirect_url)):
+            raise StudyError(f"redirect_url must be an http(s) URL, got {self.redirect_url!r}")
+        if self.attention_policy not in ATTENTION_POLICIES:
+            raise StudyError(f"attention_policy must be one of {ATTENTION_POLICIES}, got {self.attention_policy!r}")
+        if isinstance(self.attention_max_failures, bool) or not isinstance(self.attention_max_failures, int) or self.attention_max_failures < 1:
+            raise StudyError(f"attention_max_failures must be an integer >= 1, got {self.attention_max_failures!r}")
+
+    def _validate_design(self) -> None:
         for name, low in (("n_trials", 1), ("n_practice", 0), ("n_catch", 0), ("tolerance", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:

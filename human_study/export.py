@@ -35,6 +35,11 @@ FULL_COLUMNS = (
     "correct",
     "rt_ms",
     "rt_source",
+    "iti_ms",
+    "fixation_ms",
+    "stimulus_ms",
+    "mask_ms",
+    "response_ms",
     "shown_at",
     "answered_at",
     "trivial_image_id",
@@ -58,7 +63,8 @@ def _key(name: str) -> str:
 def model_vs_human_frame(responses: pd.DataFrame) -> pd.DataFrame:
     """Rows of main and catch trials (practice left out) in the model-vs-human raw-data columns.
 
-    subj; session (1 = first session, 2 after a reload, ...); trial (1-based within the test
+    subj; session (the observer's session number: 1 = first session, 2 after a reload that
+    answered more trials, ...; never a database id); trial (1-based within the test
     block); rt (seconds, empty when unknown); object_response (category of the image the observer
     picked: "trivial" or "impossible"); category (the right answer); condition ("main" or
     "catch"); imagename ("0001_main_L-image-12_R-image-345_main-pair-7": trial, condition, left and right
@@ -80,7 +86,8 @@ def model_vs_human_frame(responses: pd.DataFrame) -> pd.DataFrame:
             "subj": test["subj"].to_numpy(),
             "session": test["session_index"].to_numpy(dtype=int),
             "trial": test["number"].to_numpy(dtype=int),
-            "rt": test["rt_ms"].to_numpy(dtype=float) / 1000.0,
+            # seconds to 0.1 ms, as measured: 2928.1 ms is 2.9281, not 2.9280999999998603
+            "rt": (test["rt_ms"].to_numpy(dtype=float) / 1000.0).round(4),
             "object_response": test["chosen_category"].to_numpy(),
             "category": test["correct_category"].to_numpy(),
             "condition": test["kind"].to_numpy(),

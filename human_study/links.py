@@ -1,5 +1,6 @@
 """Study ids, observer codes and the observer's link (BASE/experiment?study=ID&observer=CODE):
-their formats, how a link is built, and how a visited link is read. Pure; no database.
+their formats, how a link is built, and how a visited link is read, with the ids a recruiting
+service (Prolific-style PROLIFIC_PID, STUDY_ID, SESSION_ID) adds to it. Pure; no database.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are r
 CODE_LENGTH = 8
 STUDY_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 CODE_RE = re.compile(r"^[A-Z0-9_-]{3,32}$")
+#: our name -> the URL parameter a recruiting service fills in (Prolific's names)
+RECRUITMENT_PARAMS = {"participant_id": "PROLIFIC_PID", "study_id": "STUDY_ID", "session_id": "SESSION_ID"}
+RECRUITMENT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 def observer_link(base_url: str, study_id: str, code: str) -> str:
@@ -66,3 +70,21 @@ def server_base_url(page_url: object) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def recruitment_params(query: Mapping[str, list[str]]) -> dict[str, str]:
+    """The recruiting service's ids in a visited link ({"participant_id": ..., ...}); a parameter
+    that is missing, repeated or not 1-128 letters, digits, '.', '-' or '_' is left out."""
+    found = {}
+    for name, param in RECRUITMENT_PARAMS.items():
+        values = list(query.get(param) or [])
+        if len(values) == 1 and isinstance(values[0], str) and RECRUITMENT_ID_RE.match(values[0].strip()):
+            found[name] = values[0].strip()
+    return found
+
+
+def recruitment_link(base_url: str, study_id: str) -> str:
+    """The one link a recruiting service gives every participant; it fills in the placeholders,
+    and each participant id gets its own observer (studies made with open enrolment)."""
+    link = observer_link(base_url, study_id, "CODE").split("&observer=")[0]
+    return link + "".join(f"&{p}={{{{%{p}%}}}}" for p in RECRUITMENT_PARAMS.values())

@@ -11,6 +11,8 @@ from pathlib import Path
 
 RT_SOURCES = ("client", "server")  # browser-measured, or the server's time since the trial was shown
 MAX_RT_MS = 24 * 3600 * 1000.0  # the longest response time a response may hold
+#: the phases of a trial, in the order an observer sees them; the browser measures each (ms)
+PHASES = ("iti", "fixation", "stimulus", "mask", "response")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,14 @@ class Study:
     def size(self) -> int:
         return int(self.config.get("size", 224))
 
+    def setting(self, name: str):
+        """A setting of the study's config; DesignConfig's default for a study made before it existed."""
+        from human_study.design import DesignConfig  # here, not at the top: design imports this module
+
+        if name in self.config:
+            return self.config[name]
+        return DesignConfig.__dataclass_fields__[name].default
+
 
 @dataclass(frozen=True)
 class Observer:
@@ -58,6 +68,8 @@ class Observer:
     seed: int
     created_at: datetime
     finished_at: datetime | None
+    consented_at: datetime | None = None
+    ended_reason: str | None = None  # "attention": ended early by the attention-check policy
 
     @property
     def subject(self) -> str:
@@ -75,6 +87,8 @@ class Observer:
             int(row["seed"]),
             row["created_at"],
             row["finished_at"],
+            row.get("consented_at"),
+            row.get("ended_reason"),
         )
 
 
@@ -84,6 +98,14 @@ class Session:
     observer_id: int
     index: int  # 1 for the observer's first session, 2 after the first refresh, ...
     started_at: datetime
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A screen's scale and the viewing distance, from the credit-card calibration."""
+
+    px_per_mm: float  # CSS pixels per millimetre
+    viewing_distance_mm: float
 
 
 @dataclass(frozen=True)
@@ -128,10 +150,11 @@ class Progress:
     n_practice_answered: int
     n_test: int
     n_test_answered: int
+    ended: bool = False  # ended early by the attention-check policy
 
     @property
     def finished(self) -> bool:
-        return self.n_answered >= self.n_total
+        return self.ended or self.n_answered >= self.n_total
 
     @property
     def in_practice(self) -> bool:

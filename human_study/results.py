@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from human_study.analysis import format_p_value
 from human_study.links import observer_link
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,16 +23,24 @@ RESULTS_DATABASE_DOWN = "The study's database cannot be read right now; the serv
 
 
 def observers_table(admin: StudyAdmin, responses: pd.DataFrame, *, base_url: str | None = None) -> list[dict]:
-    """One row per observer: subject, code, answers, status and link (for the admin only)."""
-    counts = responses.groupby("observer_id").size().to_dict() if len(responses) else {}
+    """One row per observer: subject, code, trials answered (main and catch, of how many;
+    practice apart), status and link (for the admin only)."""
+    study = admin.study
+    test = responses[responses["kind"] != "practice"] if len(responses) else responses
+    counts = test.groupby("observer_id").size().to_dict() if len(test) else {}
+    practice = (
+        responses[responses["kind"] == "practice"].groupby("observer_id").size().to_dict() if len(responses) else {}
+    )
     rows = []
     for o in admin.observers():
         row = {
             "subj": o.subject,
             "code": o.code,
             "answered": int(counts.get(o.id, 0)),
-            "of": admin.study.n_total,
+            "of": study.n_trials + study.n_catch,
+            "practice": f"{int(practice.get(o.id, 0))}/{study.n_practice}",
             "finished": o.finished_at is not None,
+            "ended": o.ended_reason or "",
         }
         if base_url:
             row["link"] = observer_link(base_url, admin.study.id, o.code)
@@ -50,6 +59,7 @@ def accuracy_table(observers: pd.DataFrame) -> pd.DataFrame:
             "-" if (isinstance(a, float) and math.isnan(a)) else f"{100 * a:.1f}% - {100 * b:.1f}%"
             for a, b in zip(table[low], table[high], strict=True)
         ]
+    table["p"] = [format_p_value(v) for v in table["p_value"]]
     table["accuracy"] = 100 * table["accuracy"]
     table["catch_accuracy"] = 100 * table["catch_accuracy"]
     return table[
@@ -58,6 +68,7 @@ def accuracy_table(observers: pd.DataFrame) -> pd.DataFrame:
             "n_correct",
             "n_trials",
             "accuracy",
+            "p",
             "p_value",
             "Wilson",
             "Clopper-Pearson",
@@ -65,6 +76,11 @@ def accuracy_table(observers: pd.DataFrame) -> pd.DataFrame:
             "catch_accuracy",
         ]
     ]
+
+
+def n_numbers(study: Study) -> int:
+    """The last trial number of the study's test part (main and catch trials)."""
+    return study.n_trials + study.n_catch
 
 
 def default_block(study: Study) -> int:

@@ -1,6 +1,7 @@
 """The study database: its tables (SQLAlchemy Core), engines and transactions.
 
 SQLite by default (WAL, busy timeout, writes begin IMMEDIATE); any SQLAlchemy URL works.
+A database of an older schema version is migrated when it is opened (`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from human_study.errors import StudyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -94,8 +95,14 @@ observers = sa.Table(
     sa.Column("seed", sa.BigInteger, nullable=False),
     sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
     sa.Column("finished_at", UTCDateTime(timezone=True)),
+    # version 2: consent survives a reload; a recruiting service's participant id (never exported);
+    # why the experiment ended early ("attention")
+    sa.Column("consented_at", UTCDateTime(timezone=True)),
+    sa.Column("participant_id", sa.String(128)),
+    sa.Column("ended_reason", sa.String(32)),
     sa.UniqueConstraint("study_id", "code", name="uq_observers_study_code"),
     sa.UniqueConstraint("study_id", "ordinal", name="uq_observers_study_ordinal"),
+    sa.Index("uq_observers_study_participant", "study_id", "participant_id", unique=True),
 )
 
 sessions = sa.Table(
@@ -105,6 +112,13 @@ sessions = sa.Table(
     sa.Column("observer_id", sa.Integer, sa.ForeignKey("observers.id", ondelete="CASCADE"), nullable=False),
     sa.Column("started_at", UTCDateTime(timezone=True), nullable=False),
     sa.Column("user_agent", sa.String(512)),
+    # version 2: the display calibration (CSS px per mm, viewing distance) and the recruiting
+    # service's ids from the link (never exported)
+    sa.Column("px_per_mm", sa.Float),
+    sa.Column("viewing_distance_mm", sa.Float),
+    sa.Column("participant_id", sa.String(128)),
+    sa.Column("recruitment_study_id", sa.String(128)),
+    sa.Column("recruitment_session_id", sa.String(128)),
     sa.Index("ix_sessions_observer", "observer_id"),
 )
 
@@ -123,6 +137,8 @@ responses = sa.Table(
     sa.Column("rt_source", sa.String(8)),
     sa.Column("shown_at", UTCDateTime(timezone=True)),
     sa.Column("answered_at", UTCDateTime(timezone=True), nullable=False),
+    # version 2: the trial's phases as the browser measured them (ms), e.g. {"fixation": 300.1, ...}
+    sa.Column("phases", sa.JSON),
     # One answer per observer and trial, whatever the session: a refresh (new session) or a
     # double submit can never add a second row. (session, trial) follows from it, and is kept
     # as its own key because the page thinks in sessions.
@@ -226,16 +242,42 @@ def reading(engine: Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
+def _add_missing_columns(conn: sa.Connection, table_names: tuple[str, ...]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each nullable column of `metadata` the database lacks,
+    and CREATE INDEX for its missing indexes (version 1 -> 2 adds only such columns)."""
+    inspector = sa.inspect(conn)
+    for name in table_names:
+        table = metadata.tables[name]
+        present = {c["name"] for c in inspector.get_columns(name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}')
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+
+#: version -> what brings a database of that version to the next one
+MIGRATIONS = {1: lambda conn: _add_missing_columns(conn, ("observers", "sessions", "responses"))}
+
+
 def create_schema(engine: Engine) -> None:
-    """Create the tables that are missing; refuse a database of another schema version."""
+    """Create the tables that are missing and migrate an older database (MIGRATIONS); refuse a
+    database of a newer schema version."""
     with writing(engine) as conn:
+        found = None
         if sa.inspect(conn).has_table("schema_version"):
             found = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-            if found is not None and found != SCHEMA_VERSION:
+            if found is not None and found > SCHEMA_VERSION:
                 raise StudyError(
                     f"the study database {engine.url.render_as_string(hide_password=True)} has schema "
-                    f"version {found}, but this ddd-audit uses version {SCHEMA_VERSION}; use a matching ddd-audit"
+                    f"version {found}, but this ddd-audit uses version {SCHEMA_VERSION}; use a newer ddd-audit"
                 )
+        if found is not None:
+            for version in range(found, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+                conn.execute(schema_version.insert().values(version=version + 1, applied_at=now()))
         metadata.create_all(conn, checkfirst=True)
         if conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar() == 0:
             conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=now()))

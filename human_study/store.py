@@ -20,10 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from human_study.admin import StudyAdmin, open_admin, token_matches
 from human_study.errors import StudyError, UnknownObserver, UnknownStudy
-from human_study.links import STUDY_ID_RE, normalize_code
+from human_study.links import RECRUITMENT_ID_RE, RECRUITMENT_PARAMS, STUDY_ID_RE, normalize_code
 from human_study.records import (
     MAX_RT_MS,
+    PHASES,
     RT_SOURCES,
+    Calibration,
     Observer,
     Progress,
     Recorded,
@@ -207,15 +209,84 @@ class Store:
             raise UnknownObserver(f"there is no observer with id {observer_id}")
         return Observer.from_row(row)
 
+    def enrol(self, study_id: object, participant_id: object) -> Observer:
+        """The observer of a recruiting service's participant in a study with open enrolment,
+        created on their first visit; the same participant id always gets the same observer."""
+        study = self.get_study(study_id)
+        if not study.setting("open_enrolment"):
+            raise UnknownObserver("this link has no observer code; open the personal link you were given")
+        if not isinstance(participant_id, str) or not RECRUITMENT_ID_RE.match(participant_id):
+            raise UnknownObserver("this link's participant id is not valid; open the link you were given")
+        for _ in range(3):
+            found = self._participant_observer(study.id, participant_id)
+            if found is not None:
+                return found
+            (made,) = StudyAdmin(self, study).add_observers(1)
+            try:
+                with writing(self.engine) as conn:
+                    conn.execute(
+                        observers.update().where(observers.c.id == made.id).values(participant_id=participant_id)
+                    )
+            except IntegrityError:  # the same participant enrolled at the same moment: drop ours
+                with writing(self.engine) as conn:
+                    conn.execute(observers.delete().where(observers.c.id == made.id))
+        found = self._participant_observer(study.id, participant_id)
+        if found is None:  # pragma: no cover
+            raise StudyError("could not enrol this participant; reload the page")
+        return found
+
+    def _participant_observer(self, study_id: str, participant_id: str) -> Observer | None:
+        with reading(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(observers).where(
+                        observers.c.study_id == study_id, observers.c.participant_id == participant_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else Observer.from_row(row)
+
+    def record_consent(self, observer_id: int) -> None:
+        """Store that the observer agreed to take part (once; a reload does not ask again)."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                observers.update()
+                .where(observers.c.id == int(observer_id), observers.c.consented_at.is_(None))
+                .values(consented_at=now())
+            )
+
     # ---- sessions
-    def start_session(self, observer_id: int, *, user_agent: str | None = None) -> Session:
-        """A new session (page load or refresh) for an observer; it resumes where they stopped."""
+    def start_session(
+        self, observer_id: int, *, user_agent: str | None = None, recruitment: dict | None = None
+    ) -> Session:
+        """A new session (page load or refresh) for an observer; it resumes where they stopped.
+
+        recruitment : the recruiting service's ids from the link (links.recruitment_params); they
+            are stored with the session and never exported.
+        The observer's last calibration, if any, carries over to the new session.
+        """
         observer = self._observer_by_id(observer_id)
         agent = user_agent[:512] if isinstance(user_agent, str) else None
+        ids = {
+            ("participant_id" if name == "participant_id" else f"recruitment_{name}"): value
+            for name, value in (recruitment or {}).items()
+            if name in RECRUITMENT_PARAMS and isinstance(value, str) and RECRUITMENT_ID_RE.match(value)
+        }
         with writing(self.engine) as conn:
             started = now()
+            last = conn.execute(
+                sa.select(sessions.c.px_per_mm, sessions.c.viewing_distance_mm)
+                .where(sessions.c.observer_id == observer.id, sessions.c.px_per_mm.is_not(None))
+                .order_by(sessions.c.id.desc())
+                .limit(1)
+            ).first()
+            calibration = {} if last is None else {"px_per_mm": last[0], "viewing_distance_mm": last[1]}
             session_id = conn.execute(
-                sessions.insert().values(observer_id=observer.id, started_at=started, user_agent=agent)
+                sessions.insert().values(
+                    observer_id=observer.id, started_at=started, user_agent=agent, **ids, **calibration
+                )
             ).inserted_primary_key[0]
             index = conn.execute(
                 sa.select(sa.func.count())
@@ -225,6 +296,31 @@ class Store:
         with self._lock:
             self._session_observer[int(session_id)] = observer.id
         return Session(int(session_id), observer.id, int(index), started)
+
+    def set_calibration(self, session_id: int, calibration: Calibration) -> None:
+        """Store the display calibration of a session (see experiment.stimulus_px)."""
+        if not (0.5 <= calibration.px_per_mm <= 50 and 150 <= calibration.viewing_distance_mm <= 3000):
+            raise StudyError(
+                f"calibration out of range: {calibration.px_per_mm!r} px per mm (0.5-50), "
+                f"{calibration.viewing_distance_mm!r} mm away (150-3000)"
+            )
+        self._observer_of_session(session_id)
+        with writing(self.engine) as conn:
+            conn.execute(
+                sessions.update()
+                .where(sessions.c.id == int(session_id))
+                .values(px_per_mm=float(calibration.px_per_mm), viewing_distance_mm=float(calibration.viewing_distance_mm))
+            )
+
+    def calibration(self, session_id: int) -> Calibration | None:
+        """The session's display calibration, or None before the observer calibrated."""
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                sa.select(sessions.c.px_per_mm, sessions.c.viewing_distance_mm).where(sessions.c.id == int(session_id))
+            ).first()
+        if row is None or row[0] is None:
+            return None
+        return Calibration(float(row[0]), float(row[1]))
 
     def _observer_of_session(self, session_id: object) -> int:
         try:
@@ -265,17 +361,25 @@ class Store:
             sa.select(sa.func.count()).select_from(responses).where(responses.c.observer_id == observer_id)
         ).scalar_one()
 
+    def _ended(self, conn: sa.Connection, observer_id: int) -> bool:
+        return (
+            conn.execute(sa.select(observers.c.ended_reason).where(observers.c.id == observer_id)).scalar()
+            is not None
+        )
+
     def next_trial(self, observer_id: int) -> ScheduledTrial | None:
-        """The observer's first unanswered trial, or None when they have finished."""
+        """The observer's first unanswered trial, or None when they have finished (or were ended)."""
         schedule = self.schedule(observer_id)
         with reading(self.engine) as conn:
             n = self._n_answered(conn, int(observer_id))
-        return schedule[n] if n < len(schedule) else None
+            ended = self._ended(conn, int(observer_id))
+        return schedule[n] if n < len(schedule) and not ended else None
 
     def progress(self, observer_id: int) -> Progress:
         schedule = self.schedule(observer_id)
         with reading(self.engine) as conn:
             n = self._n_answered(conn, int(observer_id))
+            ended = self._ended(conn, int(observer_id))
         n_practice = sum(t.kind == "practice" for t in schedule)
         return Progress(
             n,
@@ -284,6 +388,7 @@ class Store:
             min(n, n_practice),
             len(schedule) - n_practice,
             max(0, n - n_practice),
+            ended,
         )
 
     def is_finished(self, observer_id: int) -> bool:
@@ -299,6 +404,7 @@ class Store:
         rt_ms: float | None = None,
         rt_source: str | None = None,
         shown_at: datetime | None = None,
+        phases: dict | None = None,
     ) -> Recorded:
         """Store one answer and commit it before returning. Idempotent per (observer, trial).
 
@@ -308,6 +414,7 @@ class Store:
         rt_ms : response time measured in the browser (rt_source "client" unless given)
         shown_at : when the server showed the trial (aware datetime); without rt_ms the response
             time is answered_at - shown_at and rt_source is "server"
+        phases : the trial's phase durations measured in the browser, {name: ms} (check_phases)
 
         A trial that was answered before (double click, repeated submit, refresh) returns the stored
         answer with `created=False` and changes nothing. Only the observer's next trial can be
@@ -320,6 +427,7 @@ class Store:
         except (TypeError, ValueError):
             raise StudyError(f"trial id must be an integer, got {trial_id!r}") from None
         rt_ms, rt_source = _check_rt(rt_ms, rt_source, shown_at)
+        phases = check_phases(phases)
         observer_id = self._observer_of_session(session_id)
         schedule = self.schedule(observer_id)
         by_trial = {t.trial_id: t for t in schedule}
@@ -362,13 +470,18 @@ class Store:
                         rt_source=rt_source,
                         shown_at=shown_at,
                         answered_at=answered,
+                        phases=phases,
                     )
                 ).inserted_primary_key[0]
                 finished = scheduled.position == len(schedule) - 1
-                if finished:
+                ended = not correct and scheduled.kind == "catch" and self._attention_ends(conn, observer_id)
+                if finished or ended:
                     conn.execute(
-                        observers.update().where(observers.c.id == observer_id).values(finished_at=answered)
+                        observers.update()
+                        .where(observers.c.id == observer_id)
+                        .values(finished_at=answered, ended_reason="attention" if ended and not finished else None)
                     )
+                    finished = True
         except IntegrityError:
             # Another submit of the same trial won the race (possible on PostgreSQL).
             with reading(self.engine) as conn:
@@ -387,6 +500,18 @@ class Store:
             finished,
         )
 
+    def _attention_ends(self, conn: sa.Connection, observer_id: int) -> bool:
+        """True when the study ends the experiment now: policy "end" and enough failed catch trials."""
+        study = self.get_study(self._observer_by_id(observer_id).study_id)
+        if study.setting("attention_policy") != "end":
+            return False
+        failed = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(responses.join(trials, responses.c.trial_id == trials.c.id))
+            .where(responses.c.observer_id == observer_id, trials.c.kind == "catch", responses.c.correct.is_(False))
+        ).scalar_one()
+        return failed >= int(study.setting("attention_max_failures"))
+
     def _existing(self, conn, observer_id: int, trial_id: int, scheduled: ScheduledTrial, n_total: int):
         row = conn.execute(
             sa.select(responses.c.id, responses.c.choice, responses.c.correct).where(
@@ -395,7 +520,7 @@ class Store:
         ).first()
         if row is None:
             return None
-        finished = self._n_answered(conn, observer_id) >= n_total
+        finished = self._n_answered(conn, observer_id) >= n_total or self._ended(conn, observer_id)
         return Recorded(
             int(row.id),
             trial_id,
@@ -406,6 +531,22 @@ class Store:
             False,
             finished,
         )
+
+
+def check_phases(phases: object) -> dict | None:
+    """The browser's phase durations as stored: {name: ms} with names from PHASES (rounded to
+    0.1 ms); an entry that is not a finite duration up to MAX_RT_MS is dropped."""
+    if phases is None:
+        return None
+    if not isinstance(phases, dict):
+        raise StudyError(f"phases must be a mapping of phase name to milliseconds, got {type(phases).__name__}")
+    kept = {}
+    for name in PHASES:
+        value = phases.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            if 0 <= value <= MAX_RT_MS:
+                kept[name] = round(float(value), 1)
+    return kept or None
 
 
 def _check_rt(rt_ms, rt_source, shown_at):

@@ -107,6 +107,8 @@ def test_with_the_token_the_statistics_and_exports_are_shown(made):
     assert table.loc["subject-01", "p_value"] == pytest.approx(1 / 1024)
     assert table.loc["subject-02", "p_value"] == pytest.approx((120 + 45 + 10 + 1) / 1024)
     assert table.loc["subject-03", "p_value"] == pytest.approx((252 + 210 + 120 + 45 + 10 + 1) / 1024)
+    # p as people read it, never "6.23e-1": 0.623 (and 9.8e-04 below 0.001)
+    assert table["p"].tolist() == ["9.8e-04", "0.172", "0.623"]
     low, high = proportion_confint(7, 10, alpha=0.05, method="wilson")
     assert table.loc["subject-02", "Wilson"] == f"{100 * low:.1f}% - {100 * high:.1f}%"
     low, high = proportion_confint(7, 10, alpha=0.05, method="beta")
@@ -124,7 +126,9 @@ def test_with_the_token_the_statistics_and_exports_are_shown(made):
 
     observers = tables["observers"]
     assert observers["code"].tolist() == list(made.observer_codes)
-    assert observers["answered"].tolist() == [12, 12, 12] and observers["finished"].all()
+    # trials answered count the main and catch trials only; practice is apart
+    assert observers["answered"].tolist() == [N_MAIN] * 3 and set(observers["of"]) == {N_MAIN}
+    assert set(observers["practice"]) == {"2/2"} and observers["finished"].all()
 
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["model-vs-human CSV", "All responses CSV"]
