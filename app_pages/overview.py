@@ -1,4 +1,4 @@
-"""Overview page: the dataset, the models and their accuracies, and the DDD split.
+"""Overview page: the key finding in one line, the DDD split and κ on all against inconclusive images, then the models.
 
 The tolerance control re-splits the images from the stored n_correct counts and
 sets the tolerance for every other page. UI only; the numbers come from `_frames`.
@@ -11,67 +11,22 @@ import streamlit as st
 from app_pages import _common, _data, _frames
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
+from audit.report import headline
 
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")
 
-facts = st.columns([1, 1, 1, 2])  # the status, e.g. "interrupted (3/8)", needs room
-facts[0].metric("Images", f"{data.n_images:,}")
-facts[1].metric("Classes", f"{data.n_classes:,}")
-facts[2].metric("Models", f"{data.n_models}", help="Finished models; a running audit adds more.")
-facts[3].metric("Status", _data.status_label(data), help="Finished jobs of all jobs in the audit.")
+line = headline(data.summary)
+if line:
+    with st.container(key="overview_headline", border=True):
+        st.markdown(f"**{line}**")
+        st.caption(f"At the report's tolerance {data.tolerance} (meding2022 §3): the share of images every model "
+                   "(within t) gets right or wrong, against independent models, and how far the models' errors "
+                   "agree (κ) once those images are set aside.")
+
 chance = _data.chance_warning(data)
 if chance:
     st.warning(chance, icon=":material/warning:")
-
-# ---- models
-st.subheader("Models")
-models = data.models.assign(accuracy_pct=100 * data.models["accuracy"].astype(float))
-left, right = st.columns([3, 2])
-with left:
-    if len(models) > _frames.HEATMAP_MAX_MODELS:  # a zoo: how accuracies spread, not a bar per model
-        bars = (
-            alt.Chart(models)
-            .mark_bar()
-            .encode(
-                x=alt.X("accuracy_pct:Q", bin=alt.Bin(step=1), title="accuracy at the final epoch (%, bins of 1)"),
-                y=alt.Y("count():Q", title="models"),
-                color=alt.Color("group:N", title="group"),
-                tooltip=[alt.Tooltip("count():Q", title="models"), alt.Tooltip("group:N")],
-            )
-            .properties(height=280, title=f"Accuracy of the {len(models):,} models (the table lists each)")
-        )
-    else:
-        bars = None
-    bars = bars if bars is not None else (
-        alt.Chart(models)
-        .mark_bar()
-        .encode(
-            x=alt.X("accuracy_pct:Q", title="accuracy at the final epoch (%)", scale=alt.Scale(domain=[0, 100])),
-            y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
-            color=alt.Color("group:N", title="group"),
-            tooltip=[
-                alt.Tooltip("name:N", title="model"),
-                alt.Tooltip("group:N"),
-                alt.Tooltip("kind:N"),
-                alt.Tooltip("accuracy_pct:Q", title="accuracy (%)", format=".2f"),
-                alt.Tooltip("recorded_epochs:Q", title="recorded epochs"),
-            ],
-        )
-        .properties(height=alt.Step(18), title="Accuracy of each model")
-    )
-    _common.chart(bars, key="overview_accuracy_chart")
-with right:
-    st.dataframe(
-        models[["name", "accuracy_pct", "kind", "recorded_epochs"]],
-        hide_index=True,
-        key="overview_models",
-        column_config={
-            "name": "model",
-            "accuracy_pct": st.column_config.ProgressColumn("accuracy", format="%.1f%%", min_value=0, max_value=100),
-            "recorded_epochs": st.column_config.NumberColumn("epochs", help="Recorded epochs, epoch 0 included"),
-        },
-    )
 
 # ---- the split
 st.subheader("Trivial, inconclusive and impossible images")
@@ -174,6 +129,78 @@ if bb:
     st.caption(
         f"Beta-binomial fit: α = {bb['alpha']:.3g}, β = {bb['beta']:.3g}, mean accuracy {bb['mean']:.3f}, "
         f"overdispersion ρ = {bb['overdispersion']:.3f} (0 = binomial, 1 = every image all-or-nothing)."
+    )
+
+# ---- κ on all images against κ on the inconclusive ones (meding2022 Fig. 6)
+ec = data.summary.get("error_consistency") or {}
+if "all" in ec:
+    st.subheader("Error consistency: all images against the inconclusive ones")
+    pair = st.columns(2)
+    for col, subset, label in ((pair[0], "all", "all images"), (pair[1], "inconclusive", "inconclusive images")):
+        if subset not in ec:
+            col.metric(f"Mean κ on {label}", "-", help="No such images at the report's tolerance.")
+            continue
+        entry = ec[subset]
+        ci = f"; 95% interval {entry['ci95'][0]:.2f}–{entry['ci95'][1]:.2f}" if "ci95" in entry else ""
+        delta = None if subset == "all" else f"{entry['mean'] - ec['all']['mean']:+.2f} against all images"
+        col.metric(f"Mean κ on {label}", f"{entry['mean']:.2f}", delta=delta, delta_color="off",
+                   help=f"Mean error consistency over pairs of models, on {entry['n_images']:,} images{ci}.")
+    st.caption("κ near 1: the models err on the same images; near 0: independently. A drop on the inconclusive "
+               "images means the trivial and impossible images hide how far the models differ. "
+               "The Consistency page shows every pair.")
+
+# ---- models
+st.subheader("Models")
+facts = st.columns([1, 1, 1, 2])  # the status, e.g. "interrupted (3/8)", needs room
+facts[0].metric("Images", f"{data.n_images:,}")
+facts[1].metric("Classes", f"{data.n_classes:,}")
+facts[2].metric("Models", f"{data.n_models}", help="Finished models; a running audit adds more.")
+facts[3].metric("Status", _data.status_label(data), help="Finished jobs of all jobs in the audit.")
+models = data.models.assign(accuracy_pct=100 * data.models["accuracy"].astype(float))
+left, right = st.columns([3, 2])
+with left:
+    if len(models) > _frames.HEATMAP_MAX_MODELS:  # a zoo: how accuracies spread, not a bar per model
+        bars = (
+            alt.Chart(models)
+            .mark_bar()
+            .encode(
+                x=alt.X("accuracy_pct:Q", bin=alt.Bin(step=1), title="accuracy at the final epoch (%, bins of 1)"),
+                y=alt.Y("count():Q", title="models"),
+                color=alt.Color("group:N", title="group"),
+                tooltip=[alt.Tooltip("count():Q", title="models"), alt.Tooltip("group:N")],
+            )
+            .properties(height=280, title=f"Accuracy of the {len(models):,} models (the table lists each)")
+        )
+    else:
+        bars = None
+    bars = bars if bars is not None else (
+        alt.Chart(models)
+        .mark_bar()
+        .encode(
+            x=alt.X("accuracy_pct:Q", title="accuracy at the final epoch (%)", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
+            color=alt.Color("group:N", title="group"),
+            tooltip=[
+                alt.Tooltip("name:N", title="model"),
+                alt.Tooltip("group:N"),
+                alt.Tooltip("kind:N"),
+                alt.Tooltip("accuracy_pct:Q", title="accuracy (%)", format=".2f"),
+                alt.Tooltip("recorded_epochs:Q", title="recorded epochs"),
+            ],
+        )
+        .properties(height=alt.Step(18), title="Accuracy of each model")
+    )
+    _common.chart(bars, key="overview_accuracy_chart")
+with right:
+    st.dataframe(
+        models[["name", "accuracy_pct", "kind", "recorded_epochs"]],
+        hide_index=True,
+        key="overview_models",
+        column_config={
+            "name": "model",
+            "accuracy_pct": st.column_config.ProgressColumn("accuracy", format="%.1f%%", min_value=0, max_value=100),
+            "recorded_epochs": st.column_config.NumberColumn("epochs", help="Recorded epochs, epoch 0 included"),
+        },
     )
 
 # ---- humans beside the models (imported audits with human observers)

@@ -258,10 +258,13 @@ def _report_and_print(path: Path):
     return summary
 
 
-@app.command(epilog="Example:\n\n  ddd-audit report runs/default --tolerance 0")
+@app.command(epilog="Examples:\n\n  ddd-audit report runs/default --tolerance 0\n\n"
+             "  ddd-audit report runs/default --html     # also report/report.html, one file that opens offline")
 def report(
     path: Path = typer.Argument(..., help="An audit directory."),
     tolerance: int = typer.Option(1, min=0, help="t: trivial when n_correct >= M - t, impossible when <= t."),
+    html: bool = typer.Option(False, "--html", help="Also write report/report.html: the summary, every paper "
+                              "figure and the tables in one self-contained file."),
 ):
     """Rebuild the report's tables and figures from a stored audit (no decisions are recomputed)."""
     from audit import load
@@ -271,7 +274,49 @@ def report(
     summary = build_report(result, tolerance=tolerance)
     stdout.print(format_summary(summary), highlight=False)
     stdout.print(f"\nreport written to {path / 'report'}", highlight=False)
+    if html and result.n_models:
+        from audit.report_html import write_html_report
+
+        with console.status("drawing the figures of the HTML report"):
+            page = write_html_report(load(path))
+        stdout.print(f"HTML report: {page}", highlight=False)
     _exit_on_failures(summary, path)
+
+
+FIGURES_EXAMPLES = """
+Examples:
+
+  ddd-audit figures runs/default --out figures/
+
+  ddd-audit figures runs/default --out slides/ --format png --style slides
+"""
+
+
+@app.command(epilog=FIGURES_EXAMPLES)
+def figures(
+    path: Path = typer.Argument(..., help="An audit directory with a written report (`ddd-audit report`)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the figures (created if missing)."),
+    format: str = typer.Option("pdf,svg,png", "--format", help="Comma-separated: pdf, svg (vector) and png "
+                               "(300 dpi)."),
+    style: str = typer.Option("paper", help="paper (one and two journal columns) or slides (larger text)."),
+):
+    """Draw the paper figures of an audit (meding2022 Fig. 2-6, 12-17; hacohen2020 Fig. 3) from its report."""
+    from audit import load
+    from audit.plots.style import check_style, parse_formats
+    from audit.report_figures import write_figures
+
+    try:
+        formats = parse_formats(format)
+        check_style(style)
+    except ValueError as exc:
+        _fail(f"--format/--style: {exc}")
+    result = load(path)
+    with console.status("drawing the figures") as status:
+        written = write_figures(result, out, formats=formats, style=style,
+                                progress=lambda name: status.update(f"drawing {name}"))
+    names = sorted({p.stem for p in written})
+    stdout.print(f"{len(names)} figures ({', '.join(formats)}) written to {out}: {', '.join(names)}",
+                 highlight=False)
 
 
 SCORE_EXAMPLES = """

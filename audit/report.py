@@ -406,10 +406,7 @@ def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epo
     acc_by_epoch = by_epoch.mean(axis=0)  # (n_dyn, n_epochs)
     bimodal = agreement.bimodality_score(tpa)
     bimodal_null = agreement.bimodality_null(acc_by_epoch)
-    tpa_hist = np.stack([np.bincount(counts[:, e], minlength=n_dyn + 1) for e in range(n_epochs)], axis=1)
-    null_hist = np.stack(
-        [n_images * agreement.tp_agreement_null(acc_by_epoch[:, e]) for e in range(n_epochs)], axis=1
-    )
+    tpa_hist, null_hist = agreement.tp_agreement_histograms(by_epoch)
     tp_frame = pd.DataFrame({"epoch": epochs, "mean_accuracy": acc_by_epoch.mean(axis=0),
                              "mean_tp_agreement": tpa.mean(axis=0), "bimodality": bimodal,
                              "bimodality_null": bimodal_null})
@@ -476,6 +473,33 @@ def _accuracy_lines(models: list[dict]) -> list[str]:
     if chance:
         out += ["  also near chance:"] + [line(m, width, "    ") for m in chance]
     return out
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percent; '<1%' for a share above zero that rounds to 0."""
+    return "<1%" if 0 < share < 0.005 else f"{100 * share:.0f}%"
+
+
+def headline(summary: dict) -> str | None:
+    """The report's key finding in one sentence (meding2022 §3.2-3.3), or None before a split exists.
+
+    E.g. "51% trivial and 13% impossible, where the binomial null predicts 4% and
+    <1%; κ falls from 0.62 on all images to 0.26 on the inconclusive ones".
+    """
+    split = summary.get("split")
+    if not split:
+        return None
+    observed, binomial = split["observed"], split["binomial"]
+    text = (f"{_percent(observed['trivial'])} trivial and {_percent(observed['impossible'])} impossible, where the "
+            f"binomial null predicts {_percent(binomial['trivial'])} and {_percent(binomial['impossible'])}")
+    ec = summary.get("error_consistency") or {}
+    if "all" in ec and "inconclusive" in ec:
+        high, low = ec["all"]["mean"], ec["inconclusive"]["mean"]
+        verb = "falls" if low < high else "rises" if low > high else "stays"
+        text += f"; κ {verb} from {high:.2f} on all images to {low:.2f} on the inconclusive ones"
+    elif "all" in ec:
+        text += f"; mean κ {ec['all']['mean']:.2f} on all images"
+    return text
 
 
 def format_summary(summary: dict) -> str:

@@ -245,6 +245,30 @@ def tp_agreement_null(accuracies) -> np.ndarray:
     return pmf
 
 
+def tp_agreement_histograms(correct_by_epoch) -> tuple[np.ndarray, np.ndarray]:
+    """Images per TP-agreement value and epoch, observed and under independent models (hacohen2020 Fig. 3b).
+
+    Parameters
+    ----------
+    correct_by_epoch : array-like of bool, shape (n_images, n_models, n_epochs)
+
+    Returns
+    -------
+    observed, null : ndarray of shape (n_models + 1, n_epochs)
+        observed[k, e] counts the images that k models classify correctly at
+        epoch e; null[k, e] = n_images * `tp_agreement_null`(accuracies at e)[k].
+    """
+    c = np.asarray(correct_by_epoch, dtype=bool)
+    if c.ndim != 3:
+        raise ValueError(f"correct_by_epoch must have shape (n_images, n_models, n_epochs), got shape {c.shape}")
+    n_images, n_models, n_epochs = c.shape
+    counts = c.sum(axis=1, dtype=np.int32)
+    accuracies = c.mean(axis=0)
+    observed = np.stack([np.bincount(counts[:, e], minlength=n_models + 1) for e in range(n_epochs)], axis=1)
+    null = np.stack([n_images * tp_agreement_null(accuracies[:, e]) for e in range(n_epochs)], axis=1)
+    return observed, null
+
+
 def _as_accuracies(accuracies, ndim=(1, 2)) -> np.ndarray:
     p = as_finite(accuracies, name="accuracies", ndim=ndim)
     if (p < 0).any() or (p > 1).any():

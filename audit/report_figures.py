@@ -1,0 +1,83 @@
+"""The paper figures of an audit: their inputs read from its written report, and the figures saved in formats.
+
+`figure_inputs` gathers what `audit.plots.paper` draws from (tables, maps,
+summary, conditions, TP-agreement histograms, pixels); `write_figures` saves
+every figure the audit allows. Reading goes through `audit.store` only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.metrics import agreement
+from audit.plots import paper
+from audit.plots.style import check_style, parse_formats, save_figure
+from audit.report import model_fields, read_report_tables, report_state
+from audit.store import DEEP_TABLES, AuditError, AuditResult
+
+
+class _Pixels:
+    """The audit's images by index, read one at a time (from images.npy or the dataset's files)."""
+
+    def __init__(self, result: AuditResult):
+        self.result = result
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self.result.image(int(index)))
+
+
+def _pixels(result: AuditResult) -> _Pixels | None:
+    """A reader of the audit's pixels, or None when it has none (an imported audit without its image folder)."""
+    if not result.n_images:
+        return None
+    try:
+        result.image(0)
+    except (AuditError, OSError, KeyError):
+        return None
+    return _Pixels(result)
+
+
+def figure_inputs(result: AuditResult) -> paper.FigureInputs:
+    """What the paper figures are drawn from, read from the audit's written report.
+
+    Raises ValueError when the report is missing or older than the finished
+    models (`ddd-audit report` writes it).
+    """
+    summary = result.summary()
+    if report_state(result, summary) != "current":
+        raise ValueError(f"the report of {result.path} is missing or older than its models; "
+                         f"run `ddd-audit report {result.path}` first")
+    tables, maps = read_report_tables(result)
+    names = result.model_names
+    groups = dict(zip(names, model_fields(result, names, "group"), strict=True))
+    issues_path = result.report_path(DEEP_TABLES["label_issues_histogram"])
+    label_issues = pd.read_csv(issues_path) if issues_path.exists() else None
+    dyn = summary.get("dynamics") or {}
+    histograms = None
+    if dyn.get("models"):
+        by_epoch = result.correct_by_epoch(dyn["models"])[:, :, :len(dyn["epochs"])]
+        histograms = agreement.tp_agreement_histograms(by_epoch)
+    images = result.images
+    categories = images["category"].astype(str).to_numpy() if "category" in images.columns else None
+    return paper.FigureInputs(tables, maps, summary, groups, label_issues=label_issues, tp_histograms=histograms,
+                              pixels=_pixels(result), categories=categories, labels=np.asarray(result.labels),
+                              class_names=list(result.class_names))
+
+
+def write_figures(result: AuditResult, out: str | Path, *, formats="pdf,svg,png", style: str = "paper",
+                  progress=None) -> list[Path]:
+    """Save every paper figure of the audit into `out` as <name>.<format>; returns the files written.
+
+    `progress(name)` is called before each figure is drawn, when given.
+    """
+    chosen = parse_formats(formats)
+    check_style(style)
+    written: list[Path] = []
+    for name, draw in paper.paper_figures(figure_inputs(result)).items():
+        if progress is not None:
+            progress(name)
+        written += save_figure(draw(style=style), Path(out) / name, chosen)
+    return written
