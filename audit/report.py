@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from audit.data.sources import skipped_files_notes
-from audit.deep.similarity import similarity_report
+from audit.deep.similarity import format_similarity_summary, similarity_report
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
@@ -558,7 +558,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  never learned (median model)     {100 * dyn['never_learned_share']:.1f}% of images")
         if dyn.get("split_half_accessibility_r") is not None:
             lines.append(f"  split-half Accessibility r       {dyn['split_half_accessibility_r']:.3f}")
-    for extra in (format_deep_summary(summary), format_human_summary(summary), format_scored_summary(summary)):
+    for extra in (format_deep_summary(summary), format_similarity_summary(summary), format_human_summary(summary),
+                  format_scored_summary(summary)):
         if extra:
             lines.append("")
             lines.extend(extra)

@@ -147,3 +147,15 @@ def test_representation_images_are_seeded_and_bounded():
     assert np.array_equal(representation_images(50, 2000), np.arange(50))
     with pytest.raises(ValueError, match="at least 3"):
         representation_images(50, 2)
+
+
+def test_printed_summary_gives_mean_rsa_cka_and_the_top_confusions(audit_with_representations):
+    from audit.report import format_summary
+
+    path, _ = audit_with_representations
+    summary = load(path).summary()
+    text = format_summary(summary)
+    rsa_all = summary["representation"]["mean"]["rsa"]["all"]
+    assert "Representations and confusions" in text and f"all {rsa_all:.3f}" in text
+    top = summary["confusion"]["impossible_top"][0]
+    assert f"{top['true']} as {top['predicted']} {100 * top['share']:.1f}%" in text

@@ -184,3 +184,25 @@ def _fig_confusion(counts: dict, names: list[str]):
         ax.set_title(f"{key} images ({int(c.sum()):,} decisions)")
         fig.colorbar(im, ax=ax, shrink=0.8, label="share of the row")
     return fig
+
+
+# --------------------------------------------------------------------------- the printed summary
+def format_similarity_summary(summary: dict) -> list[str]:
+    """Lines for `audit.report.format_summary`: mean RSA and CKA, and what impossible images are taken for."""
+    lines: list[str] = []
+    rep = summary.get("representation")
+    if rep:
+        lines.append(f"  representations ({len(rep['models'])} models' penultimate layers, "
+                     f"{rep['n_images']:,} images; mean over pairs)")
+        for measure, label in (("rsa", "RSA (Spearman)"), ("cka", "linear CKA")):
+            means = rep["mean"].get(measure, {})
+            lines.append(f"    {label:<16}" + "   ".join(f"{s} {v:.3f}" for s, v in means.items()))
+    conf = summary.get("confusion")
+    if conf and conf.get("impossible_top"):
+        top = conf["impossible_top"][:3]
+        lines.append(f"  impossible images are most often taken for (share of their {conf['n_models']} models' "
+                     "decisions)")
+        lines.append("    " + ", ".join(f"{t['true']} as {t['predicted']} {100 * t['share']:.1f}%" for t in top))
+    if lines:
+        lines.insert(0, "Representations and confusions")
+    return lines
