@@ -200,8 +200,8 @@ def format_similarity_summary(summary: dict) -> list[str]:
     conf = summary.get("confusion")
     if conf and conf.get("impossible_top"):
         top = conf["impossible_top"][:3]
-        lines.append(f"  impossible images are most often taken for (share of their {conf['n_models']} models' "
-                     "decisions)")
+        lines.append(f"  impossible images, most frequent confusions (share of the {conf['n_models']} models' "
+                     "decisions on them)")
         lines.append("    " + ", ".join(f"{t['true']} as {t['predicted']} {100 * t['share']:.1f}%" for t in top))
     if lines:
         lines.insert(0, "Representations and confusions")
