@@ -18,6 +18,12 @@ import numpy as np
 import pandas as pd
 
 from audit.data.sources import skipped_files_notes
+from audit.deep.dynamics_scores import (
+    SCORE_IMAGE_COLUMNS,
+    format_scores_summary,
+    stability_report,
+    training_scores_report,
+)
 from audit.deep.similarity import format_similarity_summary, similarity_report
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
@@ -53,6 +59,7 @@ REPORT_COLUMNS = (
     "accessibility",
     "learned_epoch",
     "forgetting_events",
+    *SCORE_IMAGE_COLUMNS,
 )
 DECISION_MAP_ROWS = 500
 #: above this many models, the bootstrap of mean κ resamples images over a random subset of them
@@ -160,6 +167,10 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
     notes.extend(shared.notes)
     content.outputs.update({**shared.tables, **shared.figures})
 
+    # ---- other difficulty scores from the training dynamics, and the split under resampled models
+    if deep:
+        _dynamics_scores(content, result, correct, categories, n_corr, notes, random_state)
+
     # ---- humans beside the models (meding2022 §4; imported audits with human observers)
     humans = human_report(result, categories, random_state=random_state)
     if humans is not None:
@@ -176,6 +187,21 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
 
     summary["notes"] = notes
     return content
+
+
+def _dynamics_scores(content: ReportContent, result: AuditResult, correct: np.ndarray, categories: np.ndarray,
+                     n_corr: np.ndarray, notes: list, random_state: int) -> None:
+    """Cartography, EL2N, AUM and the other per-image scores beside n_correct, and the split's stability."""
+    tolerance = content.summary.get("tolerance_used")
+    parts = [training_scores_report(result, categories, n_corr)]
+    if tolerance is not None:
+        parts.append(stability_report(correct, tolerance, random_state=random_state))
+    for part in parts:
+        content.scores.update(part.scores)
+        content.summary.update(part.summary)
+        notes.extend(part.notes)
+        content.outputs.update(part.tables)
+        content.outputs.update(part.figures)
 
 
 def build_report(
@@ -558,8 +584,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  never learned (median model)     {100 * dyn['never_learned_share']:.1f}% of images")
         if dyn.get("split_half_accessibility_r") is not None:
             lines.append(f"  split-half Accessibility r       {dyn['split_half_accessibility_r']:.3f}")
-    for extra in (format_deep_summary(summary), format_similarity_summary(summary), format_human_summary(summary),
-                  format_scored_summary(summary)):
+    for extra in (format_deep_summary(summary), format_similarity_summary(summary), format_scores_summary(summary),
+                  format_human_summary(summary), format_scored_summary(summary)):
         if extra:
             lines.append("")
             lines.extend(extra)

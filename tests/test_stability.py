@@ -55,6 +55,8 @@ def test_pure_beta_difficulty_extrapolates_in_closed_form():
         expected = math.exp(math.lgamma(a + m) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(a + b + m))
         got = st.fit_inflated_beta_binomial(correct.sum(axis=1), 20).shares(m, 0)[0]
         assert abs(got - expected) < 0.01, (m, got, expected)
+        if m > 20:  # beyond M the curve holds the extrapolation
+            assert res.curve.loc[res.curve["n_models"] == m, "trivial_fit"].iloc[0] == pytest.approx(got)
         assert abs(got - float(betabinom.pmf(m, m, a, b))) < 0.01
 
 

@@ -129,3 +129,40 @@ def test_decision_files_keep_the_scores_and_old_files_still_load(tmp_path):
     assert not has_fields(tmp_path / "old", "m0", SCORE_FIELDS)
     epochs, arrays = read_decisions(tmp_path / "old", "m0", ("correct", "true_prob"), np.arange(4))
     assert arrays["correct"][1].tolist() == [True, True, True, False]
+
+
+@pytest.mark.slow
+def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports(digits_audit, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from audit.report import build_report, format_summary
+    from audit.store import SCORE_TABLES, load
+
+    result = load(digits_audit)
+    summary = result.summary()
+    scores = summary["training_scores"]
+    assert {"EL2N", "AUM", "confidence"} <= set(scores["scores"]) and scores["el2n_epoch"] == 1
+    images = pd.read_parquet(digits_audit / "images.parquet")
+    assert {"el2n", "aum", "variability", "trivial_resample_share"} <= set(images.columns)
+    # confidence is the mean true-class probability over the trained epochs, over the models with several epochs
+    models = scores["models"]
+    prob = result.correct_by_epoch(models, "true_prob")[..., 1:]
+    np.testing.assert_allclose(images["confidence"], prob.astype(float).mean(axis=(1, 2)), rtol=1e-9)
+    rho = pd.read_csv(result.report_path(SCORE_TABLES["score_correlation"]), index_col=0)
+    assert rho.loc["n_correct", "n_correct"] == pytest.approx(1.0) and "AUM" in rho.columns
+    assert "with " in summary["stability"]["recommendation"]
+    text = format_summary(summary)
+    assert "Training-dynamics scores" in text and "Stability of the split" in text
+
+    # an audit written before the margins were recorded: the same files without the two columns
+    old = tmp_path / "old"
+    shutil.copytree(digits_audit, old)
+    for file in (old / "decisions").glob("*.parquet"):
+        table = pq.read_table(file)
+        pq.write_table(table.drop_columns([c for c in SCORE_FIELDS if c in table.column_names]), file)
+    summary = build_report(load(old))
+    assert "EL2N" not in summary["training_scores"]["scores"] and "confidence" in summary["training_scores"]["scores"]
+    assert any("EL2N and AUM are absent" in n for n in summary["notes"])
+    assert "el2n" not in pd.read_parquet(old / "images.parquet").columns

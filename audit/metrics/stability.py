@@ -159,14 +159,16 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     size m in `curve_sizes(M)` (2 t + 1 to M), up to `n_draws` seeded subsets of m models (all of
     them when there are fewer) give the trivial / impossible / inconclusive shares, and the first `n_kappa_draws` of them
     the mean error consistency κ on their inconclusive images. Bands are the 2.5 and 97.5
-    percentiles over the draws; subsets of m drawn from M vary less than fresh sets of m models
-    would as m nears M (at m = M there is one), so the spread at M comes from `n_draws` bootstrap
-    draws of M models with replacement instead.
+    percentiles over the draws. Each image's shares come from `n_draws` bootstrap draws of M models
+    with replacement.
 
     Extrapolation (stated in the summary): the zero-and-one-inflated beta-binomial fit of the
-    n_correct histogram (`fit_inflated_beta_binomial`) gives each share at any m in closed form; the 95% half-width
-    of the trivial share is taken to fall as a power of m, fitted over the subset sizes 2..M-1
-    after a finite-population correction of sqrt((M - m) / (M - 1)).
+    n_correct histogram (`fit_inflated_beta_binomial`) gives each share at any m in closed form,
+    and the size from which the fitted trivial share moves by less than one point per doubling of
+    the models. Subsets of m drawn from M vary less than fresh sets of m models would as m nears M
+    (at m = M there is one), so the 95% half-width of the trivial share is corrected by
+    sqrt((M - m) / (M - 1)) (the finite-population factor), fitted as a * m^-b over the sizes
+    below M, and read off at M (±x) and at M + K (±y).
 
     Parameters
     ----------
@@ -181,9 +183,11 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     Returns
     -------
     SplitStability; its summary holds n_models, tolerance, n_draws, trivial_share, trivial_halfwidth
-    (points at M, from the bootstrap), more_models, trivial_halfwidth_more (points at M + K, or None
-    when the band does not narrow), halfwidth_exponent, fit (alpha, beta, max_error over the observed
-    sizes), trivial_fit_more (the fitted share at M + K), extrapolation (which model) and recommendation.
+    (points at M; None with fewer than 3 sizes below M), more_models, trivial_halfwidth_more (points at
+    M + K, the same as at M when the band does not narrow), halfwidth_exponent (b), fit (the inflated
+    beta-binomial's w_one, w_zero, alpha, beta and max_error over the observed sizes), trivial_fit_more
+    (the fitted share at M + K), stable_from (models from which the fitted trivial share moves less
+    than a point per doubling), extrapolation (which models) and recommendation.
     """
     ok = as_correct(correct, min_models=2)
     for name, value, low in (("n_draws", n_draws, 2), ("n_kappa_draws", n_kappa_draws, 0)):
@@ -229,12 +233,11 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     k = cf @ w
     boot_trivial, boot_impossible = k >= n_models - t_full, k <= t_full
     per_image = pd.DataFrame({"trivial_share": boot_trivial.mean(axis=1), "impossible_share": boot_impossible.mean(axis=1)})
-    _, low, high = _band(boot_trivial.mean(axis=0))
-    halfwidth = 100 * (high - low) / 2
 
     curve = pd.DataFrame(rows)
-    exponent = _halfwidth_exponent(curve, n_models)
-    extra = sorted({n_models + more, 2 * n_models, 4 * n_models} - {n_models})
+    band = _halfwidth_fit(curve, n_models)
+    grid = np.round(np.geomspace(n_models + 1, max(4 * n_models, n_models + more), 12)).astype(int)
+    extra = sorted({n_models + more, *grid.tolist()} - {n_models})
     curve = pd.concat([curve, pd.DataFrame({"n_models": extra, "observed": False,
                                             "tolerance": tolerance})],
                       ignore_index=True)
@@ -242,7 +245,11 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     curve["trivial_fit"], curve["impossible_fit"] = fitted[:, 0], fitted[:, 1]
     observed = curve["observed"].to_numpy(bool)
     max_error = float(np.max(np.abs(curve.loc[observed, "trivial_fit"] - curve.loc[observed, "trivial_mean"])))
-    narrower = None if exponent is None else halfwidth * (n_models / (n_models + more)) ** exponent
+    halfwidth = narrower = exponent = None
+    if band is not None:
+        scale, exponent = band
+        halfwidth = scale * n_models ** -exponent
+        narrower = scale * (n_models + more) ** -max(exponent, 0.0)
     trivial_share = float(np.mean(counts_full >= n_models - t_full))
     fit_more = float(curve.loc[curve["n_models"] == n_models + more, "trivial_fit"].iloc[0])
     summary = {
@@ -250,7 +257,7 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
         "trivial_share": trivial_share, "trivial_halfwidth": halfwidth, "more_models": more,
         "trivial_halfwidth_more": narrower, "halfwidth_exponent": exponent,
         "fit": {**fit._asdict(), "max_error": max_error},
-        "trivial_fit_more": fit_more,
+        "trivial_fit_more": fit_more, "stable_from": _stable_from(fit, tolerance),
         "extrapolation": "zero-and-one-inflated beta-binomial fit of the n_correct histogram (shares); power law in m of the "
                          "finite-population-corrected 95% half-width over subsets (band)",
         "mean_kappa_inconclusive": _num(curve.loc[curve["n_models"] == n_models, "kappa_mean"].iloc[0]),
@@ -259,28 +266,49 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     return SplitStability(curve=curve, per_image=per_image, summary=summary)
 
 
-def _halfwidth_exponent(curve: pd.DataFrame, n_models: int) -> float | None:
-    """b of half-width ∝ m^-b, fitted in log-log over the sizes 2..M-1 after the finite-population correction."""
-    part = curve[(curve["n_models"] < n_models)]
+def _halfwidth_fit(curve: pd.DataFrame, n_models: int) -> tuple[float, float] | None:
+    """(a, b) of the half-width in points, a * m^-b, fitted in log-log over the sizes below M after the
+    finite-population correction; None with fewer than three usable sizes."""
+    part = curve[curve["observed"] & (curve["n_models"] < n_models)]
     m = part["n_models"].to_numpy(float)
-    half = (part["trivial_high"] - part["trivial_low"]).to_numpy(float) / 2
+    half = 100 * (part["trivial_high"] - part["trivial_low"]).to_numpy(float) / 2
     corrected = half / np.sqrt((n_models - m) / (n_models - 1))
     good = corrected > 0
-    if good.sum() < 2:
+    if good.sum() < 3:
         return None
-    slope = np.polyfit(np.log(m[good]), np.log(corrected[good]), 1)[0]
-    return float(-slope) if slope < 0 else None
+    slope, intercept = np.polyfit(np.log(m[good]), np.log(corrected[good]), 1)
+    return float(np.exp(intercept)), float(-slope)
+
+
+def _stable_from(fit: InflatedBetaBinomial, tolerance: int, *, points: float = 1.0, limit: int = 100_000) -> int | None:
+    """The fewest models from which the fitted trivial share falls by less than `points` per doubling."""
+    m = max(2, 2 * tolerance + 1)
+    while m <= limit:
+        if 100 * (fit.shares(m, tolerance)[0] - fit.shares(2 * m, tolerance)[0]) < points:
+            return m
+        m = int(np.ceil(m * 1.25)) if m > 8 else m + 1
+    return None
 
 
 def recommendation(summary: dict) -> str:
     """The one-line answer to "how many models do I need?" from a `split_stability` summary."""
     m, x, k = summary["n_models"], summary["trivial_halfwidth"], summary["more_models"]
-    line = f"with {m} models, the trivial share ({100 * summary['trivial_share']:.1f}%) is known to ±{_points(x)} points"
-    y = summary.get("trivial_halfwidth_more")
-    if y is None:
-        return line + f"; the resampled band does not narrow with more models, so {k} more would not help it"
-    return (line + f"; {k} more models would narrow it to ±{_points(y)} points "
-            f"(and the fitted model expects it at {100 * summary['trivial_fit_more']:.1f}% with {m + k})")
+    share = f"the trivial share ({100 * summary['trivial_share']:.1f}%)"
+    if x is None:
+        return f"with {m} models, too few subset sizes to say how well {share} is known"
+    line = f"with {m} models, {share} is known to ±{_points(x)} points"
+    y = summary["trivial_halfwidth_more"]
+    if summary["halfwidth_exponent"] <= 0:
+        line += f"; {k} more models would not narrow the band (it does not shrink over the resampled sizes)"
+    else:
+        line += f"; {k} more models would narrow it to ±{_points(y)} points"
+    line += f"; the fitted model expects {100 * summary['trivial_fit_more']:.1f}% with {m + k} models"
+    stable = summary.get("stable_from")
+    if stable is not None:
+        line += f" and moves less than a point per doubling from {stable:,} models on"
+    else:
+        line += ", still falling by a point or more per doubling"
+    return line
 
 
 def _points(value: float) -> str:

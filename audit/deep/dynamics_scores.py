@@ -1,0 +1,200 @@
+"""The report's part for other difficulty scores and for the stability of the split.
+
+`training_scores_report` computes the training-dynamics scores of every image (cartography, EL2N,
+AUM, forgetting, first learned epoch; audit.metrics.training_scores), their Spearman matrix with
+DDD's n_correct, and a cartography map. `stability_report` resamples the models
+(audit.metrics.stability). Both return a `DeepReport`; `audit.report` writes it. Nothing is written here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audit.deep.summary import DeepReport
+from audit.metrics import stability as stab
+from audit.metrics import training_scores as ts
+from audit.metrics.difficulty import CATEGORIES
+from audit.store import DEEPER_FIGURES, SCORE_FIELDS, SCORE_TABLES, has_fields
+
+#: Per-image columns this part adds to images.parquet.
+SCORE_IMAGE_COLUMNS = ("confidence", "variability", "correctness", "el2n", "aum", "first_learned_epoch",
+                       "trivial_resample_share", "impossible_resample_share")
+#: Names in the Spearman matrix and the summary.
+SCORE_LABELS = {"n_correct": "n_correct", "confidence": "confidence", "variability": "variability",
+                "correctness": "correctness", "el2n": "EL2N", "aum": "AUM",
+                "forgetting_events_mean": "forgetting events", "first_learned_epoch": "first learned epoch"}
+#: at most this many images are drawn in the cartography map (a seeded subset; the table has all)
+MAP_POINTS = 20000
+
+
+def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray, *,
+                           figures_too: bool = True) -> DeepReport:
+    """Training-dynamics scores of the validation images over the models with several recorded epochs.
+
+    EL2N and AUM need the margin and the sum of squared probabilities, which trainers record since
+    they were added; models without them are left out of those two scores (with a note), and an
+    audit where no model has them gets the other scores only.
+    """
+    out = DeepReport()
+    names = result.model_names
+    dyn = [m for m in names if len(result.epochs(m)) >= 2 and result.epochs(m)[-1] >= 1]
+    if not dyn:
+        return out
+    with_fields = [m for m in dyn if has_fields(result.path, m, SCORE_FIELDS)]
+    correct = result.correct_by_epoch(dyn)
+    n_epochs = correct.shape[2]
+    epochs = result.epochs(dyn[0])[:n_epochs]
+    cubes = {"correct": correct, "true_prob": result.correct_by_epoch(dyn, "true_prob")}
+    frame = ts.training_scores(cubes, epochs)
+    at = None
+    if with_fields:
+        n_ep = min(n_epochs, *(len(result.epochs(m)) for m in with_fields))
+        part = {f: result.correct_by_epoch(with_fields, f)[..., :n_ep] for f in ("true_prob", *SCORE_FIELDS)}
+        part["correct"] = result.correct_by_epoch(with_fields)[..., :n_ep]
+        scored = ts.training_scores(part, epochs[:n_ep])
+        frame["el2n"], frame["aum"] = scored["el2n"].to_numpy(), scored["aum"].to_numpy()
+        at = ts.el2n_epoch(epochs[:n_ep])
+        left_out = [m for m in dyn if m not in with_fields]
+        if left_out:
+            out.notes.append(f"EL2N and AUM use the {len(with_fields)} models that record margins; left out: "
+                             f"{', '.join(left_out)}")
+    else:
+        out.notes.append("EL2N and AUM are absent: no model of this audit records margins (audits written before "
+                         "they were recorded; train again to get them)")
+    frame = frame[[c for c in ts.SCORE_COLUMNS if c in frame.columns]]
+    ranked = pd.concat([pd.DataFrame({"n_correct": np.asarray(n_correct, dtype=float)}), frame], axis=1)
+    rho = ts.spearman_matrix(ranked).rename(index=SCORE_LABELS, columns=SCORE_LABELS).rename_axis("score")
+    out.tables[SCORE_TABLES["score_correlation"]] = rho
+    for col in frame.columns:
+        if col in SCORE_IMAGE_COLUMNS:
+            out.scores[col] = frame[col].to_numpy()
+    cats = np.asarray(categories)
+    out.summary["training_scores"] = {
+        "models": dyn,
+        "margin_models": with_fields,
+        "epochs": [int(epochs[epochs >= 1][0]), int(epochs[-1])],
+        "el2n_epoch": at,
+        "scores": [SCORE_LABELS[c] for c in frame.columns],
+        "spearman_n_correct": {k: _num(v) for k, v in rho["n_correct"].items() if k != "n_correct"},
+        "mean_by_category": {c: {SCORE_LABELS[s]: _num(frame.loc[cats == c, s].mean()) for s in frame.columns}
+                             for c in CATEGORIES if (cats == c).any()},
+    }
+    if figures_too:
+        pick = _subset(len(cats), MAP_POINTS)
+        points = pd.DataFrame({"variability": frame["variability"].to_numpy()[pick],
+                               "confidence": frame["confidence"].to_numpy()[pick], "category": cats[pick]})
+        out.figures[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn))
+    return out
+
+
+def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int = 0,
+                     figures_too: bool = True) -> DeepReport:
+    """The split under resampled models: shares and mean κ per number of models, per-image shares."""
+    out = DeepReport()
+    n_models = correct.shape[1]
+    if n_models < max(3, 2 * tolerance + 1):
+        out.notes.append(f"the stability of the split needs at least {max(3, 2 * tolerance + 1)} models; "
+                         f"this audit has {n_models}")
+        return out
+    res = stab.split_stability(correct, tolerance=tolerance, random_state=random_state)
+    out.tables[SCORE_TABLES["stability"]] = res.curve
+    out.scores["trivial_resample_share"] = res.per_image["trivial_share"].to_numpy()
+    out.scores["impossible_resample_share"] = res.per_image["impossible_share"].to_numpy()
+    summary = dict(res.summary)
+    summary["always_trivial_share"] = float((res.per_image["trivial_share"] == 1).mean())
+    summary["always_impossible_share"] = float((res.per_image["impossible_share"] == 1).mean())
+    out.summary["stability"] = summary
+    if figures_too:
+        out.figures[DEEPER_FIGURES["stability"]] = lambda: _fig_stability(res.curve, n_models)
+    return out
+
+
+def format_scores_summary(summary: dict) -> list[str]:
+    """Lines for `audit.report.format_summary`: the scores against n_correct, and the recommendation."""
+    lines: list[str] = []
+    sc = summary.get("training_scores")
+    if sc:
+        el2n = f"; EL2N at epoch {sc['el2n_epoch']}" if sc.get("el2n_epoch") is not None else ""
+        lines.append(f"Training-dynamics scores ({len(sc['models'])} models, epochs {sc['epochs'][0]}-"
+                     f"{sc['epochs'][1]}{el2n})")
+        rho = sc["spearman_n_correct"]
+        lines.append("  Spearman with n_correct  " + ", ".join(
+            f"{k} {v:+.2f}" for k, v in rho.items() if v is not None))
+    st = summary.get("stability")
+    if st:
+        if lines:
+            lines.append("")
+        lines.append(f"Stability of the split ({st['n_draws']} resamples of the models per size)")
+        lines.append(f"  {st['recommendation']}")
+        lines.append(f"  trivial in every bootstrap draw {100 * st['always_trivial_share']:.1f}% of images, "
+                     f"impossible in every draw {100 * st['always_impossible_share']:.1f}%")
+    return lines
+
+
+def _subset(n: int, k: int) -> np.ndarray:
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
+
+
+def _num(value) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def _fig_training_scores(points: pd.DataFrame, rho: pd.DataFrame, n_models: int):
+    """Cartography map (Swayamdipta et al. 2020 Fig. 1) coloured by DDD category, and the Spearman matrix."""
+    from audit.plots import style
+
+    fig, (ax, bx) = style.new_figure("two", 3.4, ncols=2)
+    for c in CATEGORIES:
+        part = points[points["category"] == c]
+        ax.scatter(part["variability"], part["confidence"], s=2, lw=0, alpha=0.5,
+                   color=style.CATEGORY_COLOURS[c], label=f"{c} ({len(part):,})", rasterized=True)
+    ax.set_xlabel("variability (sd of true-class probability)")
+    ax.set_ylabel("confidence (mean true-class probability)")
+    ax.set_title(f"Cartography map, {n_models} models")
+    ax.legend(markerscale=4, loc="upper right")
+    values = rho.to_numpy(dtype=float)
+    im = bx.imshow(values, vmin=-1, vmax=1, cmap="RdBu_r")
+    labels = list(rho.columns)
+    bx.set_xticks(range(len(labels)), labels, rotation=90)
+    bx.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if not np.isnan(values[i, j]):
+                bx.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=5,
+                        color="white" if abs(values[i, j]) > 0.6 else "black")
+    bx.set_title("Spearman's ρ between per-image scores")
+    fig.colorbar(im, ax=bx, shrink=0.8)
+    return fig
+
+
+def _fig_stability(curve: pd.DataFrame, n_models: int):
+    """Shares and mean κ on inconclusive images by number of models: resampled mean, 95% band, fitted model."""
+    from audit.plots import style
+
+    fig, (ax, bx) = style.new_figure("two", 3.0, ncols=2)
+    seen = curve[curve["observed"]]
+    for c in CATEGORIES:
+        colour = style.CATEGORY_COLOURS[c]
+        ax.plot(seen["n_models"], seen[f"{c}_mean"], color=colour, label=c)
+        ax.fill_between(seen["n_models"], seen[f"{c}_low"], seen[f"{c}_high"], color=colour, alpha=0.25, lw=0)
+        if f"{c}_fit" in curve:
+            ax.plot(curve["n_models"], curve[f"{c}_fit"], color=colour, ls="--", lw=0.8)
+    ax.axvline(n_models, color=style.REFERENCE_COLOURS["null"], lw=0.6, ls=":")
+    style.integer_ticks(ax, "x")
+    ax.set_xlabel("number of models (dashed: inflated beta-binomial fit)")
+    ax.set_ylabel("share of images")
+    style.percent_axis(ax)
+    ax.legend()
+    ax.set_title("Split by number of models")
+    bx.plot(seen["n_models"], seen["kappa_mean"], color=style.REFERENCE_COLOURS["mean"])
+    bx.fill_between(seen["n_models"], seen["kappa_low"], seen["kappa_high"], color=style.REFERENCE_COLOURS["null"],
+                    alpha=0.3, lw=0)
+    bx.set_xlabel("number of models")
+    bx.set_ylabel("mean κ, inconclusive images")
+    style.integer_ticks(bx, "x")
+    bx.set_title("κ on the inconclusive images")
+    return fig
