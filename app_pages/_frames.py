@@ -834,3 +834,14 @@ def confusion_long(predicted: np.ndarray, labels: np.ndarray, class_names: Seque
     names = np.asarray(class_names, dtype=object)
     return pd.DataFrame({"true": names[rows], "predicted": names[cols], "decisions": counts[rows, cols],
                          "share": shares[rows, cols]})
+
+
+def stability_long_form(curve: pd.DataFrame) -> pd.DataFrame:
+    """The report's stability.csv as rows (n_models, category, mean, low, high, fit) for a chart."""
+    rows = []
+    for c in ("trivial", "inconclusive", "impossible"):
+        part = pd.DataFrame({"n_models": curve["n_models"], "category": c,
+                             "mean": curve.get(f"{c}_mean"), "low": curve.get(f"{c}_low"),
+                             "high": curve.get(f"{c}_high"), "fit": curve.get(f"{c}_fit")})
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True)

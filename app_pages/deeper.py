@@ -10,7 +10,8 @@ import altair as alt
 import streamlit as st
 
 from app_pages import _common, _frames
-from audit.store import DEEP_TABLES
+from audit.plots.style import CATEGORY_COLOURS
+from audit.store import DEEP_TABLES, SCORE_TABLES
 
 data = _common.require_audit()
 _common.header("Deeper measures", data, "Do the models agree inside, and do other difficulty measures agree?")
@@ -79,11 +80,61 @@ else:
 
 # ---- training-dynamics scores (cartography, EL2N, AUM, forgetting, first-learned epoch)
 st.header("Training-dynamics scores")
-absent("This audit has no training-dynamics scores (cartography, EL2N, AUM) in its report.")
+scores = summary.get("training_scores")
+rho = _frames.report_file(data, SCORE_TABLES["score_correlation"], index_col=0)
+if not scores or rho is None:
+    absent("This audit has no training-dynamics scores in its report: they need models with several recorded "
+           "epochs (rebuild the report with `ddd-audit report`).")
+else:
+    el2n = f"; EL2N at epoch {scores['el2n_epoch']}" if scores.get("el2n_epoch") is not None else \
+        " (EL2N and AUM need the margins that newer audits record)"
+    st.markdown(
+        f"Per-image difficulty scores of data pruning and label-noise work, over {len(scores['models'])} models "
+        f"and epochs {scores['epochs'][0]}-{scores['epochs'][1]}{el2n}, on held-out images (the papers score "
+        "training images). Spearman's ρ with DDD's n_correct says how far each orders the images like the split."
+    )
+    heatmap(_frames.matrix_long_form(rho), "Spearman's ρ between per-image scores", key="deeper_score_rho",
+            domain=(-1, 1))
+    if {"variability", "confidence", "category"} <= set(data.images.columns):
+        points = data.images[["variability", "confidence", "category"]]
+        points = points.sample(min(len(points), 5000), random_state=0)
+        cmap = alt.Chart(points).mark_circle(size=8, opacity=0.5).encode(
+            x=alt.X("variability:Q", title="variability (sd of true-class probability)"),
+            y=alt.Y("confidence:Q", title="confidence (mean true-class probability)"),
+            color=alt.Color("category:N", title=None, sort=list(CATEGORY_COLOURS),
+                            scale=alt.Scale(domain=list(CATEGORY_COLOURS), range=list(CATEGORY_COLOURS.values()))),
+            tooltip=["category:N", alt.Tooltip("variability:Q", format=".3f"), alt.Tooltip("confidence:Q", format=".3f")],
+        ).properties(height=320, title="Cartography map (Swayamdipta et al. 2020), a sample of 5,000 images")
+        _common.chart(cmap, key="deeper_cartography")
+    st.caption(_common.chart_help())
 
 # ---- stability of the split under resampled models
 st.header("Stability of the split")
-absent("This audit's report has no resampling of its models, so the split's stability is not shown.")
+stability = summary.get("stability")
+curve = _frames.report_file(data, SCORE_TABLES["stability"])
+if not stability or curve is None:
+    absent("This audit's report has no resampling of its models (it needs at least three models; rebuild the "
+           "report with `ddd-audit report`).")
+else:
+    st.markdown(f"**{stability['recommendation'][0].upper()}{stability['recommendation'][1:]}.**")
+    st.markdown(
+        f"Each point: {stability['n_draws']} random subsets of that many of the audit's models, the split of "
+        "each, and the 95% band over them; dashed beyond the audit's models: the zero-and-one-inflated "
+        "beta-binomial fit of the n_correct histogram."
+    )
+    long = _frames.stability_long_form(curve)
+    base = alt.Chart(long).encode(x=alt.X("n_models:Q", title="number of models"),
+                                  color=alt.Color("category:N", title=None, sort=list(CATEGORY_COLOURS),
+                                                  scale=alt.Scale(domain=list(CATEGORY_COLOURS),
+                                                                  range=list(CATEGORY_COLOURS.values()))))
+    band = base.mark_area(opacity=0.25).encode(y=alt.Y("low:Q", title="share of images", axis=alt.Axis(format="%")),
+                                               y2="high:Q")
+    line = base.mark_line().encode(y="mean:Q", tooltip=["n_models:Q", "category:N", alt.Tooltip("mean:Q", format=".1%")])
+    fitted = base.mark_line(strokeDash=[4, 3]).encode(y="fit:Q")
+    _common.chart((band + line + fitted).properties(height=300, title="The split by number of models"),
+                  key="deeper_stability")
+    st.caption("Per image, the share of bootstrap draws of the models in which it is trivial or impossible is in "
+               "the Images table (trivial_resample_share, impossible_resample_share).")
 
 # ---- prediction depth (baldock2021)
 st.header("Prediction depth")

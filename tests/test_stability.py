@@ -91,3 +91,27 @@ def test_bad_input_says_what_was_expected():
     with pytest.raises(ValueError, match="n_draws"):
         st.split_stability(np.ones((5, 4), bool), n_draws=1)
     assert st.curve_sizes(1000, tolerance=1).tolist()[:2] == [3, 4] and st.curve_sizes(1000)[-1] == 1000
+
+
+def test_deeper_page_shows_the_scores_and_the_stability(tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from audit.report import build_report
+    from audit.store import load
+    from audit.synthetic import make_synthetic_audit
+
+    path = make_synthetic_audit(tmp_path / "audit", n_images=300, n_models=6, n_epochs=3)
+    summary = build_report(load(path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.session_state["audit_path"] = str(path)
+    at.run()
+    at.switch_page("app_pages/deeper.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    specs = [el.proto.spec for el in at.get("vega_lite_chart")]
+    assert any("Spearman" in s for s in specs) and any("Cartography map" in s for s in specs)
+    assert any("The split by number of models" in s for s in specs)
+    text = " ".join(str(m.value) for m in at.markdown)
+    assert summary["stability"]["recommendation"][1:] in text
+    assert "EL2N and AUM need the margins" in text  # synthetic decisions carry no margins
