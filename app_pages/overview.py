@@ -20,9 +20,9 @@ line = headline(data.summary)
 if line:
     with st.container(key="overview_headline", border=True):
         st.markdown(f"**{line}**")
-        st.caption(f"At the report's tolerance {data.tolerance} (meding2022 §3): the share of images every model "
-                   "(within t) gets right or wrong, against independent models, and how far the models' errors "
-                   "agree (κ) once those images are set aside.")
+        st.caption(f"At the report's tolerance {data.tolerance}: images (nearly) every model gets right or wrong, "
+                   "against independent models, and how alike the models err once those are set aside "
+                   "(meding2022 §3).")
 
 chance = _data.chance_warning(data)
 if chance:

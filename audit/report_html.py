@@ -44,11 +44,15 @@ h1 { font-size: 1.5rem; margin-bottom: 0.2rem; }
 figure { margin: 1.5rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.92rem; color: #333; }
-pre { background: #f7f7f7; padding: 0.8rem; overflow-x: auto; font-size: 0.82rem; }
+pre { background: #f7f7f7; padding: 0.8rem; white-space: pre-wrap; font-size: 0.82rem; }
 table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
 .note { color: #555; font-size: 0.9rem; }
 """
+
+
+#: on screen, figures are shown this much larger than their printed size (at 96 px per inch)
+SCREEN_SCALE = 1.5
 
 
 def _svg_data(fig) -> str:
@@ -82,8 +86,9 @@ def render_html(inputs: paper.FigureInputs, *, title: str, style: str = "paper")
     parts.append("<h2>Figures</h2>")
     for name, draw in paper.paper_figures(inputs).items():
         source, note = paper.FIGURES[name]
-        uri = _svg_data(draw(style=style))
-        parts.append(f"<figure id='fig-{name}'><img alt='{html.escape(name)}' src='{uri}'>"
+        fig = draw(style=style)
+        width = round(fig.get_size_inches()[0] * 96 * SCREEN_SCALE)
+        parts.append(f"<figure id='fig-{name}'><img alt='{html.escape(name)}' width='{width}' src='{_svg_data(fig)}'>"
                      f"<figcaption><b>{html.escape(name.replace('_', ' '))}</b> ({html.escape(source)}). "
                      f"{html.escape(note)}</figcaption></figure>")
     parts.append("<h2>Tables</h2>")

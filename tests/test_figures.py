@@ -89,7 +89,7 @@ def test_kappa_by_condition_orders_conditions_and_colours_them():
     assert dots.get_alpha() == pytest.approx(style.INSTANCE_ALPHA)
     assert left.get_ylabel() == "error consistency κ with base"
     assert right.get_ylim()[0] < -0.1  # a negative κ stays in view
-    assert _legend_texts(right) == ["one model", "mean of condition"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["one model", "mean of condition"]
 
 
 def test_kappa_by_condition_needs_the_base_model():

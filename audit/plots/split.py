@@ -132,10 +132,10 @@ def kappa_by_condition_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapp
     axes[0][0].set_ylabel(f"error consistency κ with {base_model}")
     from matplotlib.lines import Line2D
 
-    axes[0][-1].legend(handles=[
+    fig.legend(loc="outside lower center", ncols=2, handles=[
         Line2D([], [], ls="", marker="o", ms=3, color="#555555", alpha=st.INSTANCE_ALPHA, label="one model"),
         Line2D([], [], ls="", marker="D", ms=4, color="#555555", mec="black", mew=0.5, label="mean of condition"),
-    ], loc="lower left")
+    ])
     return fig
 
 
