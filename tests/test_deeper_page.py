@@ -3,6 +3,7 @@ measures and Classes pages (AppTest) that show them; the penultimate capture on 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,20 @@ def test_printed_summary_gives_mean_rsa_cka_and_the_top_confusions(audit_with_re
     assert "Representations and confusions" in text and f"all {rsa_all:.3f}" in text
     top = summary["confusion"]["impossible_top"][0]
     assert f"{top['true']} as {top['predicted']} {100 * top['share']:.1f}%" in text
+
+
+def test_a_real_audit_stores_each_variants_gram_matrix(digits_audit):
+    """The digits audit (trained in conftest) keeps every variant's penultimate Gram matrix, no features."""
+    result = load(digits_audit)
+    n_val = result.n_images
+    ids = representation_images(n_val, 2000, seed=0)
+    for name in result.model_names:
+        arrays = result.representation(name)
+        assert arrays is not None and set(arrays) == {"image_ids", "gram_upper", "sums", "n_features"}
+        assert np.array_equal(arrays["image_ids"], ids)
+        assert arrays["gram_upper"].shape == (len(ids) * (len(ids) + 1) // 2,)
+        record = result.models.set_index("name").loc[name, "representation"]
+        facts = record if isinstance(record, dict) else json.loads(record)
+        assert facts["n_images"] == len(ids) and facts["n_features"] == int(arrays["n_features"])
+    rep = result.summary()["representation"]
+    assert rep["models"] == result.model_names and rep["n_images"] == len(ids)

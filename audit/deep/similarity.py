@@ -10,6 +10,8 @@ matrix, on all images and on the impossible ones. Both return a `DeepReport`, an
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -82,9 +84,11 @@ def representation_report(result, categories: np.ndarray, *, figures_too: bool =
         out.notes.append(f"RSA/CKA skipped: {len(names)} models x {len(ids):,} images would need "
                          f"{needed / 1e9:.1f} GB; rerun with a smaller --rsa-images")
         return out
+    t0 = time.perf_counter()
     compared = compare(names, lambda m: Representation.from_arrays(result.representation(m)), subsets)
     summary = {"models": names, "base": base, "n_images": int(len(ids)), "method": "spearman",
-               "n_inconclusive": int(len(inconclusive)), "mean": {}, "vs_base": {}}  # vs_base: {rsa_all: {model: v}}
+               "n_inconclusive": int(len(inconclusive)), "mean": {}, "vs_base": {},  # vs_base: {rsa_all: {model: v}}
+               "seconds": round(time.perf_counter() - t0, 3)}
     rows, matrices = [], {}
     off_diagonal = ~np.eye(len(names), dtype=bool)
     for subset, by_measure in compared.items():

@@ -169,8 +169,11 @@ class PretrainedJob:
         if probe_info is not None and getattr(ctx, "rsa_images", 0):  # its features' Gram matrix, for RSA and CKA
             from audit.deep.features import capture, representation_images
 
+            t_rep = time.perf_counter()
             ids = representation_images(len(ds.val), ctx.rsa_images, seed=ctx.seed)
             out.extras[f"representation/{self.name}.npz"] = capture(f_val.values[ids], ids).to_arrays()
+            record["representation"] = {"n_images": len(ids), "n_features": int(f_val.values.shape[1]),
+                                        "seconds": round(time.perf_counter() - t_rep, 3)}
         return out
 
     def _head_for(self, model, ds: Dataset) -> HeadPlan:

@@ -113,7 +113,9 @@ class VariantJob:
                                         margin=res.train_margin, prob_sq_sum=res.train_prob_sq_sum)
         extras, deep = deep_outputs(self.spec, ctx, res.model, train, val)
         record = {
-        extras.update(representation_outputs(self.spec, ctx, res.model, train, val))
+        rep_extras, rep_facts = representation_outputs(self.spec, ctx, res.model, train, val)
+        extras.update(rep_extras)
+        deep.update(rep_facts)
             **self.describe(),
             **deep,
             "accuracy": res.val_accuracy[-1],
@@ -133,25 +135,29 @@ class VariantJob:
 
 
 def deep_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
-def representation_outputs(spec, ctx: JobContext, model, train, val) -> dict:
+def representation_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
     """The final model's penultimate Gram matrix on the audit's representation images (for RSA and CKA).
 
-    Returns {"representation/<name>.npz": arrays}, or {} when `--rsa-images 0` or the
+    Returns the extra file ({"representation/<name>.npz": arrays}) and facts for the job record
+    ({"representation": {n_images, n_features, seconds}}); both empty when `--rsa-images 0` or the
     architecture has no linear classifier.
     """
     from audit.deep.features import capture, penultimate_features, representation_images
     from audit.train import Normalizer
 
     if not ctx.rsa_images:
-        return {}
+        return {}, {}
+    t0 = time.perf_counter()
     ids = representation_images(len(val), ctx.rsa_images, seed=ctx.seed)
     norm = Normalizer.fit(train)  # the same statistics train_variant used
     index = ids if len(ids) < len(val) else slice(None)
     try:
         features = penultimate_features(model, val.images[index], norm)
     except ValueError:
-        return {}
-    return {f"representation/{spec.name}.npz": capture(features, ids).to_arrays()}
+        return {}, {}
+    arrays = capture(features, ids).to_arrays()
+    facts = {"n_images": len(ids), "n_features": int(features.shape[1]), "seconds": round(time.perf_counter() - t0, 3)}
+    return {f"representation/{spec.name}.npz": arrays}, {"representation": facts}
 
 
     """Prediction depth and/or the final softmax of a trained variant, computed while its model is in memory.
