@@ -42,27 +42,17 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
     if not dyn:
         return out
     with_fields = [m for m in dyn if has_fields(result.path, m, SCORE_FIELDS)]
-    correct = result.correct_by_epoch(dyn)
-    n_epochs = correct.shape[2]
+    n_epochs = min(len(result.epochs(m)) for m in dyn)
     epochs = result.epochs(dyn[0])[:n_epochs]
-    cubes = {"correct": correct, "true_prob": result.correct_by_epoch(dyn, "true_prob")}
-    frame = ts.training_scores(cubes, epochs)
-    at = None
-    if with_fields:
-        n_ep = min(n_epochs, *(len(result.epochs(m)) for m in with_fields))
-        part = {f: result.correct_by_epoch(with_fields, f)[..., :n_ep] for f in ("true_prob", *SCORE_FIELDS)}
-        part["correct"] = result.correct_by_epoch(with_fields)[..., :n_ep]
-        scored = ts.training_scores(part, epochs[:n_ep])
-        frame["el2n"], frame["aum"] = scored["el2n"].to_numpy(), scored["aum"].to_numpy()
-        at = ts.el2n_epoch(epochs[:n_ep])
-        left_out = [m for m in dyn if m not in with_fields]
-        if left_out:
-            out.notes.append(f"EL2N and AUM use the {len(with_fields)} models that record margins; left out: "
-                             f"{', '.join(left_out)}")
-    else:
+    frame = _mean_over_models(result, dyn, with_fields, epochs)
+    at = ts.el2n_epoch(epochs) if with_fields else None
+    left_out = [m for m in dyn if m not in with_fields]
+    if with_fields and left_out:
+        out.notes.append(f"EL2N and AUM use the {len(with_fields)} models that record margins; left out: "
+                         f"{', '.join(left_out)}")
+    elif not with_fields:
         out.notes.append("EL2N and AUM are absent: no model of this audit records margins (audits written before "
                          "they were recorded; train again to get them)")
-    frame = frame[[c for c in ts.SCORE_COLUMNS if c in frame.columns]]
     ranked = pd.concat([pd.DataFrame({"n_correct": np.asarray(n_correct, dtype=float)}), frame], axis=1)
     rho = ts.spearman_matrix(ranked).rename(index=SCORE_LABELS, columns=SCORE_LABELS).rename_axis("score")
     out.tables[SCORE_TABLES["score_correlation"]] = rho
@@ -86,6 +76,27 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
                                "confidence": frame["confidence"].to_numpy()[pick], "category": cats[pick]})
         out.figures[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn))
     return out
+
+
+def _mean_over_models(result, dyn: list[str], with_fields: list[str], epochs: np.ndarray) -> pd.DataFrame:
+    """`training_scores` of each model in turn, averaged over the models (every score is a mean over them).
+
+    One model's decision file is read at a time, past the audit's cache, so memory stays at one
+    model's epochs however many models and epochs the audit has.
+    """
+    from audit.store import read_decisions
+
+    n_epochs = len(epochs)
+    sums: dict[str, np.ndarray] = {}
+    for m in dyn:
+        fields = ("correct", "true_prob", *(SCORE_FIELDS if m in with_fields else ()))
+        _, arrays = read_decisions(result.path, m, fields, result.image_ids)
+        cubes = {f: arrays[f][:n_epochs].T[:, None, :] for f in fields}
+        frame = ts.training_scores(cubes, epochs)
+        for col in frame.columns:
+            sums[col] = sums.get(col, 0.0) + frame[col].to_numpy()
+    counts = {col: (len(with_fields) if col in ("el2n", "aum") else len(dyn)) for col in sums}
+    return pd.DataFrame({col: sums[col] / counts[col] for col in ts.SCORE_COLUMNS if col in sums})
 
 
 def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int = 0,
