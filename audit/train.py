@@ -172,6 +172,23 @@ class TrainResult:
     train_prob_sq_sum: np.ndarray | None = None
 
 
+def make_scheduler(optimizer, spec: VariantSpec, *, steps_per_epoch: int):
+    """The learning-rate schedule: "step" (x0.1 at the fractions `lr_milestones` of the epochs, stepped
+    once per epoch) or "onecycle" (Smith & Topin 2019: warm up over the first 25 % of the steps to
+    `lr`, then cosine down to lr / 10^4 over the rest, stepped once per optimizer step).
+
+    Both span the variant's own epochs, so a variant trained one epoch longer ("plus1") gets the same
+    schedule stretched over one more epoch.
+    """
+    if spec.schedule == "onecycle":
+        steps = spec.epochs * steps_per_epoch * (2 if spec.split_batch else 1)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=max(steps, 1),
+                                                   pct_start=0.25, div_factor=10.0, final_div_factor=1e3,
+                                                   cycle_momentum=False)
+    milestones = sorted({max(1, int(round(f * spec.epochs))) for f in spec.lr_milestones})
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+
+
 def _checkpoint_meta(spec: VariantSpec, train: TensorData, val: TensorData, record_train: bool, flip: bool) -> str:
     """What a checkpoint must match to be resumed: the spec, the options that change training, the data sizes."""
     return json.dumps({"spec": spec.to_dict(), "record_train": record_train, "flip": flip, "n_train": len(train),
@@ -238,10 +255,10 @@ def train_variant(
     net = torch.compile(model, dynamic=False) if compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
                                 weight_decay=spec.weight_decay)
-    # milestones are fractions of the *base* schedule; +1/+10 epoch variants continue at the final rate
-    base_epochs = spec.epochs
-    milestones = sorted({max(1, int(round(f * base_epochs))) for f in spec.lr_milestones})
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    part_size = len(part) if spec.epoch_size is None else min(spec.epoch_size, len(part))
+    n_batches = (part_size + spec.batch_size - 1) // spec.batch_size
+    total_steps = spec.epochs * n_batches
+    scheduler = make_scheduler(optimizer, spec, steps_per_epoch=n_batches)
     gen = torch.Generator().manual_seed(spec.order_seed)
 
     val_keys, train_keys = ("pred", "true", "top", "margin", "sq"), ("tpred", "ttrue", "ttop", "tmargin", "tsq")
@@ -268,11 +285,9 @@ def train_variant(
         val_acc, losses, start_epoch = state["val_accuracy"], state["train_loss"], state["epoch"] + 1
     else:
         val_acc, losses, start_epoch = [record()], [], 1
-    n_batches = (len(part) + spec.batch_size - 1) // spec.batch_size
-    total_steps = spec.epochs * n_batches
     for epoch in range(start_epoch, spec.epochs + 1):
         net.train()
-        order = part[torch.randperm(len(part), generator=gen).to(device)]
+        order = part[torch.randperm(len(part), generator=gen)[:part_size].to(device)]
         epoch_loss, seen = 0.0, 0
         for b in range(n_batches):
             idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
@@ -282,15 +297,18 @@ def train_variant(
             chunks = [(x, y)] if not spec.split_batch else list(zip(x.chunk(2), y.chunk(2), strict=True))
             for xc, yc in chunks:
                 with _autocast(device, amp):
-                    loss = F.cross_entropy(net(xc), yc)
+                    loss = F.cross_entropy(net(xc), yc, label_smoothing=spec.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if spec.schedule == "onecycle":
+                    scheduler.step()
                 epoch_loss += float(loss.detach()) * len(yc)
                 seen += len(yc)
             if progress is not None:
                 progress("train", (epoch - 1) * n_batches + b + 1, total_steps)
-        scheduler.step()
+        if spec.schedule == "step":
+            scheduler.step()
         losses.append(epoch_loss / max(seen, 1))
         val_acc.append(record())
         if ckpt is not None and epoch < spec.epochs:
