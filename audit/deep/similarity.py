@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from audit import figures
 from audit.deep.summary import DeepReport
-from audit.metrics.confusion import ensemble_confusion, row_shares, top_confusions
+from audit.metrics.confusion import ensemble_confusion, top_confusions
 from audit.metrics.representation import Representation, compare
+from audit.plots import similarity as similarity_plots
 from audit.store import CONFUSION_TABLES, DEEPER_FIGURES, REPRESENTATION_TABLES
 
 #: Fewer inconclusive images than this among the captured ones: no RSA or CKA on them.
@@ -40,9 +40,14 @@ def similarity_report(result, categories: np.ndarray, *, deep: bool = True) -> D
     return out
 
 
+def model_groups(result) -> dict[str, str]:
+    """Each model's group (its condition), from the models table."""
+    return dict(zip(result.models["name"], result.models.get("group", pd.Series(dtype=object)), strict=False))
+
+
 def base_model(result, names: list[str]) -> str:
     """The first model of the "base" group (meding2022's base network), else the first model."""
-    groups = dict(zip(result.models["name"], result.models.get("group", pd.Series(dtype=object)), strict=False))
+    groups = model_groups(result)
     return next((m for m in names if groups.get(m) == "base"), names[0])
 
 
@@ -106,41 +111,14 @@ def representation_report(result, categories: np.ndarray, *, figures_too: bool =
     out.tables[REPRESENTATION_TABLES["vs_base"]] = vs
     out.summary["representation"] = summary
     if figures_too:
-        out.figures[DEEPER_FIGURES["representation"]] = lambda: _fig_representation(matrices, vs, base)
+        out.figures[DEEPER_FIGURES["representation"]] = lambda: similarity_plots.representation_figure(
+            matrices, vs, model_groups(result), base)
     return out
 
 
 def _stored_ids(result, model: str) -> np.ndarray | None:
     arrays = result.representation(model, fields=("image_ids",))
     return None if arrays is None else arrays["image_ids"]
-
-
-def _fig_representation(matrices: dict, vs: pd.DataFrame, base: str):
-    """RSA and CKA matrices on all images, and each model against the base (meding2022 Fig. 7)."""
-    fig, axes = figures.new_figure(13, 4.4, ncols=3)
-    for ax, measure in zip(axes[:2], ("rsa", "cka"), strict=True):
-        frame = matrices[(measure, "all")]
-        im = ax.imshow(frame.to_numpy(), vmin=0, vmax=1, cmap="viridis")
-        n = len(frame)
-        if n <= 40:
-            ax.set_xticks(range(n), frame.columns, rotation=90, fontsize=6)
-            ax.set_yticks(range(n), frame.index, fontsize=6)
-        ax.set_title(f"{measure.upper()}, all captured images")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    ax = axes[2]
-    models = list(dict.fromkeys(vs["model"]))
-    x = np.arange(len(models))
-    keys = [(m, s) for m in ("RSA", "CKA") for s in SUBSETS if ((vs["measure"] == m) & (vs["images"] == s)).any()]
-    width = 0.8 / max(1, len(keys))
-    for i, (measure, subset) in enumerate(keys):
-        part = vs[(vs["measure"] == measure) & (vs["images"] == subset)].set_index("model").reindex(models)
-        ax.bar(x + (i - (len(keys) - 1) / 2) * width, part["value"], width, label=f"{measure}, {subset}")
-    ax.set_xticks(x, models, rotation=90, fontsize=6 if len(models) > 20 else 8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(f"similarity to {base}")
-    ax.set_title("Each model against the base")
-    ax.legend(fontsize=7)
-    return fig
 
 
 # --------------------------------------------------------------------------- ensemble confusion matrix
@@ -165,29 +143,13 @@ def confusion_report(result, categories: np.ndarray, *, figures_too: bool = True
                             "share": c / total if total else None} for i, j, c in top],
     }
     if figures_too:
-        out.figures[DEEPER_FIGURES["confusion"]] = lambda: _fig_confusion(counts, names)
+        out.figures[DEEPER_FIGURES["confusion"]] = lambda: similarity_plots.confusion_figure(counts, names)
     return out
 
 
 def confusion_frame(counts: np.ndarray, class_names: list[str]) -> pd.DataFrame:
     """Counts as a table: one row per true class, one column per predicted class."""
     return pd.DataFrame(counts, index=pd.Index(class_names, name="true_class"), columns=class_names)
-
-
-def _fig_confusion(counts: dict, names: list[str]):
-    """Row shares of the pooled confusion matrix, on all images and on the impossible ones."""
-    fig, axes = figures.new_figure(11, 4.8, ncols=2)
-    n = len(names)
-    for ax, (key, c) in zip(axes, counts.items(), strict=True):
-        im = ax.imshow(row_shares(c), vmin=0, vmax=1, cmap="magma_r")
-        if n <= 40:
-            ax.set_xticks(range(n), names, rotation=90, fontsize=7)
-            ax.set_yticks(range(n), names, fontsize=7)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title(f"{key} images ({int(c.sum()):,} decisions)")
-        fig.colorbar(im, ax=ax, shrink=0.8, label="share of the row")
-    return fig
 
 
 # --------------------------------------------------------------------------- the printed summary
