@@ -183,8 +183,8 @@ class StudyAdmin:
 
         Columns: subj, code, observer_id, ordinal, seed, session_id, session_index, response_id,
         trial_id, kind, pair_index, position, number, trivial_side, choice, correct, rt_ms,
-        rt_source, shown_at, answered_at, iti_ms, fixation_ms, stimulus_ms, mask_ms, response_ms
-        (the phases the browser measured), chosen_category, correct_category, left_file,
+        rt_source, shown_at, answered_at, iti_ms, fixation_ms, stimulus_ms, mask_ms (the phases
+        the browser measured), chosen_category, correct_category, left_file,
         right_file, trivial_*/impossible_* (image_id, label, class, n_correct, file). A recruiting
         service's ids stay in the database: they are not among the columns.
         """

@@ -410,3 +410,10 @@ def design_study(audit: AuditResult, config: DesignConfig | None = None, *, mode
         image_ids=images["image_id"].to_numpy(),
     )
     return StudyDesign(config, tuple(model_names), n_triv, n_imp, tuple(pairs))
+
+
+def study_setting(study, name: str):
+    """A setting of a study's config; DesignConfig's default for a study made before it existed."""
+    if name in study.config:
+        return study.config[name]
+    return DesignConfig.__dataclass_fields__[name].default

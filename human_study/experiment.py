@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS
+from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, study_setting
 from human_study.errors import StudyError, is_database_error
-from human_study.records import MAX_RT_MS, Progress, Recorded, ScheduledTrial, Study
+from human_study.records import MAX_RT_MS, Calibration, Progress, Recorded, ScheduledTrial, Study
 from human_study.schedule import SIDES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,10 +65,13 @@ class Visit:
     notice: str | None = None
     attempt: int = 0
     shown_at: dict[int, datetime] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    needs_calibration: bool = False
 
 
 SCREENS = (
     "consent",
+    "calibration",
     "instructions",
     "trial",
     "feedback",
@@ -85,9 +88,11 @@ def next_screen(progress: Progress, visit: Visit, *, every: int) -> str:
         return "debrief"
     if visit.feedback is not None:
         return "feedback"
+    if progress.n_answered == 0 and not visit.consented:
+        return "consent"
+    if visit.needs_calibration and visit.calibration is None:
+        return "calibration"
     if progress.n_answered == 0:
-        if not visit.consented:
-            return "consent"
         return "trial" if visit.instructed else "instructions"
     if (
         progress.n_practice > 0
@@ -104,16 +109,80 @@ def next_screen(progress: Progress, visit: Visit, *, every: int) -> str:
     return "trial"
 
 
-def start_visit(store: Store, study: Study, code: str, *, user_agent: str | None = None) -> Visit:
-    """A new session in the database (one per page load) and the visit that goes with it."""
+def start_visit(
+    store: Store, study: Study, code: str, *, user_agent: str | None = None, recruitment: dict | None = None
+) -> Visit:
+    """A new session in the database (one per page load) and the visit that goes with it.
+
+    Consent given before (in an earlier session) and the last calibration carry over: a reload
+    before the first trial does not ask for them again.
+    """
     observer = store.get_observer(study.id, code)
-    session = store.start_session(observer.id, user_agent=user_agent)
-    return Visit(study.id, observer.code, observer.id, session.id, store.progress(observer.id).n_answered)
+    session = store.start_session(observer.id, user_agent=user_agent, recruitment=recruitment)
+    return Visit(
+        study.id,
+        observer.code,
+        observer.id,
+        session.id,
+        store.progress(observer.id).n_answered,
+        consented=observer.consented_at is not None,
+        calibration=store.calibration(session.id),
+        needs_calibration=study_setting(study, "size_deg") is not None,
+    )
+
+
+def give_consent(store: Store, visit: Visit) -> None:
+    """The observer clicked "I agree": stored in the database, so a reload keeps it."""
+    store.record_consent(visit.observer_id)
+    visit.consented = True
+
+
+# --------------------------------------------------------------------------- display calibration
+CARD_WIDTH_MM = 85.60  # ISO/IEC 7810 ID-1 (credit card): 85.60 mm x 53.98 mm
+CARD_HEIGHT_MM = 53.98
+
+
+def calibration_from_card(card_width_px: float, viewing_distance_cm: float) -> Calibration:
+    """The calibration from the width (CSS px) at which an on-screen card matched a real credit
+    card, and the viewing distance, as jsPsych's virtual-chinrest does (Li et al. 2020)."""
+    if not 100 <= card_width_px <= 4000:
+        raise StudyError(f"the card must be 100 to 4000 px wide, got {card_width_px!r}")
+    return Calibration(px_per_mm=card_width_px / CARD_WIDTH_MM, viewing_distance_mm=10.0 * viewing_distance_cm)
+
+
+def stimulus_px(size_deg: float, calibration: Calibration) -> int:
+    """The side in CSS pixels of a stimulus that spans `size_deg` degrees of visual angle:
+    2·d·tan(θ/2)·(px per mm), rounded to whole pixels (57.3 cm away, 1 cm is about 1 degree)."""
+    if not 0 < size_deg < 180:
+        raise StudyError(f"a visual angle must be between 0 and 180 degrees, got {size_deg!r}")
+    mm = 2.0 * calibration.viewing_distance_mm * math.tan(math.radians(size_deg) / 2.0)
+    return int(round(mm * calibration.px_per_mm))
+
+
+def stimulus_size(study: Study, visit: Visit) -> int:
+    """The stimulus side in CSS px for this visit: from the visual angle and the session's
+    calibration when the study sets `size_deg`, else the study's size in pixels."""
+    size_deg = study_setting(study, "size_deg")
+    if size_deg is None or visit.calibration is None:
+        return int(study.size)
+    return stimulus_px(float(size_deg), visit.calibration)
 
 
 def mark_shown(visit: Visit, trial: ScheduledTrial, *, now: datetime | None = None) -> None:
     """Remember when a trial was first put on screen (server clock, for the server RT)."""
     visit.shown_at.setdefault(trial.trial_id, now or datetime.now(timezone.utc))
+
+
+def client_phases(payload: object) -> dict | None:
+    """The phase durations (ms) in the browser's message, untrusted: kept only where they are
+    finite, non-negative numbers of a known phase (the store checks them again)."""
+    from human_study.store import check_phases
+
+    phases = payload.get("phases") if isinstance(payload, Mapping) else None
+    try:
+        return check_phases(dict(phases)) if isinstance(phases, Mapping) else None
+    except StudyError:
+        return None
 
 
 def client_response(payload: object, trial_id: int) -> tuple[str, float | None] | None:
@@ -141,7 +210,13 @@ NOT_ON_SCREEN = "That answer was not for the trial on screen, so it was not reco
 
 
 def submit_answer(
-    store: Store, visit: Visit, trial_id: int, choice: str, *, rt_ms: float | None = None
+    store: Store,
+    visit: Visit,
+    trial_id: int,
+    choice: str,
+    *,
+    rt_ms: float | None = None,
+    phases: dict | None = None,
 ) -> Recorded | None:
     """Commit one answer (idempotent) and set up the feedback of a practice trial.
 
@@ -158,6 +233,7 @@ def submit_answer(
             rt_ms=rt_ms,
             rt_source="client" if rt_ms is not None else None,
             shown_at=visit.shown_at.get(trial_id),
+            phases=phases,
         )
     except StudyError:
         visit.notice = NOT_ON_SCREEN
@@ -234,8 +310,28 @@ def consent_text(study: Study, *, every: int = 0) -> str:
     return DEFAULT_CONSENT.format(duration=duration, n_total=study.n_total, breaks=breaks, word=word)
 
 
-def debrief_text(study: Study) -> str:
-    """The study folder's debrief.md, or a generic debrief (true to the study's tolerance)."""
+ENDED_TEXT = """\
+### Thank you
+
+The experiment has ended early, because several of the check trials (a picture against pure
+noise) were answered as if the noise were the easier image. Your answers so far are saved.
+You can close this window now.
+"""
+
+
+def completion_text(study: Study) -> str | None:
+    """The completion code for a recruiting service, as the debrief shows it, or None."""
+    code = study_setting(study, "completion_code")
+    if not code:
+        return None
+    return f"Your completion code: **{code}**"
+
+
+def debrief_text(study: Study, *, ended: bool = False) -> str:
+    """The study folder's debrief.md, or a generic debrief (true to the study's tolerance);
+    `ended`: the attention-check policy ended the experiment early."""
+    if ended:
+        return ENDED_TEXT
     custom = _folder_text(study, DEBRIEF_FILE)
     if custom is not None:
         return custom
@@ -290,10 +386,56 @@ def feedback_text(feedback: Mapping, study: Study) -> tuple[bool, str]:
     return False, f"Not quite: the {side} image is the {word} one for the networks."
 
 
+def welcome_back_text(progress: Progress) -> str:
+    """Where a returning observer stands: main trials of the main part, practice apart."""
+    if progress.in_practice:
+        return (
+            f"You have done {progress.n_practice_answered} of {progress.n_practice} practice trials; "
+            "you continue where you stopped."
+        )
+    return (
+        f"You have answered {progress.n_test_answered} of {progress.n_test} trials; you continue "
+        "where you stopped."
+    )
+
+
 # --------------------------------------------------------------------------- stimuli
-def stage_width(study: Study) -> int:
+def stage_width(study: Study, size: int | None = None) -> int:
     """Width in px of the experiment's column: two stimuli side by side, at least 720 for text."""
-    return max(720, 2 * int(study.size) + 160)
+    return max(720, 2 * int(study.size if size is None else size) + 160)
+
+
+def sequence(study: Study) -> dict:
+    """The study's trial sequence for the browser: fixation_ms, stimulus_ms (None = until the
+    answer), mask, iti_ms (DesignConfig; a study made before them gets the meding2022 preset)."""
+    return {name: study_setting(study, name) for name in ("fixation_ms", "stimulus_ms", "mask", "iti_ms")}
+
+
+def trial_data(store: Store, study: Study, trial: ScheduledTrial, *, size: int, attempt: int = 0) -> dict:
+    """Everything the browser needs to run one trial on its own: the two images (inlined), their
+    size in CSS px, the header, the question, the sequence, the background and full screen."""
+    what = "Practice trial" if trial.kind == "practice" else "Trial"
+    images = {}
+    for side, filename in (("left", trial.left_file), ("right", trial.right_file)):
+        try:
+            images[side] = _data_uri(store.image_path(study, filename))
+        except OSError:
+            raise StudyError(
+                f"an image of this study ({filename}) cannot be read; please tell the researcher"
+            ) from None
+    return {
+        "trial_id": int(trial.trial_id),
+        "attempt": int(attempt),
+        "header": f"{what} {trial.number} of {trial.block_size}",
+        "fraction": (trial.number - 1) / max(1, trial.block_size),
+        "question": question_text(study),
+        "left": images["left"],
+        "right": images["right"],
+        "size": int(size),
+        "sequence": sequence(study),
+        "background": study_setting(study, "background"),
+        "fullscreen": bool(study_setting(study, "fullscreen")),
+    }
 
 
 def _data_uri(path: Path) -> str:
@@ -324,4 +466,40 @@ def stimulus_html(
         f'<img src="{uri}" width="{size}" height="{size}" alt="{html.escape(side)} image" draggable="false" '
         f'data-xp-trial="{int(trial_id)}" data-xp-side="{side}" '
         f'style="width:{size}px;height:{size}px;max-width:none;{outline}user-select:none;"></div>'
+    )
+
+
+# --------------------------------------------------------------------------- the page around the trials
+#: Streamlit's own chrome that observers must not see: its header with the menu, the toolbar,
+#: the deploy button, the status widget and the footer.
+CHROME_SELECTORS = (
+    'header[data-testid="stHeader"]',
+    '[data-testid="stToolbar"]',
+    '[data-testid="stMainMenu"]',
+    '[data-testid="stAppDeployButton"]',
+    '[data-testid="stStatusWidget"]',
+    '[data-testid="stDecoration"]',
+    "footer",
+)
+
+
+def page_css(study: Study) -> str:
+    """CSS of the experiment page: the study's background colour on the whole page, and no
+    Streamlit chrome."""
+    background = study_setting(study, "background")
+    return (
+        f"{', '.join(CHROME_SELECTORS)} {{ display: none !important; }}\n"
+        f'.stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"] {{ background: {background} !important; }}\n'
+        '[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; }\n'
+    )
+
+
+def calibration_card_html(card_width_px: int) -> str:
+    """An on-screen credit card of `card_width_px` CSS px (ISO/IEC 7810 ID-1 proportions)."""
+    width = int(card_width_px)
+    height = round(width * CARD_HEIGHT_MM / CARD_WIDTH_MM)
+    return (
+        f'<div data-xp-card="{width}" style="width:{width}px;height:{height}px;border-radius:{round(width * 0.037)}px;'
+        'background:linear-gradient(135deg,#3b6ea8,#6aa0d8);border:1px solid #223;box-sizing:border-box;'
+        'margin:8px 0;"></div>'
     )

@@ -39,7 +39,6 @@ FULL_COLUMNS = (
     "fixation_ms",
     "stimulus_ms",
     "mask_ms",
-    "response_ms",
     "shown_at",
     "answered_at",
     "trivial_image_id",

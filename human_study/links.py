@@ -43,13 +43,9 @@ def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def link_params(query: Mapping[str, list[str]]) -> tuple[str, str]:
-    """(study id, observer code) from the link's query parameters, each given exactly once.
-
-    `query` maps a parameter name to all its values (`st.query_params.get_all`). Raises
-    UnknownStudy or UnknownObserver, with a message for people, on anything else.
-    """
-    studies, codes = list(query.get("study") or []), list(query.get("observer") or [])
+def study_param(query: Mapping[str, list[str]]) -> str:
+    """The study id of a link's query parameters; raises UnknownStudy (for people) otherwise."""
+    studies = list(query.get("study") or [])
     if len(studies) != 1 or not isinstance(studies[0], str) or len(studies[0]) > 64:
         raise UnknownStudy(
             "this page needs a study link (…/experiment?study=…&observer=…); open the link you were given"
@@ -57,6 +53,16 @@ def link_params(query: Mapping[str, list[str]]) -> tuple[str, str]:
     study_id = studies[0].strip().lower()
     if not STUDY_ID_RE.match(study_id):
         raise UnknownStudy("this study link is not valid; check the link you were given")
+    return study_id
+
+
+def link_params(query: Mapping[str, list[str]]) -> tuple[str, str]:
+    """(study id, observer code) from the link's query parameters, each given exactly once.
+
+    `query` maps a parameter name to all its values (`st.query_params.get_all`). Raises
+    UnknownStudy or UnknownObserver, with a message for people, on anything else.
+    """
+    study_id, codes = study_param(query), list(query.get("observer") or [])
     if len(codes) != 1 or not isinstance(codes[0], str) or len(codes[0]) > 64:
         raise UnknownObserver("this link has no observer code; open the personal link you were given")
     return study_id, normalize_code(codes[0])

@@ -12,7 +12,7 @@ from pathlib import Path
 RT_SOURCES = ("client", "server")  # browser-measured, or the server's time since the trial was shown
 MAX_RT_MS = 24 * 3600 * 1000.0  # the longest response time a response may hold
 #: the phases of a trial, in the order an observer sees them; the browser measures each (ms)
-PHASES = ("iti", "fixation", "stimulus", "mask", "response")
+PHASES = ("iti", "fixation", "stimulus", "mask")
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,6 @@ class Study:
     @property
     def size(self) -> int:
         return int(self.config.get("size", 224))
-
-    def setting(self, name: str):
-        """A setting of the study's config; DesignConfig's default for a study made before it existed."""
-        from human_study.design import DesignConfig  # here, not at the top: design imports this module
-
-        if name in self.config:
-            return self.config[name]
-        return DesignConfig.__dataclass_fields__[name].default
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from human_study.records import (
     Session,
     Study,
 )
+from human_study.design import study_setting
 from human_study.schedule import SIDES, build_schedule
 from human_study.schema import (
     BUSY_TIMEOUT_MS,
@@ -213,7 +214,7 @@ class Store:
         """The observer of a recruiting service's participant in a study with open enrolment,
         created on their first visit; the same participant id always gets the same observer."""
         study = self.get_study(study_id)
-        if not study.setting("open_enrolment"):
+        if not study_setting(study, "open_enrolment"):
             raise UnknownObserver("this link has no observer code; open the personal link you were given")
         if not isinstance(participant_id, str) or not RECRUITMENT_ID_RE.match(participant_id):
             raise UnknownObserver("this link's participant id is not valid; open the link you were given")
@@ -503,14 +504,14 @@ class Store:
     def _attention_ends(self, conn: sa.Connection, observer_id: int) -> bool:
         """True when the study ends the experiment now: policy "end" and enough failed catch trials."""
         study = self.get_study(self._observer_by_id(observer_id).study_id)
-        if study.setting("attention_policy") != "end":
+        if study_setting(study, "attention_policy") != "end":
             return False
         failed = conn.execute(
             sa.select(sa.func.count())
             .select_from(responses.join(trials, responses.c.trial_id == trials.c.id))
             .where(responses.c.observer_id == observer_id, trials.c.kind == "catch", responses.c.correct.is_(False))
         ).scalar_one()
-        return failed >= int(study.setting("attention_max_failures"))
+        return failed >= int(study_setting(study, "attention_max_failures"))
 
     def _existing(self, conn, observer_id: int, trial_id: int, scheduled: ScheduledTrial, n_total: int):
         row = conn.execute(

@@ -1,8 +1,12 @@
 """The experiment page through Streamlit's AppTest: consent, instructions, practice with
-feedback, trials with progress and breaks, a reload that resumes, the debrief, and bad links."""
+feedback, trials with progress and breaks, a reload that resumes, the debrief, and bad links.
+
+AppTest runs no JavaScript: a trial is the trial player's data, and an answer is what the
+player's callback does with the browser's message (human_study.experiment.submit_answer)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from app_pages._study import open_study
+from human_study import experiment as xp
 from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
 from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
 from human_study.schema import studies
@@ -39,6 +44,7 @@ def made(tmp_path_factory):
         n_observers=5,
     )
     set_break_every(created.folder, 4)
+    FOLDERS[created.study_id] = created.folder.resolve()
     return created
 
 
@@ -68,11 +74,13 @@ def text_of(at: AppTest) -> str:
 
 
 def screen_of(at: AppTest) -> str:
+    if at.get("bidi_component"):
+        return "trial"
     keys = {b.key for b in at.button}
     for key, screen in (
         ("xp_consent", "consent"),
+        ("xp_calibrated", "calibration"),
         ("xp_start", "instructions"),
-        ("xp_choose_left", "trial"),
         ("xp_next", "feedback"),
         ("xp_begin", "practice_done"),
         ("xp_resume_break", "break"),
@@ -83,19 +91,35 @@ def screen_of(at: AppTest) -> str:
     return "debrief" if "Thank you" in text_of(at) else "?"
 
 
+def player_data(at: AppTest) -> dict:
+    """The data the trial player got: one trial, its images, header and sequence."""
+    (player,) = at.get("bidi_component")
+    return json.loads(player.proto.json)
+
+
 def progress_text(at: AppTest) -> str:
-    return at.get("progress")[0].proto.text
+    return player_data(at)["header"]
 
 
 def shown_trial(at: AppTest) -> int:
-    """The trial id in the stimulus HTML (both images carry it)."""
-    ids = {int(h.proto.body.split('data-xp-trial="')[1].split('"')[0]) for h in at.get("html")}
-    assert len(ids) == 1 and len(at.get("html")) == 2
-    return ids.pop()
+    return player_data(at)["trial_id"]
 
 
-def answer(at: AppTest, side: str) -> AppTest:
-    return at.button(key=f"xp_choose_{side}").click().run()
+def stimuli(at: AppTest) -> list[str]:
+    """The stimulus <img> HTML on the page (the feedback's pair)."""
+    return [h.proto.body for h in at.get("html") if "data-xp-trial" in h.proto.body]
+
+
+FOLDERS: dict[str, Path] = {}  # study id -> folder, of the studies made here
+
+
+def answer(at: AppTest, side: str, **browser) -> AppTest:
+    """What the player's callback does with an answer from the browser (through the page's own
+    cached store), then the rerun."""
+    visit = at.session_state["xp_visit"]
+    store, _ = open_study(str(FOLDERS[visit.study_id]))
+    xp.submit_answer(store, visit, shown_trial(at), side, **browser)
+    return at.run()
 
 
 def test_one_observer_from_consent_to_debrief_with_a_reload(made, store):
@@ -107,7 +131,7 @@ def test_one_observer_from_consent_to_debrief_with_a_reload(made, store):
 
     at = open_page(query)
     assert not at.exception and screen_of(at) == "consent"
-    assert "11 pairs" in text_of(at) and not at.get("html") and not at.get("progress")
+    assert "11 pairs" in text_of(at) and not stimuli(at) and not at.get("bidi_component")
     at.button(key="xp_consent").click().run()
     assert screen_of(at) == "instructions"
     assert QUESTIONS["harder"] in text_of(at) and CATCH_TRIAL_NOTE in text_of(at)
@@ -116,15 +140,16 @@ def test_one_observer_from_consent_to_debrief_with_a_reload(made, store):
 
     # practice 1: right answer, feedback says so and frames the right image
     assert screen_of(at) == "trial" and progress_text(at) == "Practice trial 1 of 2"
-    assert QUESTIONS["harder"] in text_of(at)
-    assert len(at.get("bidi_component")) == 1  # the browser-side response listener
+    assert len(at.get("bidi_component")) == 1  # the browser's trial player runs the trial
     trial = by_id[shown_trial(at)]
     assert trial == schedule[0]
-    bodies = [h.proto.body for h in at.get("html")]
-    assert 'data-xp-side="left"' in bodies[0] and 'data-xp-side="right"' in bodies[1]
+    data = player_data(at)
+    assert data["left"].startswith("data:image/png;base64,") and data["left"] != data["right"]
+    assert data["question"] == QUESTIONS["harder"] and data["size"] == 16
+    assert data["sequence"] == {"fixation_ms": 0, "stimulus_ms": None, "mask": False, "iti_ms": 0}  # meding2022
     answer(at, trial.correct_side)
     assert screen_of(at) == "feedback" and at.success and "Correct" in at.success[0].value
-    framed = [("#2e7d32" in h.proto.body) for h in at.get("html")]
+    framed = [("#2e7d32" in body) for body in stimuli(at)]
     assert framed == [trial.correct_side == "left", trial.correct_side == "right"]
     assert store.progress(observer.id).n_answered == 1  # committed before the next screen
     at.button(key="xp_next").click().run()
@@ -156,7 +181,8 @@ def test_one_observer_from_consent_to_debrief_with_a_reload(made, store):
 
     # the browser reloads: a new session that resumes at the first unanswered trial
     at = open_page(query)
-    assert screen_of(at) == "welcome_back" and f"{answered} of 11" in text_of(at)
+    # where the observer stands counts the main part only: 5 of 9, not 7 of 11 with the practice
+    assert screen_of(at) == "welcome_back" and f"answered {answered - 2} of 9 trials" in text_of(at)
     at.button(key="xp_resume").click().run()
     assert progress_text(at) == "Trial 7 of 9" and by_id[shown_trial(at)] == schedule[answered]
     while screen_of(at) in ("trial", "break"):
@@ -181,7 +207,7 @@ def test_one_observer_from_consent_to_debrief_with_a_reload(made, store):
 
     # coming back after the end shows the debrief again, never a trial
     at = open_page(query)
-    assert screen_of(at) == "debrief" and not at.get("html")
+    assert screen_of(at) == "debrief" and not stimuli(at) and not at.get("bidi_component")
     assert (
         len(
             store.admin(made.study_id, made.admin_token)
@@ -290,4 +316,4 @@ def test_a_missing_stimulus_file_gets_a_message_not_a_traceback(tmp_path, monkey
     at.button(key="xp_start").click().run()
     assert not at.exception
     assert at.error and "cannot be read; please tell the researcher" in at.error[0].value
-    assert not at.get("html")
+    assert not stimuli(at) and not at.get("bidi_component")

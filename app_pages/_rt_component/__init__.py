@@ -1,8 +1,9 @@
-"""A Streamlit v2 custom component that times 2AFC responses in the browser (no UI of its own).
+"""A Streamlit v2 custom component that runs a whole 2AFC trial in the browser (trial.js):
+blank interval, fixation, the pair (with an optional presentation limit and mask), the answer.
 
-`response_listener(...)` mounts it; it reports the first ArrowLeft/ArrowRight key or click on
-a choice button with its performance.now() response time from the moment both images were
-displayed. Registration happens on first use (cached like the app's other resources), never at import.
+`trial_player(...)` mounts it with one trial's data (`human_study.experiment.trial_data`); it
+reports the answer with its performance.now() response time and the measured phase durations.
+Registration happens on first use (cached like the app's other resources), never at import.
 """
 
 from __future__ import annotations
@@ -14,39 +15,31 @@ from typing import Any
 
 import streamlit as st
 
-COMPONENT_NAME = "ddd_audit.response_listener"
+COMPONENT_NAME = "ddd_audit.trial_player"
 EVENT = "response"
+KEY = "xp_trial"  # one key for every trial: the player stays mounted from trial to trial
 
 
 @cache
-def _javascript() -> str:
-    return resources.files(__package__).joinpath("listener.js").read_text(encoding="utf-8")
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 @st.cache_resource(show_spinner=False)
 def _component():
-    return st.components.v2.component(COMPONENT_NAME, js=_javascript(), isolate_styles=False)
+    return st.components.v2.component(
+        COMPONENT_NAME, js=_asset("trial.js"), css=_asset("trial.css"), isolate_styles=False
+    )
 
 
-def response_listener(
-    *,
-    key: str,
-    trial_id: int,
-    buttons: dict[str, str],
-    on_response: Callable[[], None],
-    attempt: int = 0,
-) -> Any:
-    """Listen for the answer to trial `trial_id`; `on_response` runs when one arrives.
-
-    buttons : {"left": KEY, "right": KEY}, the `key=`s of the two choice buttons; clicks on them
-        are answered with a browser RT (the plain buttons still work when JavaScript fails).
-    attempt : bump it to let the observer answer the same trial again (the last answer was not stored).
+def trial_player(*, data: dict, on_response: Callable[[], None], key: str = KEY) -> Any:
+    """Run the trial in `data` in the browser; `on_response` runs when the answer arrives.
 
     Inside `on_response`, `st.session_state[key]["response"]` is the dict
-    {"trial_id", "choice", "rt_ms", "via"} sent by the browser (untrusted input: validate it).
+    {"trial_id", "choice", "rt_ms", "via", "phases"} sent by the browser (untrusted input:
+    validate it). A new `data["attempt"]` lets the observer answer the same trial again.
     """
-    data = {"trial_id": int(trial_id), "buttons": dict(buttons), "attempt": int(attempt)}
     return _component()(key=key, data=data, on_response_change=on_response)
 
 
-__all__ = ["COMPONENT_NAME", "EVENT", "response_listener"]
+__all__ = ["COMPONENT_NAME", "EVENT", "KEY", "trial_player"]
