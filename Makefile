@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.ddd-audit-installed
 OUT    ?= runs/default
 MODELS ?= efficientnet_lite0@48
 
-.PHONY: setup audit test test-fast app bench gpu-check lint clean
+.PHONY: setup audit test test-fast app figures bench gpu-check lint clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -27,6 +27,11 @@ test-fast: $(STAMP)
 ## make app: open the report of the default audit
 app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py -- --audit $(OUT)
+
+## make figures: the README's figures, drawn from the default audit's report into docs/figures/
+FIGURES ?= histogram,kappa_by_condition
+figures: $(STAMP)
+	$(PY) -m audit figures $(OUT) --out docs/figures --format png --only $(FIGURES)
 
 ## make bench: run every benchmark and rewrite benchmarks/RESULTS.md
 bench: $(STAMP)

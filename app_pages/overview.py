@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages import _common, _data, _frames
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
-from audit.report import headline
+from audit.report_html import headline
 
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")

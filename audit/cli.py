@@ -289,6 +289,8 @@ Examples:
   ddd-audit figures runs/default --out figures/
 
   ddd-audit figures runs/default --out slides/ --format png --style slides
+
+  ddd-audit figures runs/default --out docs/figures --format png --only histogram,kappa_by_condition
 """
 
 
@@ -299,20 +301,24 @@ def figures(
     format: str = typer.Option("pdf,svg,png", "--format", help="Comma-separated: pdf, svg (vector) and png "
                                "(300 dpi)."),
     style: str = typer.Option("paper", help="paper (one and two journal columns) or slides (larger text)."),
+    only: str | None = typer.Option(None, help="Comma-separated figure names to draw (default: all), e.g. "
+                                    "histogram,kappa_by_condition."),
 ):
     """Draw the paper figures of an audit (meding2022 Fig. 2-6, 12-17; hacohen2020 Fig. 3) from its report."""
     from audit import load
     from audit.plots.style import check_style, parse_formats
-    from audit.report_figures import write_figures
+    from audit.report_figures import check_figure_names, write_figures
 
     try:
         formats = parse_formats(format)
         check_style(style)
+        if only is not None:
+            check_figure_names(only)
     except ValueError as exc:
-        _fail(f"--format/--style: {exc}")
+        _fail(f"--format/--style/--only: {exc}")
     result = load(path)
     with console.status("drawing the figures") as status:
-        written = write_figures(result, out, formats=formats, style=style,
+        written = write_figures(result, out, formats=formats, style=style, only=only,
                                 progress=lambda name: status.update(f"drawing {name}"))
     names = sorted({p.stem for p in written})
     stdout.print(f"{len(names)} figures ({', '.join(formats)}) written to {out}: {', '.join(names)}",

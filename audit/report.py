@@ -501,33 +501,6 @@ def _accuracy_lines(models: list[dict]) -> list[str]:
     return out
 
 
-def _percent(share: float) -> str:
-    """A share as a whole percent; '<1%' for a share above zero that rounds to 0."""
-    return "<1%" if 0 < share < 0.005 else f"{100 * share:.0f}%"
-
-
-def headline(summary: dict) -> str | None:
-    """The report's key finding in one sentence (meding2022 §3.2-3.3), or None before a split exists.
-
-    E.g. "51% trivial and 13% impossible, where the binomial null predicts 4% and
-    <1%; κ falls from 0.62 on all images to 0.26 on the inconclusive ones".
-    """
-    split = summary.get("split")
-    if not split:
-        return None
-    observed, binomial = split["observed"], split["binomial"]
-    text = (f"{_percent(observed['trivial'])} trivial and {_percent(observed['impossible'])} impossible, where the "
-            f"binomial null predicts {_percent(binomial['trivial'])} and {_percent(binomial['impossible'])}")
-    ec = summary.get("error_consistency") or {}
-    if "all" in ec and "inconclusive" in ec:
-        high, low = ec["all"]["mean"], ec["inconclusive"]["mean"]
-        verb = "falls" if low < high else "rises" if low > high else "stays"
-        text += f"; κ {verb} from {high:.2f} on all images to {low:.2f} on the inconclusive ones"
-    elif "all" in ec:
-        text += f"; mean κ {ec['all']['mean']:.2f} on all images"
-    return text
-
-
 def format_summary(summary: dict) -> str:
     """A short plain-text summary of a report, for the CLI.
 

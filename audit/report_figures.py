@@ -67,16 +67,30 @@ def figure_inputs(result: AuditResult) -> paper.FigureInputs:
                               class_names=list(result.class_names))
 
 
+def check_figure_names(names) -> list[str]:
+    """The figure names asked for, each one of `paper.FIGURES`; an unknown name fails listing the known ones."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    chosen = [n.strip() for n in items if n.strip()]
+    unknown = [n for n in chosen if n not in paper.FIGURES]
+    if unknown or not chosen:
+        raise ValueError(f"figure names must be among {', '.join(paper.FIGURES)}; got {names!r}")
+    return chosen
+
+
 def write_figures(result: AuditResult, out: str | Path, *, formats="pdf,svg,png", style: str = "paper",
-                  progress=None) -> list[Path]:
+                  only=None, progress=None) -> list[Path]:
     """Save every paper figure of the audit into `out` as <name>.<format>; returns the files written.
 
-    `progress(name)` is called before each figure is drawn, when given.
+    `only` (names of `paper.FIGURES`) keeps those figures; `progress(name)` is
+    called before each figure is drawn, when given.
     """
     chosen = parse_formats(formats)
     check_style(style)
+    keep = check_figure_names(only) if only is not None else None
     written: list[Path] = []
     for name, draw in paper.paper_figures(figure_inputs(result)).items():
+        if keep is not None and name not in keep:
+            continue
         if progress is not None:
             progress(name)
         written += save_figure(draw(style=style), Path(out) / name, chosen)

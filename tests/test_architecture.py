@@ -23,6 +23,8 @@ LAYERS = {
     "audit.train": ("audit.jobs", "audit.engine", "audit.report", "audit.cli"),
     "audit.predict": ("audit.jobs", "audit.engine", "audit.report", "audit.cli"),
     "audit.report": ("audit.engine", "audit.jobs", "audit.cli", "human_study"),
+    "audit.plots": ("audit.store", "audit.report", "audit.deep", "audit.engine", "audit.jobs", "audit.cli",
+                    "human_study", "streamlit"),
     "audit.scoring": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),
     "audit.scorer": ("audit.cli",),
     "audit.curate": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),

@@ -12,8 +12,9 @@ import audit
 from audit.metrics import agreement
 from audit.plots import paper
 from audit.plots.style import FORMATS
-from audit.report import build_report, headline
+from audit.report import build_report
 from audit.report_figures import figure_inputs
+from audit.report_html import headline
 from audit.synthetic import make_synthetic_audit
 from tests.conftest import invoke_cli
 
@@ -63,6 +64,11 @@ def test_figures_command_writes_every_figure_in_each_format(reported, tmp_path, 
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{f}" for n in expected for f in FORMATS)
     assert f"{len(expected)} figures (pdf, svg, png) written to {out}" in text
     assert (out / "histogram.pdf").read_bytes().startswith(b"%PDF")
+    two = tmp_path / "two"
+    code, text = invoke_cli(["figures", str(reported), "--out", str(two), "--format", "png", "--style", "slides",
+                             "--only", "histogram,kappa_by_condition"], capsys)
+    assert code == 0, text
+    assert sorted(p.name for p in two.iterdir()) == ["histogram.png", "kappa_by_condition.png"]
 
 
 def test_figures_command_refuses_bad_input(reported, tmp_path, capsys):
@@ -70,6 +76,8 @@ def test_figures_command_refuses_bad_input(reported, tmp_path, capsys):
     assert code == 2 and "formats must be among pdf, svg, png; got 'tiff'" in text
     code, text = invoke_cli(["figures", str(reported), "--out", str(tmp_path), "--style", "poster"], capsys)
     assert code == 2 and "style must be one of paper, slides" in text
+    code, text = invoke_cli(["figures", str(reported), "--out", str(tmp_path), "--only", "histogram,fig9"], capsys)
+    assert code == 2 and "figure names must be among histogram, kappa_by_condition" in text
     bare = make_synthetic_audit(tmp_path / "bare", n_images=60, n_models=3, n_epochs=2)
     code, text = invoke_cli(["figures", str(bare), "--out", str(tmp_path / "f")], capsys)
     assert code == 2 and "run `ddd-audit report" in text and not (tmp_path / "f").exists()
