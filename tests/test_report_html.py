@@ -133,3 +133,22 @@ def test_overview_opens_with_the_headline(reported):
     assert labels.index("Mean κ on all images") < labels.index("Images")  # the κ pair comes before the models
     shown = {m.label: m.value for m in at.metric}
     assert shown["Mean κ on inconclusive images"] == f"{summary['error_consistency']['inconclusive']['mean']:.2f}"
+
+
+def test_an_imported_audit_without_pixels_gets_its_figures_and_a_note(tmp_path, capsys):
+    from tests.test_importers import write_mvh_folder
+
+    out = tmp_path / "imported"
+    code, text = invoke_cli(["import", str(write_mvh_folder(tmp_path / "raw", seed=5)), "--out", str(out)], capsys)
+    assert code == 0, text
+    code, text = invoke_cli(["report", str(out), "--html"], capsys)
+    assert code == 0, text
+    inputs = figure_inputs(audit.load(out))
+    assert inputs.pixels is None
+    drawn = paper.paper_figures(inputs)
+    assert "decision_maps" not in drawn and "example_pairs" in drawn  # one recorded epoch; no pixels to show
+    note = drawn["example_pairs"]()
+    assert "this audit stores no pixels" in note.axes[0].texts[0].get_text()
+    page = _Page()
+    page.feed((out / "report" / "report.html").read_text(encoding="utf-8"))
+    assert [img["alt"] for img in page.images] == list(drawn)
