@@ -82,11 +82,12 @@ def shot(page, name: str) -> None:
 
 
 def ready_trial(page) -> str | None:
+    """The trial whose pair the trial player shows (or showed last)."""
     return page.evaluate("document.documentElement.dataset.xpReady || null")
 
 
 def wait_new_trial(page, previous: str | None) -> str:
-    """Wait until the listener reports a trial other than `previous` on screen (images loaded)."""
+    """Wait until the trial player reports a trial other than `previous` on screen (images loaded)."""
     page.wait_for_function(
         "prev => { const r = document.documentElement.dataset.xpReady; return !!r && r !== prev; }",
         arg=previous,
@@ -165,7 +166,7 @@ def test_keyboard_run_with_a_reload_keeps_every_answer_once(made, server):
             trial = wait_new_trial(page, None)
             assert page.get_by_text(f"Trial 8 of {N_TRIALS}").is_visible()
             # one answer by mouse: the click is timed in the browser too, and stored once
-            page.locator(".st-key-xp_choose_right button").click()
+            page.locator('[data-xp-choice="right"]').click()
             pressed.append("right")
             for number in range(9, N_TRIALS + 1):
                 trial = wait_new_trial(page, trial)
@@ -176,7 +177,7 @@ def test_keyboard_run_with_a_reload_keeps_every_answer_once(made, server):
             page.get_by_text("you are done").wait_for()
             # the last trial's images and buttons go once the run ends: nothing left to answer
             page.wait_for_function("document.querySelectorAll('img[data-xp-trial]').length === 0")
-            assert page.locator(".st-key-xp_choose_left").count() == 0
+            assert page.locator("[data-xp-choice]").count() == 0
             shot(page, "09-debrief")
         finally:
             browser.close()

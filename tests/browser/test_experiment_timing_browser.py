@@ -1,0 +1,156 @@
+"""The trial sequence in real headless Chromium: fixation 300 ms, the pair for at most 200 ms,
+then a noise mask until the answer, and a blank inter-trial interval of 500 ms. The durations
+the browser measured (stored with each answer) must be the set ones within one frame at 60 Hz,
+and no screenshot taken while one trial gives way to the next may show one trial's number with
+the other trial's images."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from human_study.design import DesignConfig
+from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
+from human_study.links import observer_link
+from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
+from tests.browser.test_experiment_browser import PAGE, ROUTER
+from tests.study_fixtures import make_study_audit
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+FIXATION_MS, STIMULUS_MS, ITI_MS = 300, 200, 500
+FRAME_MS = 17  # one frame at 60 Hz
+N_TRIALS, SIZE = 6, 96
+N_WATCHED = 3  # transitions filmed with screenshots
+
+STATE = """() => {
+  const header = document.querySelector('[data-xp-header]');
+  return {
+    phase: document.documentElement.dataset.xpPhase || null,
+    header: header ? Number(header.dataset.xpHeader) : null,
+    text: header ? header.textContent : null,
+    images: Array.from(document.querySelectorAll('img[data-xp-trial]')).map((i) => Number(i.dataset.xpTrial)),
+  };
+}"""
+
+
+@pytest.fixture()
+def made(tmp_path):
+    audit = make_study_audit(tmp_path / "audit", image_shape=(24, 24, 3))
+    config = DesignConfig(
+        n_trials=N_TRIALS, n_practice=0, size=SIZE, seed=41, break_every=0,
+        fixation_ms=FIXATION_MS, stimulus_ms=STIMULUS_MS, mask=True, iti_ms=ITI_MS,
+    )
+    return create_study(audit, "timing", config=config, n_observers=1)
+
+
+@pytest.fixture()
+def server(made, tmp_path):
+    router = tmp_path / "router.py"
+    router.write_text(ROUTER.format(page=str(PAGE)))
+    root = str(Path(PAGE).parents[1])
+    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
+    with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:
+        yield url
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def shown_trial(shot: np.ndarray, boxes: dict, stimuli: dict) -> int | None:
+    """The trial whose two images are in the image boxes of a screenshot, or None."""
+    crops = {side: shot[y:y + SIZE, x:x + SIZE] for side, (x, y) in boxes.items()}
+    for trial_id, images in stimuli.items():
+        if all(np.abs(crops[side] - images[side]).mean() < 4 for side in ("left", "right")):
+            return trial_id
+    return None
+
+
+def test_phases_last_their_set_times_and_no_frame_mixes_two_trials(made, server):
+    from playwright.sync_api import sync_playwright
+
+    store, study = open_study_dir(made.folder)
+    with store:
+        observer = store.get_observer(study.id, made.observer_codes[0])
+        schedule = store.schedule(observer.id)
+    folder = Path(made.folder) / "images"
+    stimuli = {
+        t.trial_id: {
+            side: np.asarray(Image.open(folder / name).convert("RGB"), dtype=np.int16)
+            for side, name in (("left", t.left_file), ("right", t.right_file))
+        }
+        for t in schedule
+    }
+    filmed = []  # (DOM state before, trial in the pixels, DOM state after)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.set_default_timeout(30_000)
+            page.goto(observer_link(server, made.study_id, made.observer_codes[0]))
+            page.locator(".st-key-xp_consent button").click()
+            page.locator(".st-key-xp_start button").wait_for(state="visible")
+            # observers see no Streamlit chrome, and the page is the study's mid-grey
+            assert not page.locator('[data-testid="stToolbar"]').is_visible()
+            assert not page.locator('header[data-testid="stHeader"]').is_visible()
+            page.keyboard.press("Enter")
+            boxes = None
+            for k, trial in enumerate(schedule):
+                page.wait_for_function(
+                    "id => document.documentElement.dataset.xpPhase === 'mask'"
+                    " && document.documentElement.dataset.xpTrial === String(id)",
+                    arg=trial.trial_id,
+                )
+                if boxes is None:  # the layout is the same for every trial
+                    shot = pixels(page.screenshot())
+                    assert tuple(shot[5, 5]) == (128, 128, 128)
+                    assert page.get_by_text(f"Trial 1 of {N_TRIALS}").is_visible()
+                    boxes = {}
+                    for side in ("left", "right"):
+                        box = page.locator(f".xp-side:{'first' if side == 'left' else 'last'}-child .xp-image").bounding_box()
+                        boxes[side] = (round(box["x"]), round(box["y"]))
+                page.keyboard.press("ArrowLeft" if k % 2 else "ArrowRight")
+                if k >= N_WATCHED or k == len(schedule) - 1:
+                    continue
+                nxt = schedule[k + 1].trial_id
+                for _ in range(60):  # film until the next pair has been on screen a while
+                    before = page.evaluate(STATE)
+                    on_screen = shown_trial(pixels(page.screenshot()), boxes, stimuli)
+                    after = page.evaluate(STATE)
+                    filmed.append((before, on_screen, after))
+                    if before["header"] == nxt and before["phase"] == "mask":
+                        break
+            page.get_by_text("you are done").wait_for()
+        finally:
+            browser.close()
+
+    checked = [(b, seen) for b, seen, a in filmed if b == a]  # the DOM did not change during the shot
+    for state, seen in checked:
+        # the pair in the pixels is the header's trial, and a pair never shows without its header
+        assert seen is None or seen == state["header"], (state, seen)
+        assert state["images"] in ([], [state["header"]] * 2), state
+        if state["header"] is not None:
+            number = next(t.number for t in schedule if t.trial_id == state["header"])
+            assert state["text"] == f"Trial {number} of {N_TRIALS}"
+    phases_seen = {s["phase"] for s, _ in checked}
+    assert {"blank", "fixation"} <= phases_seen, phases_seen  # the transitions were filmed
+    assert sum(seen is not None for _, seen in checked) >= N_WATCHED
+
+    store, study = open_study_dir(made.folder)
+    with store:
+        frame = store.admin(study.id, made.admin_token).responses_frame()
+    assert len(frame) == N_TRIALS and set(frame["rt_source"]) == {"client"}
+    for column, target in (("iti_ms", ITI_MS), ("fixation_ms", FIXATION_MS), ("stimulus_ms", STIMULUS_MS)):
+        error = (frame[column] - target).abs()
+        assert (error <= FRAME_MS).all(), (column, frame[column].tolist())
+    assert (frame["mask_ms"] > 0).all()  # each answer came during the mask
+    # the response time runs from the pair's onset: the stimulus and the mask before the answer
+    assert np.allclose(frame["rt_ms"], frame["stimulus_ms"] + frame["mask_ms"], atol=0.2)
