@@ -36,6 +36,7 @@ from audit.plots.style import save_figure
 from audit.scoring import format_scored_summary, scored_report
 from audit.store import (
     BASE_IMAGE_COLUMNS,
+    DEEP_TABLES,
     REPORT_FIGURES,
     REPORT_FILES,
     REPORT_MAPS,
@@ -335,7 +336,8 @@ def _split(content: ReportContent, correct: np.ndarray, tolerance: int, notes: l
     hist_frame = pd.DataFrame({"n_correct": np.arange(n_models + 1), "observed": hist, "binomial": binom,
                                "beta_binomial": bb.expected})
     content.table("histogram", hist_frame)
-    content.figure("histogram", lambda: split_plots.histogram_figure(hist_frame, tolerance=t))
+    content.figure("histogram", lambda: split_plots.histogram_figure(  # drawn after the deeper part's label issues
+        hist_frame, tolerance=t, label_issues=content.outputs.get(DEEP_TABLES["label_issues_histogram"])))
     scores["n_correct"] = n_corr
     scores["category"] = categories
     return categories, n_corr
