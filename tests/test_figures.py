@@ -216,3 +216,22 @@ def test_figure_sizes_are_journal_columns():
     assert two.get_size_inches()[0] == pytest.approx(style.COLUMN_WIDTHS["two"])
     assert split.histogram_figure(HISTOGRAM, tolerance=1, width="two").get_size_inches()[0] == pytest.approx(7.2)
     assert to_rgba(style.condition_colour("base")) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_a_zoo_is_drawn_as_filled_steps_and_clustered_matrices():
+    n_models = 150
+    k = np.arange(n_models + 1)
+    flat = np.ones(n_models + 1)
+    hist = pd.DataFrame({"n_correct": k, "observed": np.r_[40, flat[2:], 60], "binomial": flat, "beta_binomial": flat})
+    ax = split.histogram_figure(hist, tolerance=1).axes[0]
+    assert len(ax.patches) == 0  # no patch per bar: three filled steps, one per category
+    fills = [to_hex(c.get_facecolor()[0]) for c in ax.collections]
+    assert fills == [style.CATEGORY_COLOURS[c].lower() for c in style.CATEGORY_COLOURS]
+    rng = np.random.default_rng(0)
+    names = [f"m{i}" for i in range(45)]
+    a = rng.uniform(0, 1, (45, 45))
+    kappa = pd.DataFrame((a + a.T) / 2, index=names, columns=names)
+    left = split.kappa_matrices_figure({"all": kappa}).axes[0]
+    assert list(left.get_xticks()) == [] and left.get_xlabel() == "45 models, clustered"
+    shown = left.images[0].get_array()
+    assert sorted(np.asarray(shown).ravel()) == pytest.approx(sorted(kappa.to_numpy().ravel()))  # reordered, not changed
