@@ -105,7 +105,8 @@ def observer_accuracy(responses: pd.DataFrame, *, alpha: float = 0.05, chance: f
     """Accuracy on main trials per observer (subj), with p-value and intervals; catch trials apart.
 
     Returns columns: subj, n_trials, n_correct, accuracy, p_value (one-sided exact binomial vs
-    `chance`), wilson_low, wilson_high, cp_low, cp_high (1 - alpha), n_catch, catch_accuracy.
+    `chance`), wilson_low, wilson_high, cp_low, cp_high (1 - alpha), n_catch, catch_accuracy,
+    n_catch_failed (failed attention checks: the noise image not picked as the harder one).
     """
     rows = []
     for subj, group in responses.groupby("subj", sort=True):
@@ -119,6 +120,7 @@ def observer_accuracy(responses: pd.DataFrame, *, alpha: float = 0.05, chance: f
             row["cp_low"], row["cp_high"] = clopper_pearson_interval(k, n, alpha=alpha)
         row["n_catch"] = len(catch)
         row["catch_accuracy"] = float(catch["correct"].mean()) if len(catch) else math.nan
+        row["n_catch_failed"] = int((~catch["correct"].astype(bool)).sum())
         rows.append(row)
     columns = [
         "subj",
@@ -132,6 +134,7 @@ def observer_accuracy(responses: pd.DataFrame, *, alpha: float = 0.05, chance: f
         "cp_high",
         "n_catch",
         "catch_accuracy",
+        "n_catch_failed",
     ]
     return pd.DataFrame(rows, columns=columns)
 
@@ -449,6 +452,9 @@ def format_analysis(result: StudyAnalysis) -> str:
             f"{_pct(r.wilson_low) + '-' + _pct(r.wilson_high):>15} {_pct(r.cp_low) + '-' + _pct(r.cp_high):>17} "
             f"{_pct(r.catch_accuracy) if r.n_catch else '-':>7}"
         )
+    flagged = result.observers[result.observers["n_catch_failed"] > 0]
+    for r in flagged.itertuples():
+        lines.append(f"  flagged: {r.subj} failed {r.n_catch_failed} of {r.n_catch} attention checks (catch trials)")
     acc = result.accuracy
     lines.append(
         f"  mean over {acc['n']} observers: {_pct(acc['mean'])} (sd {_pct(acc['sd'])}, range {_pct(acc['min'])} to {_pct(acc['max'])})"

@@ -109,6 +109,36 @@ def create(
     break_every: int | None = typer.Option(
         None, "--break-every", min=0, help="Offer a break after this many trials (0 = none; default: blocks of at most 50)."
     ),
+    sequence: str = typer.Option(
+        "meding2022", "--sequence", help="Trial sequence preset: meding2022 (self-paced), lab, masked."
+    ),
+    fixation_ms: int | None = typer.Option(None, "--fixation-ms", min=0, help="Fixation cross before each pair (ms)."),
+    stimulus_ms: int | None = typer.Option(
+        None, "--stimulus-ms", min=1, help="Longest presentation of the pair (ms); default until the answer."
+    ),
+    mask: bool | None = typer.Option(None, "--mask/--no-mask", help="A noise mask after --stimulus-ms."),
+    iti_ms: int | None = typer.Option(None, "--iti-ms", min=0, help="Blank interval between trials (ms)."),
+    background: str = typer.Option("#808080", "--background", help="Page colour behind the stimuli."),
+    fullscreen: bool = typer.Option(False, "--fullscreen", help="Ask observers to switch to full screen."),
+    size_deg: float | None = typer.Option(
+        None, "--size-deg", help="Stimulus size in degrees of visual angle (observers calibrate their screen)."
+    ),
+    distance_cm: float = typer.Option(57.0, "--distance-cm", help="Viewing distance proposed at calibration."),
+    completion_code: str | None = typer.Option(
+        None, "--completion-code", help="Code shown on the debrief for a recruiting service."
+    ),
+    redirect_url: str | None = typer.Option(
+        None, "--redirect-url", help="Link on the debrief back to the recruiting service."
+    ),
+    attention: str = typer.Option(
+        "flag", "--attention", help="Failed catch trials: 'flag' the observer, or 'end' the experiment."
+    ),
+    attention_max_failures: int = typer.Option(
+        1, "--attention-max-failures", min=1, help="Failed catch trials that end it (with --attention end)."
+    ),
+    open_enrolment: bool = typer.Option(
+        False, "--open-enrolment", help="One link for a recruiting service; each participant id gets an observer."
+    ),
     base_url: str = BASE_URL,
 ) -> None:
     """Create a study from an audit and print its links and admin token.
@@ -118,17 +148,37 @@ def create(
         ddd-audit study create --audit runs/fmnist --name pilot
 
         ddd-audit study create --audit runs/fmnist --name pilot2 --trials 60 --catch 6 --observers 9 --base-url http://10.0.0.5:8501
+
+        ddd-audit study create --audit runs/fmnist --name masked --sequence masked --size-deg 4 --fullscreen
+
+        ddd-audit study create --audit runs/fmnist --name online --catch 4 --attention end --open-enrolment --completion-code C1A2B3 --redirect-url https://app.prolific.com/submissions/complete?cc=C1A2B3
     """
     with _errors():
         from human_study.design import DesignConfig
         from human_study.folder import create_study
-        from human_study.links import observer_link
+        from human_study.links import observer_link, recruitment_link
         from human_study.schema import public_url
 
         observer_link(base_url, "0" * 12, "CODE")  # checks the URL before anything is written
         if not Path(audit).exists():
             _fail(f"audit directory {audit} does not exist")
+        from human_study.design import SEQUENCE_PRESETS
+
+        if sequence not in SEQUENCE_PRESETS:
+            _fail(f"--sequence must be one of {', '.join(SEQUENCE_PRESETS)}, got {sequence!r}")
+        given = {"fixation_ms": fixation_ms, "stimulus_ms": stimulus_ms, "mask": mask, "iti_ms": iti_ms}
+        timing = {**SEQUENCE_PRESETS[sequence], **{k: v for k, v in given.items() if v is not None}}
         config = DesignConfig(
+            **timing,
+            background=background,
+            fullscreen=fullscreen,
+            size_deg=size_deg,
+            viewing_distance_cm=distance_cm,
+            completion_code=completion_code,
+            redirect_url=redirect_url,
+            attention_policy=attention,
+            attention_max_failures=attention_max_failures,
+            open_enrolment=open_enrolment,
             n_trials=trials,
             n_practice=practice,
             n_catch=catch,
@@ -151,7 +201,14 @@ def create(
             f"  pairs from {d.n_trivial} trivial and {d.n_impossible} impossible images "
             f"(tolerance {c.tolerance}, {d.n_models} models{', class-matched' if c.match_class else ''}), seed {c.seed}"
         )
+        typer.echo(
+            f"  trials: fixation {c.fixation_ms} ms, pair {'until the answer' if c.stimulus_ms is None else f'{c.stimulus_ms} ms'}"
+            f"{', then a mask' if c.mask else ''}, blank interval {c.iti_ms} ms; background {c.background}"
+            f"{f', {c.size_deg:g} degrees (observers calibrate)' if c.size_deg else f', {c.size} px'}"
+        )
         typer.echo(f"Observer link: {observer_link(base_url, made.study_id, 'CODE')}")
+        if c.open_enrolment:
+            typer.echo(f"Recruiting service's link (one for everyone): {recruitment_link(base_url, made.study_id)}")
         if made.observer_codes:
             for k, code in enumerate(made.observer_codes, start=1):
                 typer.echo(f"  subject-{k:02d}  {code}  {observer_link(base_url, made.study_id, code)}")
