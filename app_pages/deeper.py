@@ -77,6 +77,8 @@ else:
         ).properties(height=180, title="Each model against the base model (meding2022 Fig. 7)")
         _common.chart(bars, key="deeper_rsa_vs_base")
     st.caption(_common.chart_help())
+st.page_link("app_pages/classes.py", label="What impossible images are taken for (the ensemble confusion matrix): "
+             "Classes", icon=":material/category:")
 
 # ---- training-dynamics scores (cartography, EL2N, AUM, forgetting, first-learned epoch)
 st.header("Training-dynamics scores")

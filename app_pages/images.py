@@ -124,6 +124,8 @@ if deep:
     if "is_label_issue" in deep:
         label_issues_only = dcols[2].checkbox("Label issues only", key="images_label_issues",
                                               help="Images that cleanlab flags as likely mislabeled.")
+    st.page_link("app_pages/deeper.py", label="Prediction depth, label issues and learnability by category: "
+                 "Deeper measures", icon=":material/layers:")
 filtered = _frames.filter_images(
     data, tolerance=t, categories=categories, classes=classes, sort_by=sort_by, ascending=order == "lowest first",
     label_issues_only=label_issues_only, causes=causes, depth_types=depth_types,

@@ -177,3 +177,12 @@ def test_a_real_audit_stores_each_variants_gram_matrix(digits_audit):
         assert facts["n_images"] == len(ids) and facts["n_features"] == int(arrays["n_features"])
     rep = result.summary()["representation"]
     assert rep["models"] == result.model_names and rep["n_images"] == len(ids)
+
+
+@pytest.mark.parametrize("value", ["1", "2", "-5"])
+def test_rsa_images_below_three_is_refused(value, capsys):
+    from tests.conftest import invoke_cli
+
+    code, out = invoke_cli(["run", "--dataset", "digits", "--rsa-images", value, "--dry-run"], capsys)
+    assert code != 0
+    assert "--rsa-images" in out or "rsa-images" in out
