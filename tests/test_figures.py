@@ -159,10 +159,11 @@ def test_decision_maps_keep_whole_epoch_ticks():
 
 
 def test_class_accuracy_is_sorted_and_leaves_out_empty_classes():
-    ax = images.class_accuracy_figure(PER_CLASS).axes[0]
+    fig = images.class_accuracy_figure(PER_CLASS)
+    ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["dog", "cat"]
     assert [b.get_height() for b in ax.patches] == pytest.approx([0.85, 0.4])
-    assert sorted(_legend_texts(ax)) == ["mean of 2 models", "range over models"]
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["mean of 2 models", "range over models"]
     one = images.class_accuracy_figure(PER_CLASS, model="base").axes[0]
     assert [b.get_height() for b in one.patches] == pytest.approx([0.9, 0.5])
     assert to_hex(one.patches[0].get_facecolor()) == style.condition_colour("base").lower()

@@ -60,7 +60,7 @@ def class_accuracy_figure(per_class: pd.DataFrame, *, model: str | None = None, 
     ax.set_ylim(0, 1)
     st.percent_axis(ax, "y")
     ax.set_ylabel("accuracy")
-    ax.legend(loc="lower left")
+    fig.legend(loc="outside upper center", ncols=2)
     return fig
 
 
