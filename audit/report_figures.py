@@ -62,7 +62,9 @@ def figure_inputs(result: AuditResult) -> paper.FigureInputs:
         histograms = agreement.tp_agreement_histograms(by_epoch)
     images = result.images
     categories = images["category"].astype(str).to_numpy() if "category" in images.columns else None
+    score_columns = [c for c in ("accessibility", "learned_epoch") if c in images.columns]
     return paper.FigureInputs(tables, maps, summary, groups, label_issues=label_issues, tp_histograms=histograms,
+                              scores=images[score_columns] if len(score_columns) == 2 else None,
                               pixels=_pixels(result), categories=categories, labels=np.asarray(result.labels),
                               class_names=list(result.class_names))
 

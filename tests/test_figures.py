@@ -34,6 +34,11 @@ PER_CLASS = pd.DataFrame({"class": [0, 1, 2], "class_name": ["cat", "dog", "empt
 PER_CLASS["mean"] = PER_CLASS[["base", "init_seed_1"]].mean(axis=1)
 
 
+# 40 images, two per bin: accessibility falls with the index; the last 10 images are never learned
+SCORES = pd.DataFrame({"accessibility": np.linspace(1, 0, 40),
+                       "learned_epoch": np.r_[np.repeat([0.0, 1.0, 2.0], 10), np.full(10, np.nan)]})
+
+
 def _ticks(ax, axis):
     """The tick values inside the axis' limits (matplotlib keeps one beyond each end)."""
     lo, hi = sorted(getattr(ax, f"get_{axis}lim")())
@@ -192,13 +197,13 @@ def _inputs(**kw) -> paper.FigureInputs:
     summary = {"tolerance_used": 1, "audit": {"n_images": 6},
                "dynamics": {"epochs": [0, 1, 2, 3], "base_model": "base", "models": NAMES}}
     return paper.FigureInputs(tables, maps, summary, GROUPS, categories=np.array(["impossible", "trivial"] * 3),
-                              labels=np.array([0, 0, 1, 1, 2, 2]), class_names=["a", "b", "c"], **kw)
+                              labels=np.array([0, 0, 1, 1, 2, 2]), class_names=["a", "b", "c"], scores=SCORES, **kw)
 
 
 def test_paper_figures_names_every_figure_the_tables_allow():
     assert list(paper.paper_figures(_inputs())) == list(paper.FIGURES)
     fewer = _inputs()
-    fewer.tables, fewer.maps = {"histogram": HISTOGRAM}, {}
+    fewer.tables, fewer.maps, fewer.scores = {"histogram": HISTOGRAM}, {}, None
     fewer.categories = None
     assert list(paper.paper_figures(fewer)) == ["histogram"]
 
@@ -236,3 +241,18 @@ def test_a_zoo_is_drawn_as_filled_steps_and_clustered_matrices():
     assert list(left.get_xticks()) == [] and left.get_xlabel() == "45 models, clustered"
     shown = left.images[0].get_array()
     assert sorted(np.asarray(shown).ravel()) == pytest.approx(sorted(kappa.to_numpy().ravel()))  # reordered, not changed
+
+
+def test_learning_order_bins_images_by_accessibility():
+    fig = dynamics.learning_order_figure(SCORES.sample(frac=1, random_state=0))  # the order of rows does not matter
+    ax, share = fig.axes
+    fig.canvas.draw()
+    dots = ax.lines[0]
+    np.testing.assert_allclose(dots.get_ydata()[:15], np.repeat([0.0, 1.0, 2.0], 5))
+    assert np.isnan(dots.get_ydata()[15:]).all()  # the least accessible 5 bins are never learned
+    assert [b.get_height() for b in share.patches] == [0.0] * 15 + [1.0] * 5
+    assert _all_integers(_ticks(ax, "x")) and _all_integers(_ticks(ax, "y"))
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == [
+        "learned epoch: median, quartiles", "never learned (right axis)"]
+    with pytest.raises(ValueError, match="at least 20 images"):
+        dynamics.learning_order_figure(SCORES.head(10))

@@ -123,3 +123,50 @@ def tp_agreement_figure(tp_by_epoch: pd.DataFrame, tpa_hist: np.ndarray | None =
     ax.set_title("Pearson bimodality")
     ax.legend(loc="best")
     return fig
+
+
+@st.styled
+def learning_order_figure(scores: pd.DataFrame, *, n_bins: int = 20, width: str | float = "one",
+                          style: str = "paper"):
+    """Images sorted by Accessibility in bins of equal size, and the epoch at which each bin is learned (hacohen2020 Fig. 6).
+
+    Parameters
+    ----------
+    scores : DataFrame with columns accessibility and learned_epoch
+        Per-image scores (the report's images.parquet): learned_epoch is NaN for
+        images never learned for good.
+    n_bins : int, default 20
+        Bins of equal size (20: 5% of the images each), most accessible first.
+
+    Dots are the median learned epoch of a bin's learned images, bars their
+    quartiles; grey columns the share of the bin never learned (right axis).
+    """
+    if len(scores) < n_bins:
+        raise ValueError(f"learning order needs at least {n_bins} images (one per bin), got {len(scores)}")
+    order = np.argsort(-scores["accessibility"].to_numpy(float), kind="stable")
+    learned = scores["learned_epoch"].to_numpy(float)[order]
+    bins = np.array_split(learned, n_bins)
+    x = np.arange(1, n_bins + 1)
+    median, low, high, never = (np.full(n_bins, np.nan) for _ in range(4))
+    for i, values in enumerate(bins):
+        never[i] = np.isnan(values).mean()
+        if not np.isnan(values).all():
+            low[i], median[i], high[i] = np.nanpercentile(values, [25, 50, 75])
+    fig, ax = st.new_figure(width, style=style)
+    share = ax.twinx()
+    share.bar(x, never, width=0.8, color="#BBBBBB", lw=0, label="never learned (right axis)")
+    share.set_ylim(0, 1)
+    st.percent_axis(share, "y")
+    share.set_ylabel("images never learned")
+    share.spines["right"].set_visible(True)
+    ax.set_zorder(share.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.errorbar(x, median, yerr=[median - low, high - median], fmt="o", color="black", ms=3, lw=0.8, capsize=0,
+                label="learned epoch: median, quartiles")
+    ax.set_xlim(0.4, n_bins + 0.6)
+    st.integer_ticks(ax)
+    ax.set_xlabel(f"images by Accessibility, most accessible first ({100 / n_bins:g}% bins)")
+    ax.set_ylabel("epoch learned")
+    handles = [*ax.get_legend_handles_labels()[0], *share.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside upper center", ncols=2)
+    return fig

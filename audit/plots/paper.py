@@ -36,6 +36,9 @@ FIGURES: dict[str, tuple[str, str]] = {
     "tp_agreement": ("hacohen2020 Fig. 3",
                      "TP-agreement per epoch beside independent models of the same accuracy: a bimodal observed "
                      "distribution means the models learn the images in a shared order."),
+    "learning_order": ("hacohen2020 Fig. 6",
+                       "Images sorted by Accessibility (how early and by how many models they are learned) in bins "
+                       "of 5%: the epoch at which each bin is learned for good, and the share never learned."),
     "per_class_accuracy": ("meding2022 Fig. 15",
                            "Accuracy per class, easiest first: the mean over models, and the range over models."),
     "example_pairs": ("meding2022 Fig. 13, 14",
@@ -49,8 +52,9 @@ class FigureInputs:
 
     `tables` and `maps` are keyed as `read_report_tables` returns them; `groups`
     maps each model to its condition. `tp_histograms` is (observed, null) of
-    shape (n_models + 1, n_epochs); `pixels` the audit's images (or None) with
-    each image's category and label.
+    shape (n_models + 1, n_epochs); `scores` the per-image accessibility and
+    learned_epoch; `pixels` the audit's images (or None) with each image's
+    category and label.
     """
 
     tables: Mapping[str, pd.DataFrame]
@@ -59,6 +63,7 @@ class FigureInputs:
     groups: Mapping[str, str]
     label_issues: pd.DataFrame | None = None
     tp_histograms: tuple[np.ndarray, np.ndarray] | None = None
+    scores: pd.DataFrame | None = None
     pixels: np.ndarray | None = None
     categories: np.ndarray | None = None
     labels: np.ndarray | None = None
@@ -87,6 +92,10 @@ def paper_figures(inputs: FigureInputs) -> dict[str, Callable]:
     if "tp_by_epoch" in tables:
         hists = inputs.tp_histograms or (None, None)
         out["tp_agreement"] = lambda **kw: dynamics.tp_agreement_figure(tables["tp_by_epoch"], *hists, **kw)
+    scores = inputs.scores
+    if (scores is not None and {"accessibility", "learned_epoch"} <= set(scores.columns)
+            and len(scores) >= 20 and scores["accessibility"].notna().all()):
+        out["learning_order"] = lambda **kw: dynamics.learning_order_figure(scores, **kw)
     if "per_class" in tables:
         out["per_class_accuracy"] = lambda **kw: images.class_accuracy_figure(tables["per_class"], **kw)
     if inputs.categories is not None and inputs.labels is not None:
