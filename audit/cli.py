@@ -274,12 +274,14 @@ def report(
     summary = build_report(result, tolerance=tolerance)
     stdout.print(format_summary(summary), highlight=False)
     stdout.print(f"\nreport written to {path / 'report'}", highlight=False)
-    if html and result.n_models:
-        from audit.report_html import write_html_report
+    from audit.report_html import HTML_FILE, write_html_report
 
+    if html and result.n_models:
         with console.status("drawing the figures of the HTML report"):
             page = write_html_report(load(path))
         stdout.print(f"HTML report: {page}", highlight=False)
+    elif result.report_path(HTML_FILE).exists():
+        stdout.print(f"report/{HTML_FILE} is from an earlier build; --html rewrites it", highlight=False)
     _exit_on_failures(summary, path)
 
 

@@ -117,6 +117,8 @@ def test_report_html_is_one_self_contained_file(reported, capsys):
     for name in names:  # each figure has its how-to-read note
         assert paper.FIGURES[name][1][:40] in body
     assert "Accuracy per class" in body and "Error consistency κ on all images" in body
+    code, text = invoke_cli(["report", str(reported)], capsys)
+    assert code == 0 and "report/report.html is from an earlier build; --html rewrites it" in text
 
 
 def test_overview_opens_with_the_headline(reported):
