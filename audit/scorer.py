@@ -90,7 +90,7 @@ def plan_scoring(path: str | Path, *, models: list[str] | None = None, variants:
     _check_pixels(result, imported)
     ds = _imported_dataset(result) if imported else _audited_dataset(result, cfg)
     ctx = JobContext(dataset=ds, device=device or cfg.device, seed=cfg.seed, cache_dir=cache,
-                     flip=_flip_for(cfg.dataset), depth="none", probs=False, resizer=cfg.resizer)
+                     flip=_flip_for(cfg.dataset), depth="none", probs=False, rsa_images=0, resizer=cfg.resizer)
     try:
         jobs = pretrained_jobs(models, ds, probe=cfg.probe, mapping=label_map or cfg.label_map,
                                probe_train_size=cfg.probe_train_size) if models else []
