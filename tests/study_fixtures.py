@@ -107,3 +107,32 @@ def make_study_audit(
         image_shape=image_shape,
         random_state=random_state,
     )
+
+
+#: Nine numbers of right answers out of 149 whose accuracies have meding2022 §3.4's mean
+#: (81.36%), range (71.81% = 107/149 to 88.59% = 132/149) and SD (6.29%).
+PAPER_N_CORRECT = (107, 108, 113, 123, 125, 127, 128, 128, 132)
+
+
+def answer_like_the_paper(store, study, codes, n_correct=PAPER_N_CORRECT, *, random_state: int = 7) -> dict:
+    """Let each observer (codes) answer every trial, n_correct[k] of them right: the trials with
+    the lowest shared difficulty plus a little individual noise, with log-normal RTs.
+
+    Returns {subject: ndarray of bool over the trials sorted by trial id}.
+    """
+    rng = np.random.default_rng(random_state)
+    first = store.get_observer(study.id, codes[0])
+    trial_ids = sorted(t.trial_id for t in store.schedule(first.id) if t.kind == "main")
+    hardness = dict(zip(trial_ids, rng.permutation(len(trial_ids)), strict=True))
+    correct = {}
+    for code, k in zip(codes, n_correct, strict=True):
+        observer = store.get_observer(study.id, code)
+        session = store.start_session(observer.id)
+        order = sorted(trial_ids, key=lambda t: hardness[t] + rng.normal(0, 8))
+        right = set(order[:k])
+        for trial in store.schedule(observer.id):
+            wrong = "left" if trial.correct_side == "right" else "right"
+            choice = trial.correct_side if trial.trial_id in right else wrong
+            store.record_response(session.id, trial.trial_id, choice, rt_ms=float(rng.lognormal(7, 0.3)))
+        correct[observer.subject] = np.array([t in right for t in trial_ids])
+    return correct

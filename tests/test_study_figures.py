@@ -15,14 +15,12 @@ from human_study.analysis import analyze, clopper_pearson_interval
 from human_study.design import DesignConfig
 from human_study.figures import FIGURES, consistency_matrix, study_figures
 from human_study.folder import create_study, open_study_dir
-from tests.study_fixtures import make_study_audit
+from tests.study_fixtures import PAPER_N_CORRECT, answer_like_the_paper, make_study_audit
 
 pytestmark = pytest.mark.slow
 
 N_TRIALS = 149
-# Nine numbers of right answers out of 149 whose accuracies have the paper's mean (81.36%),
-# range (71.81% = 107/149 to 88.59% = 132/149) and SD (6.29%).
-N_CORRECT = (107, 108, 113, 123, 125, 127, 128, 128, 132)
+N_CORRECT = PAPER_N_CORRECT  # 81.36% mean, 71.81-88.59%, SD 6.29% of 149 trials
 
 
 def kappa_by_hand(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,23 +37,9 @@ def nine(tmp_path_factory):
     made = create_study(
         audit, "nine", config=DesignConfig(n_trials=N_TRIALS, n_practice=0, size=16, seed=3), n_observers=9
     )
-    rng = np.random.default_rng(7)
     store, study = open_study_dir(made.folder)
-    correct_by_trial = {}
     with store:
-        trial_ids = sorted({t.trial_id for t in store.schedule(store.get_observer(study.id, made.observer_codes[0]).id)})
-        hardness = {tid: r for tid, r in zip(trial_ids, rng.permutation(len(trial_ids)), strict=True)}
-        for code, k in zip(made.observer_codes, N_CORRECT, strict=True):
-            observer = store.get_observer(study.id, code)
-            session = store.start_session(observer.id)
-            # shared difficulty with a little individual noise: the k easiest trials, two swapped
-            order = sorted(trial_ids, key=lambda t: hardness[t] + rng.normal(0, 8))
-            right = set(order[:k])
-            for trial in store.schedule(observer.id):
-                wrong = "left" if trial.correct_side == "right" else "right"
-                choice = trial.correct_side if trial.trial_id in right else wrong
-                store.record_response(session.id, trial.trial_id, choice, rt_ms=float(rng.lognormal(7, 0.3)))
-            correct_by_trial[observer.subject] = np.array([t in right for t in trial_ids])
+        correct_by_trial = answer_like_the_paper(store, study, made.observer_codes)
         frame = store.admin(study.id, made.admin_token).responses_frame()
     return made, frame, correct_by_trial
 
