@@ -35,6 +35,8 @@ def test_widths_are_journal_columns():
     assert tuple(fig.get_size_inches()) == pytest.approx((7.2, 3.0)) and len(axes) == 2
     with pytest.raises(ValueError, match="width must be one of"):
         style.new_figure("three")
+    fig, ax = style.new_figure("one", style="slides")  # a slide is 16:9 whatever the column asked for
+    assert tuple(fig.get_size_inches()) == pytest.approx((10.0, 5.0))
 
 
 def test_integer_ticks_on_counts():

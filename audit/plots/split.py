@@ -113,7 +113,7 @@ def kappa_by_condition_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapp
     base_model = base_model or base_model_of(groups, names)
     tables = {s: kappa_with_base(matrices[s], groups, base_model) for s in subsets}
     order = tables[subsets[0]].groupby("condition", sort=False)["kappa"].mean().sort_values(ascending=False).index
-    fig, axes = st.new_figure(width, 0.75 * st.figure_width("one", style), ncols=len(subsets), style=style,
+    fig, axes = st.new_figure(width, st.panel_height(style), ncols=len(subsets), style=style,
                               sharey=True, squeeze=False)
     lo = min(0.0, *(float(t["kappa"].min()) for t in tables.values()))
     for ax, subset in zip(axes[0], subsets, strict=True):

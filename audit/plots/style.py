@@ -100,6 +100,15 @@ def figure_width(width: str | float, style: str = "paper") -> float:
     return float(width)
 
 
+#: Height in inches of one row of panels: 3:4 of a journal column, or a slide's 16:9 less a title's room.
+PANEL_HEIGHTS = {"paper": 0.75 * COLUMN_WIDTHS["one"], "slides": 5.0}
+
+
+def panel_height(style: str = "paper") -> float:
+    """Inches of one row of panels in `style`."""
+    return PANEL_HEIGHTS[check_style(style)]
+
+
 def check_style(style: str) -> str:
     if style not in STYLES:
         raise ValueError(f"style must be one of {', '.join(STYLES)}; got {style!r}")
@@ -124,13 +133,13 @@ def new_figure(width: str | float = "one", height: float | None = None, *, ncols
     """A constrained-layout Figure on the Agg canvas (no pyplot, no display) and its axes.
 
     `width` is "one" or "two" journal columns or inches; `height` defaults to
-    0.75 of one column's width per row. Returns (fig, axes) as `Figure.subplots`.
+    `panel_height(style)` per row. Returns (fig, axes) as `Figure.subplots`.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     w = figure_width(width, style)
-    h = float(height) if height is not None else 0.75 * figure_width("one", style) * nrows
+    h = float(height) if height is not None else panel_height(style) * nrows
     fig = Figure(figsize=(w, h), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, **subplot_kw)
