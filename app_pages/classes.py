@@ -111,15 +111,15 @@ mask = _frames.categories_at(data, t) == "impossible" if subset == "impossible" 
 confusion = _frames.confusion_long(final["predicted"], data.images["label"].to_numpy(), data.class_names, mask)
 if confusion.empty:
     st.info(f"No {subset} images at tolerance {t}.", icon=":material/info:")
-else:
+    st.stop()
+if not many:  # above 60 classes the matrix is listed, not drawn
     order = list(data.class_names)
     cells = (
         alt.Chart(confusion)
         .mark_rect()
         .encode(
-            x=alt.X("predicted:N", sort=order, title="taken for (predicted class)",
-                    axis=alt.Axis(labels=not many, ticks=not many, labelAngle=-60)),
-            y=alt.Y("true:N", sort=order, title="true class", axis=alt.Axis(labels=not many, ticks=not many)),
+            x=alt.X("predicted:N", sort=order, title="taken for (predicted class)", axis=alt.Axis(labelAngle=-60)),
+            y=alt.Y("true:N", sort=order, title="true class"),
             color=alt.Color("share:Q", title="share of the row", scale=alt.Scale(scheme="orangered", domain=[0, 1])),
             tooltip=[alt.Tooltip("true:N", title="true class"), alt.Tooltip("predicted:N", title="taken for"),
                      alt.Tooltip("decisions:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
@@ -128,8 +128,11 @@ else:
                     title=f"{subset.capitalize()} images: what each class is taken for")
     )
     _common.chart(cells, key="classes_confusion")
-    off = confusion[confusion["true"] != confusion["predicted"]].nlargest(10, "decisions")
-    st.dataframe(off, hide_index=True, key="classes_top_confusions",
-                 column_config={"share": st.column_config.NumberColumn("share of the row", format="percent")})
-    st.caption(f"The most frequent confusions on {subset} images, pooled over {data.n_models} models "
-               "(also in the report: confusion_all.csv, confusion_impossible.csv).")
+else:
+    st.caption(f"With {len(data.class_names):,} classes the matrix is too large to draw here; the table lists the "
+               "most frequent confusions, and the report's confusion.png draws the whole matrix.")
+off = confusion[confusion["true"] != confusion["predicted"]].nlargest(20 if many else 10, "decisions")
+st.dataframe(off, hide_index=True, key="classes_top_confusions",
+             column_config={"share": st.column_config.NumberColumn("share of the row", format="percent")})
+st.caption(f"The most frequent confusions on {subset} images, pooled over {data.n_models} models "
+           "(also in the report: confusion_all.csv, confusion_impossible.csv).")

@@ -186,3 +186,13 @@ def test_rsa_images_below_three_is_refused(value, capsys):
     code, out = invoke_cli(["run", "--dataset", "digits", "--rsa-images", value, "--dry-run"], capsys)
     assert code != 0
     assert "--rsa-images" in out or "rsa-images" in out
+
+
+def test_classes_page_lists_confusions_of_many_classes(tmp_path):
+    path = make_synthetic_audit(tmp_path / "many", n_images=400, n_models=3, n_epochs=2, n_classes=80)
+    build_report(load(path))
+    at = open_page(path, "classes")
+    assert not any("taken for" in el.proto.spec for el in at.get("vega_lite_chart"))
+    top = [d.value for d in at.dataframe if "decisions" in d.value.columns][-1]
+    assert len(top) == 20 and (top["true"] != top["predicted"]).all()
+    assert top["decisions"].is_monotonic_decreasing
