@@ -28,8 +28,11 @@ def absent(text: str) -> None:
 
 
 def heatmap(long, title: str, key: str, domain=(0, 1)) -> None:
-    """A model x model matrix in long form (row, column, value)."""
+    """A model x model matrix in long form (row, column, value); above 60 models a note instead."""
     order = list(dict.fromkeys(long["row"]))
+    if len(order) > 60:
+        st.caption(f"{title}: {len(order)} models are too many to draw here; the report's CSV holds the matrix.")
+        return
     spec = (
         alt.Chart(long).mark_rect().encode(
             x=alt.X("column:N", sort=order, title=None, axis=alt.Axis(labelAngle=-60)),
