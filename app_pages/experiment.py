@@ -73,12 +73,13 @@ def answer_from_browser(store, visit, trial_id: int) -> None:
     xp.submit_answer(store, visit, trial_id, parsed[0], rt_ms=parsed[1], phases=xp.client_phases(payload))
 
 
-def show_pair(store, study, left_file, right_file, trial_id, *, highlight=None):
+def show_pair(store, study, visit, left_file, right_file, trial_id, *, highlight=None):
     columns = st.columns(2)
+    size = xp.stimulus_size(study, visit)
     for column, side, filename in zip(columns, ("left", "right"), (left_file, right_file), strict=True):
         with column:
             mark = None if highlight is None else highlight == side
-            st.html(xp.stimulus_html(store, study, filename, side=side, trial_id=trial_id, highlight=mark))
+            st.html(xp.stimulus_html(store, study, filename, side=side, trial_id=trial_id, highlight=mark, size=size))
     return columns
 
 
@@ -128,6 +129,7 @@ def feedback_screen(store, study, visit) -> None:
     show_pair(
         store,
         study,
+        visit,
         feedback["left_file"],
         feedback["right_file"],
         feedback["trial_id"],

@@ -414,7 +414,7 @@ def sequence(study: Study) -> dict:
 def trial_data(store: Store, study: Study, trial: ScheduledTrial, *, size: int, attempt: int = 0) -> dict:
     """Everything the browser needs to run one trial on its own: the two images (inlined), their
     size in CSS px, the header, the question, the sequence, the background and full screen."""
-    what = "Practice trial" if trial.kind == "practice" else "Trial"
+    fraction, header = progress_label(trial)
     images = {}
     for side, filename in (("left", trial.left_file), ("right", trial.right_file)):
         try:
@@ -426,8 +426,8 @@ def trial_data(store: Store, study: Study, trial: ScheduledTrial, *, size: int, 
     return {
         "trial_id": int(trial.trial_id),
         "attempt": int(attempt),
-        "header": f"{what} {trial.number} of {trial.block_size}",
-        "fraction": (trial.number - 1) / max(1, trial.block_size),
+        "header": header,
+        "fraction": fraction,
         "question": question_text(study),
         "left": images["left"],
         "right": images["right"],
@@ -443,9 +443,17 @@ def _data_uri(path: Path) -> str:
 
 
 def stimulus_html(
-    store: Store, study: Study, filename: str, *, side: str, trial_id: int, highlight: bool | None = None
+    store: Store,
+    study: Study,
+    filename: str,
+    *,
+    side: str,
+    trial_id: int,
+    highlight: bool | None = None,
+    size: int | None = None,
 ) -> str:
-    """An <img> of one stimulus at the study's size, inlined, tagged for the response listener.
+    """An <img> of one stimulus, inlined, at `size` CSS px (default the study's size), tagged
+    with its trial and side (the practice feedback shows the pair this way).
 
     highlight : True outlines the image in green (the right answer, in feedback), False leaves
         room for the outline, None shows the image plain.
@@ -458,7 +466,7 @@ def stimulus_html(
         raise StudyError(
             f"an image of this study ({filename}) cannot be read; please tell the researcher"
         ) from None
-    size = int(study.size)
+    size = int(study.size if size is None else size)
     colour = {True: "#2e7d32", False: "transparent", None: None}[highlight]
     outline = "" if colour is None else f"outline:4px solid {colour};outline-offset:2px;"
     return (
