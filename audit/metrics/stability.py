@@ -188,15 +188,26 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     beta-binomial's w_one, w_zero, alpha, beta and max_error over the observed sizes), trivial_fit_more
     (the fitted share at M + K), stable_from (models from which the fitted trivial share moves less
     than a point per doubling), extrapolation (which models) and recommendation.
+
+    BLAS runs on one thread here: the products are thin (n_models columns) and memory-bound, and a
+    second BLAS thread made them eight times slower in CPU time on 2 cores (benchmarks/bench_scores.py).
     """
     ok = as_correct(correct, min_models=2)
     for name, value, low in (("n_draws", n_draws, 2), ("n_kappa_draws", n_kappa_draws, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    n_images, n_models = ok.shape
-    more = n_models if more_models is None else int(more_models)
+    more = ok.shape[1] if more_models is None else int(more_models)
     if more < 1:
         raise ValueError(f"more_models must be at least 1, got {more_models!r}")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _split_stability(ok, tolerance, n_draws, n_kappa_draws, more, random_state, progress)
+
+
+def _split_stability(ok: np.ndarray, tolerance: int, n_draws: int, n_kappa_draws: int, more: int,
+                     random_state: int, progress) -> SplitStability:
+    n_images, n_models = ok.shape
     rng = np.random.default_rng(random_state)
     cf = ok.astype(np.float32)  # counts up to M are exact in float32
     gram = cf.T.astype(np.float64) @ cf
