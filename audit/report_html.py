@@ -20,7 +20,7 @@ import pandas as pd
 from audit.plots import paper
 from audit.report import format_summary
 from audit.report_figures import figure_inputs
-from audit.store import AuditResult, atomic_path
+from audit.store import REPORT_FIGURES, AuditResult, atomic_path
 
 HTML_FILE = "report.html"
 #: κ matrices with more models than this are left out of the tables (the figure shows them)
@@ -101,8 +101,13 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=frame.index.name is not None, border=0, escape=True)
 
 
-def render_html(inputs: paper.FigureInputs, *, title: str, style: str = "paper") -> str:
-    """The whole report page from the figures' inputs (no files read or written)."""
+def render_html(inputs: paper.FigureInputs, *, title: str, style: str = "paper",
+                other_figures: dict[str, bytes] | None = None) -> str:
+    """The whole report page from the figures' inputs (no files read or written).
+
+    `other_figures` maps the file names of the report's other PNG figures (the
+    deeper measures') to their bytes; they are shown after the paper figures.
+    """
     summary = inputs.summary
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p class='note'>ddd-audit report, written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
@@ -120,6 +125,14 @@ def render_html(inputs: paper.FigureInputs, *, title: str, style: str = "paper")
         parts.append(f"<figure id='fig-{name}'><img alt='{html.escape(name)}' width='{width}' src='{_svg_data(fig)}'>"
                      f"<figcaption><b>{html.escape(name.replace('_', ' '))}</b> ({html.escape(source)}). "
                      f"{html.escape(note)}</figcaption></figure>")
+    if other_figures:
+        parts.append("<h2>More figures of the report</h2>")
+        for file_name, png in other_figures.items():
+            stem = Path(file_name).stem
+            uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            parts.append(f"<figure id='fig-{html.escape(stem)}'><img alt='{html.escape(stem)}' src='{uri}'>"
+                         f"<figcaption>{html.escape(file_name)} (see the README's Deeper measures)</figcaption>"
+                         "</figure>")
     parts.append("<h2>Tables</h2>")
     for key, table_title, note in TABLES:
         frame = inputs.tables.get(key)
@@ -141,7 +154,10 @@ def write_html_report(result: AuditResult, path: str | Path | None = None, *, st
     """Write the audit's report as one HTML file (default <audit>/report/report.html) and return its path."""
     inputs = figure_inputs(result)
     dataset = result.manifest.get("dataset", {}).get("name") or result.path.name
-    page = render_html(inputs, title=f"Dichotomous data difficulty: {dataset}", style=style)
+    written = (inputs.summary.get("files") or {}).get("figures") or []
+    others = {name: result.report_path(name).read_bytes() for name in written
+              if name not in REPORT_FIGURES.values() and name.endswith(".png") and result.report_path(name).exists()}
+    page = render_html(inputs, title=f"Dichotomous data difficulty: {dataset}", style=style, other_figures=others)
     out = Path(path) if path is not None else result.report_path(HTML_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, ".html") as tmp:
