@@ -56,6 +56,7 @@ def test_tp_agreement_histograms_count_models_right_per_epoch():
         agreement.tp_agreement_histograms(c[:, :, 0])
 
 
+@pytest.mark.slow
 def test_figures_command_writes_every_figure_in_each_format(reported, tmp_path, capsys):
     out = tmp_path / "figs"
     code, text = invoke_cli(["figures", str(reported), "--out", str(out), "--format", "pdf,svg,png"], capsys)
@@ -102,6 +103,7 @@ class _Page(HTMLParser):
         self.text.append(data)
 
 
+@pytest.mark.slow
 def test_report_html_is_one_self_contained_file(reported, capsys):
     code, text = invoke_cli(["report", str(reported), "--html"], capsys)
     assert code == 0, text
