@@ -106,6 +106,15 @@ HEADLINES = [
      "{:.2f} s"),
     ("score arrays (full logits), 20 models x 5,000 images x 1,000 classes: import", "-",
      "bench_import.scores.seconds", "{:.1f} s"),
+    ("training-dynamics scores and split stability, 50,000 x 30 models x 90 epochs: time", "< 60 s",
+     "bench_scores.total.wall_s", "{:.1f} s"),
+    ("  peak memory (the 1.7 GB of decisions included)", "< 4 GB", "bench_scores.total.peak_rss_mb", "{:.0f} MB"),
+    ("  score suite: speedup over plain numpy on the whole cubes", "-", "bench_scores.scores.speedup", "{:.1f}x"),
+    ("  score suite: the peer's extra memory over ours", "-", "bench_scores.scores.memory_ratio", "{:.1f}x"),
+    ("  stability: speedup over per-subset numpy sums and κ matrices (same subsets)", "-",
+     "bench_scores.stability.speedup", "{:.2f}x"),
+    ("default audit: CPU the new measures add (margins recorded, scores and stability in the report)", "-",
+     "bench_scores.default_audit.total_cpu_s", "{:.2f} s"),
 ]
 
 
