@@ -196,3 +196,21 @@ def test_classes_page_lists_confusions_of_many_classes(tmp_path):
     top = [d.value for d in at.dataframe if "decisions" in d.value.columns][-1]
     assert len(top) == 20 and (top["true"] != top["predicted"]).all()
     assert top["decisions"].is_monotonic_decreasing
+
+
+@pytest.mark.slow
+def test_a_linear_probed_pretrained_model_stores_its_features_gram_matrix(tmp_path):
+    from audit.engine import AuditConfig, plan_audit, run_audit
+
+    plan = plan_audit(AuditConfig(dataset="digits", variants="none", device="cpu", rsa_images=100,
+                                  models=["efficientnet_lite0@32"]))
+    run_audit(plan, tmp_path / "audit")
+    result = load(tmp_path / "audit")
+    name = "efficientnet_lite0-32px"
+    arrays = result.representation(name)
+    assert np.array_equal(arrays["image_ids"], representation_images(result.n_images, 100, seed=0))
+    facts = json.loads(result.models.set_index("name").loc[name, "representation"])
+    assert facts["n_images"] == 100 and facts["n_features"] == int(arrays["n_features"]) == 1280
+    rep = Representation.from_arrays(arrays)
+    assert np.all(np.diag(rep.gram) > 0) and np.allclose(rep.gram, rep.gram.T)
+    assert np.all(rep.sums >= 0)  # the features come after a ReLU-like activation and global pooling
