@@ -259,12 +259,15 @@ def _report_and_print(path: Path):
 
 
 @app.command(epilog="Examples:\n\n  ddd-audit report runs/default --tolerance 0\n\n"
-             "  ddd-audit report runs/default --html     # also report/report.html, one file that opens offline")
+             "  ddd-audit report runs/default --html     # also report/report.html, one file that opens offline\n\n"
+             "  ddd-audit report runs/default --pdf      # also report/report.pdf: summary, then one figure a page")
 def report(
     path: Path = typer.Argument(..., help="An audit directory."),
     tolerance: int = typer.Option(1, min=0, help="t: trivial when n_correct >= M - t, impossible when <= t."),
     html: bool = typer.Option(False, "--html", help="Also write report/report.html: the summary, every paper "
                               "figure and the tables in one self-contained file."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write report/report.pdf: the summary, then every paper "
+                             "figure, one per page."),
 ):
     """Rebuild the report's tables and figures from a stored audit (no decisions are recomputed)."""
     from audit import load
@@ -282,6 +285,11 @@ def report(
         stdout.print(f"HTML report: {page}", highlight=False)
     elif result.report_path(HTML_FILE).exists():
         stdout.print(f"report/{HTML_FILE} is from an earlier build; --html rewrites it", highlight=False)
+    if pdf and result.n_models:
+        from audit.report_pdf import write_pdf_report
+
+        with console.status("drawing the figures of the PDF report"):
+            stdout.print(f"PDF report: {write_pdf_report(load(path))}", highlight=False)
     _exit_on_failures(summary, path)
 
 

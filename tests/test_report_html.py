@@ -160,3 +160,23 @@ def test_an_imported_audit_without_pixels_gets_its_figures_and_a_note(tmp_path, 
     page = _Page()
     page.feed((out / "report" / "report.html").read_text(encoding="utf-8"))
     assert [img["alt"] for img in page.images][:len(drawn)] == list(drawn)
+
+
+def test_report_pdf_has_the_summary_then_one_figure_a_page(reported, capsys):
+    import math
+    import re
+
+    from audit.report import format_summary
+    from audit.report_pdf import LINES_PER_PAGE, _wrapped
+
+    code, text = invoke_cli(["report", str(reported), "--pdf"], capsys)
+    assert code == 0, text
+    path = reported / "report" / "report.pdf"
+    assert f"PDF report: {path}" in text
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF") and b"ddd-audit report: synthetic" in data  # the document's title
+    summary = audit.load(reported).summary()
+    text_pages = math.ceil(len(_wrapped(format_summary(summary))) / LINES_PER_PAGE)
+    figures = len(paper.paper_figures(figure_inputs(audit.load(reported))))
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) == text_pages + figures
+    assert all(len(line) <= 110 for line in _wrapped("x" * 250 + " " + "word " * 60))
