@@ -109,9 +109,11 @@ class Player {
     const due = (since, ms) => now - since >= ms - this.frameMs / 2;
     if (t && !t.answered) {
       const seq = t.data.sequence || {};
-      const needsFullscreen = t.data.fullscreen && !document.fullscreenElement && !t.fullscreenDone;
+      // Full screen is asked for before a trial whenever the page is not in it (also after the
+      // observer left it with Esc), unless the browser refused it once.
+      const needsFullscreen = t.data.fullscreen && !document.fullscreenElement && !this.fullscreenRefused;
       if (t.phase === "waiting" && t.images && needsFullscreen) {
-        if (!t.fullscreenAsked) this.askFullscreen(t);
+        if (!this.askingFullscreen) this.askFullscreen();
       } else if (t.phase === "waiting" && t.images) {
         if (due(this.blankOnset, seq.iti_ms || 0)) this.start(t, seq, now);
       } else if (t.phase === "fixation" && due(t.onsets.fixation, seq.fixation_ms)) {
@@ -126,18 +128,19 @@ class Player {
     this.raf = requestAnimationFrame(this.tick);
   }
 
-  askFullscreen(t) {
-    t.fullscreenAsked = true;
-    const button = el("button", { class: "xp-button", type: "button", text: "Continue in full screen" });
+  askFullscreen() {
+    this.askingFullscreen = true;
+    const button = el("button", { class: "xp-button", type: "button", "data-xp-fullscreen": "1", text: "Continue in full screen" });
     button.onclick = () => {
-      const done = () => {
-        t.fullscreenDone = true;
+      const done = (refused) => () => {
+        this.fullscreenRefused = this.fullscreenRefused || refused;
+        this.askingFullscreen = false;
         this.clear();
-        this.blankOnset = null; // the blank restarts now
+        this.blankOnset = null; // the blank interval starts again from here
       };
-      const request = document.documentElement.requestFullscreen;
-      if (request) document.documentElement.requestFullscreen().then(done, done);
-      else done();
+      const root = document.documentElement;
+      if (root.requestFullscreen) root.requestFullscreen().then(done(false), done(true));
+      else done(true)();
     };
     this.stage.replaceChildren(el("div", { class: "xp-centre" }, [button]));
     this.mark("fullscreen");

@@ -154,3 +154,35 @@ def test_phases_last_their_set_times_and_no_frame_mixes_two_trials(made, server)
     assert (frame["mask_ms"] > 0).all()  # each answer came during the mask
     # the response time runs from the pair's onset: the stimulus and the mask before the answer
     assert np.allclose(frame["rt_ms"], frame["stimulus_ms"] + frame["mask_ms"], atol=0.2)
+
+
+def test_a_full_screen_study_asks_for_full_screen_before_the_first_pair(made, server):
+    from playwright.sync_api import sync_playwright
+
+    audit = Path(made.folder).parents[1]  # the server finds every study of this audit
+    full = create_study(
+        audit, "fullscreen",
+        config=DesignConfig(n_trials=2, n_practice=0, size=SIZE, seed=43, fullscreen=True, background="#404040"),
+        n_observers=1,
+    )
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.set_default_timeout(30_000)
+            page.goto(observer_link(server, full.study_id, full.observer_codes[0]))
+            page.locator(".st-key-xp_consent button").click()
+            page.locator(".st-key-xp_start button").click()
+            button = page.locator("[data-xp-fullscreen]")
+            button.wait_for(state="visible")
+            assert page.locator("img[data-xp-trial]").count() == 0  # no pair before full screen
+            assert tuple(pixels(page.screenshot())[5, 5]) == (64, 64, 64)  # the study's background
+            button.click()
+            page.wait_for_function("document.documentElement.dataset.xpPhase === 'stimulus'")
+            assert page.evaluate("document.fullscreenElement !== null")
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function("document.documentElement.dataset.xpPhase === 'stimulus'"
+                                   " && document.documentElement.dataset.xpAnswered !== document.documentElement.dataset.xpTrial")
+            assert page.locator("[data-xp-fullscreen]").count() == 0  # asked once, while in full screen
+        finally:
+            browser.close()
