@@ -143,6 +143,12 @@ def test_wrong_or_missing_token_gives_no_data(created):
         (["--base-url", "ftp://x"], "base URL"),
         (["--name", "a/b"], "study name"),
         (["--db", "nosuchdb://x"], "nosuchdb"),
+        (["--sequence", "fast"], "--sequence must be one of meding2022, lab, masked"),
+        (["--mask"], "a mask needs a presentation limit"),
+        (["--background", "grey"], "background must be a colour like #808080"),
+        (["--redirect-url", "javascript:alert(1)"], "redirect_url must be an http(s) URL"),
+        (["--attention", "warn"], "attention_policy must be one of"),
+        (["--completion-code", "a b"], "completion_code must be"),
     ],
 )
 def test_bad_create_input(created, args, message):
@@ -161,3 +167,21 @@ def test_existing_study_name_and_bad_study_dir(created, tmp_path):
     assert "already exists" in _error_line(result)
     result = runner.invoke(study_app, ["analyze", "--study-dir", str(tmp_path), "--token", token])
     assert "not a study folder" in _error_line(result)
+
+
+def test_create_takes_a_sequence_preset_and_overrides(created):
+    path = created[0]
+    result = runner.invoke(
+        study_app,
+        ["create", "--audit", str(path), "--name", "seq", "--trials", "5", "--size", "16", "--sequence", "masked",
+         "--stimulus-ms", "150", "--size-deg", "3.5", "--open-enrolment", "--base-url", "http://10.0.0.5:8501"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "fixation 300 ms, pair 150 ms, then a mask, blank interval 500 ms; background #808080, 3.5 degrees" in result.output
+    assert "PROLIFIC_PID={{%PROLIFIC_PID%}}" in result.output
+    store, study = open_study_dir(path / "studies" / "seq")
+    with store:
+        config = study.config
+    assert {k: config[k] for k in ("fixation_ms", "stimulus_ms", "mask", "iti_ms", "size_deg", "open_enrolment")} == {
+        "fixation_ms": 300, "stimulus_ms": 150, "mask": True, "iti_ms": 500, "size_deg": 3.5, "open_enrolment": True
+    }
