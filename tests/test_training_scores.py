@@ -156,6 +156,17 @@ def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports
     text = format_summary(summary)
     assert "Training-dynamics scores" in text and "Stability of the split" in text
 
+    # with --record-train the training split is scored the same way; here its files are the validation ones
+    both = tmp_path / "both"
+    shutil.copytree(digits_audit, both)
+    shutil.copytree(both / "decisions", both / "decisions_train")
+    summary = build_report(load(both))
+    train = pd.read_csv(load(both).report_path(SCORE_TABLES["training_split"]))
+    images = pd.read_parquet(both / "images.parquet")
+    assert summary["training_scores"]["training_split_images"] == len(images)
+    np.testing.assert_allclose(train["aum"], images["aum"], rtol=1e-6)
+    np.testing.assert_allclose(train["variability"], images["variability"], rtol=1e-6)
+
     # an audit written before the margins were recorded: the same files without the two columns
     old = tmp_path / "old"
     shutil.copytree(digits_audit, old)

@@ -70,6 +70,10 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
         "mean_by_category": {c: {SCORE_LABELS[s]: _num(frame.loc[cats == c, s].mean()) for s in frame.columns}
                              for c in CATEGORIES if (cats == c).any()},
     }
+    train = _training_split_scores(result, dyn, with_fields, epochs)
+    if train is not None:
+        out.tables[SCORE_TABLES["training_split"]] = train
+        out.summary["training_scores"]["training_split_images"] = len(train)
     if figures_too:
         pick = _subset(len(cats), MAP_POINTS)
         points = pd.DataFrame({"variability": frame["variability"].to_numpy()[pick],
@@ -78,7 +82,8 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
     return out
 
 
-def _mean_over_models(result, dyn: list[str], with_fields: list[str], epochs: np.ndarray) -> pd.DataFrame:
+def _mean_over_models(result, dyn: list[str], with_fields: list[str], epochs: np.ndarray, *,
+                      split: str = "val", image_ids: np.ndarray | None = None) -> pd.DataFrame:
     """`training_scores` of each model in turn, averaged over the models (every score is a mean over them).
 
     One model's decision file is read at a time, past the audit's cache, so memory stays at one
@@ -90,13 +95,33 @@ def _mean_over_models(result, dyn: list[str], with_fields: list[str], epochs: np
     sums: dict[str, np.ndarray] = {}
     for m in dyn:
         fields = ("correct", "true_prob", *(SCORE_FIELDS if m in with_fields else ()))
-        _, arrays = read_decisions(result.path, m, fields, result.image_ids)
+        ids = result.image_ids if image_ids is None else image_ids
+        _, arrays = read_decisions(result.path, m, fields, ids, split)
         cubes = {f: arrays[f][:n_epochs].T[:, None, :] for f in fields}
         frame = ts.training_scores(cubes, epochs)
         for col in frame.columns:
             sums[col] = sums.get(col, 0.0) + frame[col].to_numpy()
     counts = {col: (len(with_fields) if col in ("el2n", "aum") else len(dyn)) for col in sums}
     return pd.DataFrame({col: sums[col] / counts[col] for col in ts.SCORE_COLUMNS if col in sums})
+
+
+def _training_split_scores(result, dyn: list[str], with_fields: list[str], epochs: np.ndarray) -> pd.DataFrame | None:
+    """The same scores on the training split, when every model recorded it (`--record-train`), else None.
+
+    This is where the papers score their images; the training split's image ids run 0..n-1.
+    """
+    import pyarrow.parquet as pq
+
+    from audit.store import decision_path
+
+    files = [decision_path(result.path, m, "train") for m in dyn]
+    if not all(f.exists() for f in files):
+        return None
+    ids = np.unique(pq.read_table(files[0], columns=["image_id"]).column("image_id").to_numpy())
+    train_fields = [m for m in with_fields if has_fields(result.path, m, SCORE_FIELDS, "train")]
+    frame = _mean_over_models(result, dyn, train_fields, epochs, split="train", image_ids=ids)
+    frame.insert(0, "image_id", ids)
+    return frame
 
 
 def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int = 0,
@@ -132,6 +157,9 @@ def format_scores_summary(summary: dict) -> list[str]:
         rho = sc["spearman_n_correct"]
         lines.append("  Spearman with n_correct  " + ", ".join(
             f"{k} {v:+.2f}" for k, v in rho.items() if v is not None))
+        if sc.get("training_split_images"):
+            lines.append(f"  also on the {sc['training_split_images']:,} training images "
+                         f"(report/{SCORE_TABLES['training_split']})")
     st = summary.get("stability")
     if st:
         if lines:

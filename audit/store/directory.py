@@ -66,7 +66,8 @@ DEEPER_FIGURES = {"representation": "representation.png", "confusion": "confusio
                   "training_scores": "training_scores.png", "stability": "stability.png"}
 #: Training-dynamics scores compared (Spearman, per-image scores in images.parquet) and the split's
 #: stability under resampled models (audit.deep.dynamics_scores).
-SCORE_TABLES = {"score_correlation": "score_correlation.csv", "stability": "stability.csv"}
+SCORE_TABLES = {"score_correlation": "score_correlation.csv", "stability": "stability.csv",
+                "training_split": "training_scores_train.csv"}
 #: Humans beside the models (audits imported with human observers; see audit.humans).
 HUMAN_TABLES = {
     "humans": "humans.csv",
