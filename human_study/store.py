@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from human_study.admin import StudyAdmin, open_admin, token_matches
+from human_study.design import study_setting
 from human_study.errors import StudyError, UnknownObserver, UnknownStudy
 from human_study.links import RECRUITMENT_ID_RE, RECRUITMENT_PARAMS, STUDY_ID_RE, normalize_code
 from human_study.records import (
@@ -33,7 +34,6 @@ from human_study.records import (
     Session,
     Study,
 )
-from human_study.design import study_setting
 from human_study.schedule import SIDES, build_schedule
 from human_study.schema import (
     BUSY_TIMEOUT_MS,
