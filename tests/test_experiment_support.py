@@ -321,3 +321,30 @@ def test_results_helpers(opened, made):
     assert server_base_url("http://10.0.0.5:8501/study_results?x=1") == "http://10.0.0.5:8501"
     assert server_base_url("javascript:alert(1)") is None and server_base_url(None) is None
     assert rt_sources(frame.iloc[:0]) == "none yet"
+
+
+def test_a_study_in_degrees_calibrates_after_the_consent_and_before_any_trial():
+    from human_study.records import Calibration
+
+    visit = _visit(needs_calibration=True)
+    assert xp.next_screen(_progress(0), visit, every=0) == "consent"
+    visit.consented = True
+    assert xp.next_screen(_progress(0), visit, every=0) == "calibration"
+    visit.calibration = Calibration(3.78, 570.0)
+    assert xp.next_screen(_progress(0), visit, every=0) == "instructions"
+    # a new session without a calibration (none stored before) asks before the next trial
+    assert xp.next_screen(_progress(5), _visit(consented=True, needs_calibration=True), every=0) == "calibration"
+
+
+def test_client_phases_keep_only_known_finite_durations():
+    payload = {"phases": {"iti": 500.04, "fixation": "300", "stimulus": float("nan"), "mask": -1, "evil": 5}}
+    assert xp.client_phases(payload) == {"iti": 500.0}
+    assert xp.client_phases({"phases": [1, 2]}) is None and xp.client_phases(None) is None
+
+
+def test_the_page_css_hides_streamlit_chrome_and_sets_the_background(opened):
+    store, study = opened
+    css = xp.page_css(study)
+    for selector in ('[data-testid="stToolbar"]', '[data-testid="stMainMenu"]', 'header[data-testid="stHeader"]'):
+        assert selector in css.split("{")[0]
+    assert "background: #808080" in css  # mid-grey, the default
