@@ -15,11 +15,12 @@ import streamlit as st
 from app_pages import _study
 from human_study import results
 from human_study.analysis import analyze, format_p_value, paper_summary
+from human_study.design import study_setting
 from human_study.errors import is_database_error
 from human_study.experiment import question_text
 from human_study.export import full_frame, model_vs_human_frame
 from human_study.figures import study_figures
-from human_study.links import server_base_url
+from human_study.links import recruitment_link, server_base_url
 
 
 def pick_admin():
@@ -50,7 +51,8 @@ def num(x: float, spec: str = ".3f") -> str:
 
 def show_results(study, admin) -> None:
     responses = admin.responses_frame()
-    people = results.observers_table(admin, responses, base_url=server_base_url(st.context.url))
+    base_url = server_base_url(st.context.url)
+    people = results.observers_table(admin, responses, base_url=base_url)
     n_finished = sum(r["finished"] for r in people)
     st.subheader(f"{study.name} ({study.id})")
     st.markdown(
@@ -66,6 +68,9 @@ def show_results(study, admin) -> None:
             hide_index=True,
             column_config={"link": st.column_config.LinkColumn()},
         )
+        if study_setting(study, "open_enrolment") and base_url:
+            st.markdown("The recruiting service's link (one for every participant):")
+            st.code(recruitment_link(base_url, study.id), language=None)
     if responses.empty:
         st.info("No responses yet.")
         return
