@@ -21,13 +21,20 @@ from app_pages import _data, _frames
 from audit import store
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
+from audit.plots.style import CATEGORY_COLOURS, condition_colour
 from audit.report import count_noun
 from audit.store import AuditError
 
 AUDIT_KEY = "audit_path"
 TOLERANCE_KEY = "tolerance"
-CATEGORY_COLORS = ("#2ca02c", "#1f77b4", "#d62728")  # in CATEGORIES
+CATEGORY_COLORS = tuple(CATEGORY_COLOURS[c] for c in CATEGORIES)  # the figures' colour-blind-safe ones
 CATEGORY_SCALE = alt.Scale(domain=list(CATEGORIES), range=list(CATEGORY_COLORS))
+
+
+def condition_scale(groups) -> alt.Scale:
+    """Each condition (a model's group) in its colour of the figures (`audit.plots.style.condition_colour`)."""
+    domain = sorted({str(g) for g in groups})
+    return alt.Scale(domain=domain, range=[condition_colour(g) for g in domain])
 
 
 # --------------------------------------------------------------------------- bounded caches

@@ -11,6 +11,7 @@ import streamlit as st
 from app_pages import _common, _data, _frames
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
+from audit.plots.style import REFERENCE_COLOURS
 from audit.report_html import headline
 
 data = _common.require_audit()
@@ -94,7 +95,8 @@ curves = (
         x="n_correct:O",
         y=alt.Y("images:Q", scale=y_scale),
         color=alt.Color(
-            "null:N", title="null", scale=alt.Scale(domain=["binomial", "beta-binomial"], range=["black", "#ff7f0e"])
+            "null:N", title="null", scale=alt.Scale(domain=["binomial", "beta-binomial"],
+                                          range=[REFERENCE_COLOURS["binomial"], REFERENCE_COLOURS["beta_binomial"]])
         ),
         strokeDash=alt.StrokeDash("null:N", legend=None),
         tooltip=[
@@ -166,7 +168,7 @@ with left:
             .encode(
                 x=alt.X("accuracy_pct:Q", bin=alt.Bin(step=1), title="accuracy at the final epoch (%, bins of 1)"),
                 y=alt.Y("count():Q", title="models"),
-                color=alt.Color("group:N", title="group"),
+                color=alt.Color("group:N", title="group", scale=_common.condition_scale(models["group"])),
                 tooltip=[alt.Tooltip("count():Q", title="models"), alt.Tooltip("group:N")],
             )
             .properties(height=280, title=f"Accuracy of the {len(models):,} models (the table lists each)")
@@ -179,7 +181,7 @@ with left:
         .encode(
             x=alt.X("accuracy_pct:Q", title="accuracy at the final epoch (%)", scale=alt.Scale(domain=[0, 100])),
             y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
-            color=alt.Color("group:N", title="group"),
+            color=alt.Color("group:N", title="group", scale=_common.condition_scale(models["group"])),
             tooltip=[
                 alt.Tooltip("name:N", title="model"),
                 alt.Tooltip("group:N"),
