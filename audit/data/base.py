@@ -68,6 +68,8 @@ class Dataset:
     origin: str = ""
     #: The folder that holds the image files (file datasets); readers open no image outside it.
     root: str | None = None
+    #: How trained variants see the pixels: "linear" or "symlog" (see audit.train.INPUT_TRANSFORMS)
+    input_transform: str = "linear"
 
     @property
     def n_classes(self) -> int:

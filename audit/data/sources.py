@@ -203,16 +203,20 @@ def load_gaussian(
     download: bool = True,
     *,
     n_classes: int = 100,
-    n_train_per_class: int = 100,
-    n_val_per_class: int = 50,
-    image_size: int = 32,
+    n_train_per_class: int = 300,
+    n_val_per_class: int = 500,
+    image_size: int = 16,
     random_state: int = 0,
 ) -> Dataset:
     """The Gaussian-noise control dataset (meding2022 §2, A.4–A.5).
 
     Pixel-wise uncorrelated noise in each RGB channel; class i (1-based) has
     mean 128 and standard deviation sigma = i, clipped to [0, 255] and rounded.
-    The paper used 20,000 train and 50 (or 500) test images per class.
+    The paper used 20,000 train and 50 (or 500) test images per class. The
+    defaults here (300 train, 500 test per class, 16 x 16 px) fit a few minutes
+    of CPU training; 500 test images per class, as in A.5, keep the per-class
+    accuracies precise enough to compare with eq. (1). Trained variants see the
+    pixels through the "symlog" input transform (audit.train.INPUT_TRANSFORMS).
     """
     if n_classes < 2 or n_train_per_class < 1 or n_val_per_class < 1 or image_size < 1:
         raise DatasetError("gaussian needs n_classes >= 2 and positive sizes")
@@ -232,6 +236,7 @@ def load_gaussian(
         train=Split(ty, images=tx),
         val=Split(vy, images=vx),
         origin=f"generated (seed {random_state})",
+        input_transform="symlog",
     )
 
 

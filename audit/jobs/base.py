@@ -75,8 +75,8 @@ class JobContext:
             if ds.train is None:
                 raise ValueError(f"{ds.name} has no training split; trained variants need one (use --variants none)")
             self._tensors[key] = (
-                TensorData.from_numpy(_as_array(ds.train), ds.train.labels, dev),
-                TensorData.from_numpy(_as_array(ds.val), ds.val.labels, dev),
+                TensorData.from_numpy(_as_array(ds.train), ds.train.labels, dev, transform=ds.input_transform),
+                TensorData.from_numpy(_as_array(ds.val), ds.val.labels, dev, transform=ds.input_transform),
             )
         return self._tensors[key]
 

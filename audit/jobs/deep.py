@@ -85,7 +85,7 @@ class DepthSplitJob:
         for h, half in enumerate(halves):
             half_t = torch.from_numpy(half).to(val.images.device)
             combined = TensorData(torch.cat([train.images[own], val.images[half_t]]),
-                                  torch.cat([train.labels[own], val.labels[half_t]]))
+                                  torch.cat([train.labels[own], val.labels[half_t]]), train.transform)
             spec = dataclasses.replace(self.spec, name=f"{self.name}_{h + 1}", train_size=None, train_part="all")
             res = train_variant(spec, combined, val, ds.n_classes, device=ctx.torch_device(), flip=ctx.flip,
                                 progress=progress)
