@@ -41,7 +41,7 @@ EXTRA_COLOURS = ("#77AADD", "#EE8866", "#EEDD88", "#FFAABB", "#99DDFF", "#44BB99
 #: The DDD split's categories (meding2022 §3): easy green, uncertain grey-blue, hard vermillion.
 CATEGORY_COLOURS = {"trivial": "#009E73", "inconclusive": "#8DA0CB", "impossible": "#D55E00"}
 #: The nulls drawn beside an observed histogram (meding2022 Fig. 2) and any other reference line.
-REFERENCE_COLOURS = {"binomial": "#000000", "beta_binomial": "#E69F00", "null": "#777777", "mean": "#000000"}
+REFERENCE_COLOURS = {"binomial": "#000000", "beta_binomial": "#0072B2", "null": "#777777", "mean": "#000000"}
 #: Faint lines and dots for single instances beside their mean.
 INSTANCE_ALPHA = 0.45
 
