@@ -18,12 +18,7 @@ import numpy as np
 import pandas as pd
 
 from audit.data.sources import skipped_files_notes
-from audit.deep.dynamics_scores import (
-    SCORE_IMAGE_COLUMNS,
-    format_scores_summary,
-    stability_report,
-    training_scores_report,
-)
+from audit.deep.dynamics_scores import SCORE_IMAGE_COLUMNS, dynamics_scores_report, format_scores_summary
 from audit.deep.similarity import format_similarity_summary, similarity_report
 from audit.deep.summary import DEEP_COLUMNS, deep_report, format_deep_summary
 from audit.humans import format_human_summary, human_report
@@ -170,7 +165,12 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
 
     # ---- other difficulty scores from the training dynamics, and the split under resampled models
     if deep:
-        _dynamics_scores(content, result, correct, categories, n_corr, notes, random_state)
+        dyn_scores = dynamics_scores_report(result, correct, categories, n_corr, summary.get("tolerance_used"),
+                                            random_state=random_state)
+        scores.update(dyn_scores.scores)
+        summary.update(dyn_scores.summary)
+        notes.extend(dyn_scores.notes)
+        content.outputs.update({**dyn_scores.tables, **dyn_scores.figures})
 
     # ---- humans beside the models (meding2022 §4; imported audits with human observers)
     humans = human_report(result, categories, random_state=random_state)
@@ -188,21 +188,6 @@ def compute_report(result: AuditResult, *, tolerance: int = 1, n_bootstrap: int 
 
     summary["notes"] = notes
     return content
-
-
-def _dynamics_scores(content: ReportContent, result: AuditResult, correct: np.ndarray, categories: np.ndarray,
-                     n_corr: np.ndarray, notes: list, random_state: int) -> None:
-    """Cartography, EL2N, AUM and the other per-image scores beside n_correct, and the split's stability."""
-    tolerance = content.summary.get("tolerance_used")
-    parts = [training_scores_report(result, categories, n_corr)]
-    if tolerance is not None:
-        parts.append(stability_report(correct, tolerance, random_state=random_state))
-    for part in parts:
-        content.scores.update(part.scores)
-        content.summary.update(part.summary)
-        notes.extend(part.notes)
-        content.outputs.update(part.tables)
-        content.outputs.update(part.figures)
 
 
 def build_report(

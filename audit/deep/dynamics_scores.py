@@ -28,6 +28,20 @@ SCORE_LABELS = {"n_correct": "n_correct", "confidence": "confidence", "variabili
 MAP_POINTS = 20000
 
 
+def dynamics_scores_report(result, correct: np.ndarray, categories: np.ndarray, n_correct: np.ndarray,
+                           tolerance: int | None, *, random_state: int = 0, figures_too: bool = True) -> DeepReport:
+    """Both parts in one: the training-dynamics scores, and the split's stability (when there is a split)."""
+    out = training_scores_report(result, categories, n_correct, figures_too=figures_too)
+    if tolerance is not None:
+        more = stability_report(correct, tolerance, random_state=random_state, figures_too=figures_too)
+        out.scores.update(more.scores)
+        out.summary.update(more.summary)
+        out.tables.update(more.tables)
+        out.figures.update(more.figures)
+        out.notes.extend(more.notes)
+    return out
+
+
 def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray, *,
                            figures_too: bool = True) -> DeepReport:
     """Training-dynamics scores of the validation images over the models with several recorded epochs.
@@ -133,7 +147,10 @@ def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int =
         out.notes.append(f"the stability of the split needs at least {max(3, 2 * tolerance + 1)} models; "
                          f"this audit has {n_models}")
         return out
-    res = stab.split_stability(correct, tolerance=tolerance, random_state=random_state)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # thin products: one BLAS thread is faster (see there)
+        res = stab.split_stability(correct, tolerance=tolerance, random_state=random_state)
     out.tables[SCORE_TABLES["stability"]] = res.curve
     out.scores["trivial_resample_share"] = res.per_image["trivial_share"].to_numpy()
     out.scores["impossible_resample_share"] = res.per_image["impossible_share"].to_numpy()

@@ -55,14 +55,23 @@ def curve_sizes(n_models: int, *, tolerance: int = 0, max_sizes: int = MAX_SIZES
 def _subsets(n_models: int, size: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
     """Indicator matrix (n_models, n_subsets): every subset when there are at most n_draws, else random ones."""
     if math.comb(n_models, size) <= n_draws:
-        from itertools import combinations
-
-        rows = np.array(list(combinations(range(n_models), size)))
+        rows = _combinations(n_models, size)
     else:
         rows = np.argsort(rng.random((n_draws, n_models)), axis=1)[:, :size]
     w = np.zeros((n_models, len(rows)), dtype=np.float32)
     w[rows, np.arange(len(rows))[:, None]] = 1.0
     return w
+
+
+def _combinations(n: int, k: int) -> np.ndarray:
+    """Every k-subset of range(n) as a row, in lexicographic order.
+
+    Prefixes that cannot be completed are never built, so no step holds more than C(n, k) rows.
+    """
+    rows: list[tuple] = [()]
+    for i in range(k):
+        rows = [r + (j,) for r in rows for j in range(r[-1] + 1 if r else 0, n - k + i + 1)]
+    return np.array(rows, dtype=np.int64).reshape(len(rows), k)
 
 
 def _band(values: np.ndarray) -> tuple[float, float, float]:
@@ -189,8 +198,9 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     (the fitted share at M + K), stable_from (models from which the fitted trivial share moves less
     than a point per doubling), extrapolation (which models) and recommendation.
 
-    BLAS runs on one thread here: the products are thin (n_models columns) and memory-bound, and a
-    second BLAS thread made them eight times slower in CPU time on 2 cores (benchmarks/bench_scores.py).
+    Run it with BLAS on one thread where cores are few (`threadpoolctl.threadpool_limits(1)`, as the
+    report does): the products are thin (n_models columns) and memory-bound, and a second BLAS thread
+    made them eight times slower in CPU time on 2 cores (benchmarks/bench_scores.py).
     """
     ok = as_correct(correct, min_models=2)
     for name, value, low in (("n_draws", n_draws, 2), ("n_kappa_draws", n_kappa_draws, 0)):
@@ -199,14 +209,6 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     more = ok.shape[1] if more_models is None else int(more_models)
     if more < 1:
         raise ValueError(f"more_models must be at least 1, got {more_models!r}")
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _split_stability(ok, tolerance, n_draws, n_kappa_draws, more, random_state, progress)
-
-
-def _split_stability(ok: np.ndarray, tolerance: int, n_draws: int, n_kappa_draws: int, more: int,
-                     random_state: int, progress) -> SplitStability:
     n_images, n_models = ok.shape
     rng = np.random.default_rng(random_state)
     cf = ok.astype(np.float32)  # counts up to M are exact in float32
