@@ -1,12 +1,15 @@
 """The default audit end to end, with a breakdown by stage: data, training, pretrained inference, metrics, report.
 
 Runs exactly what `make audit` runs (Fashion-MNIST, quick preset, efficientnet_lite0@48) into a
-temporary directory and times each stage from the outside and from the jobs' own records.
-Run: .venv/bin/python benchmarks/bench_audit.py
+temporary directory (or --out DIR, kept) and times each stage from the outside and from the jobs' own
+records; records the trained variants' accuracies too.
+Run: .venv/bin/python benchmarks/bench_audit.py [--out DIR]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -15,22 +18,28 @@ from pathlib import Path
 OUT = Path(__file__).parent / "out"
 
 
-def main() -> dict:
+def main(argv=None) -> dict:
     from audit.engine import AuditConfig, plan_audit, run_audit
     from audit.report import build_report
     from audit.store import load
 
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", help="keep the audit in this (new) folder instead of a temporary one")
+    args = parser.parse_args(argv)
     t0 = time.perf_counter()
     plan = plan_audit(AuditConfig(dataset="fashion-mnist", variants="quick", models=["efficientnet_lite0@48"]))
     t_plan = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "audit"
+    with contextlib.ExitStack() as stack:
+        out = Path(args.out) if args.out else Path(stack.enter_context(tempfile.TemporaryDirectory())) / "audit"
         t1 = time.perf_counter()
         outcome = run_audit(plan, out)
         t_jobs = time.perf_counter() - t1
         t2 = time.perf_counter()
-        summary = build_report(load(out))
+        audit = load(out)
+        summary = build_report(audit)
         t_report = time.perf_counter() - t2
+        variants = audit.models[audit.models["kind"] == "variant"]
+        accuracy = dict(zip(variants["name"], variants["accuracy"].astype(float).round(4), strict=True))
         by_kind: dict[str, float] = {}
         capture = 0.0  # penultimate Gram matrices, outside the variants' training seconds
         for p in sorted((out / "jobs").glob("*.json")) + sorted((out / "aux").glob("*.json")):
@@ -57,6 +66,12 @@ def main() -> dict:
             "total": round(total, 1),
         },
         "goal_total_s": 300,
+        "variant_accuracy": {
+            "mean": round(sum(accuracy.values()) / max(len(accuracy), 1), 4),
+            "min": min(accuracy.values(), default=None),
+            "below_80_percent": sorted(name for name, acc in accuracy.items() if acc < 0.8),
+            "by_variant": accuracy,
+        },
     }
     OUT.mkdir(exist_ok=True)
     (OUT / "audit.json").write_text(json.dumps(result, indent=2))

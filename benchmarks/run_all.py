@@ -94,6 +94,9 @@ HEADLINES = [
      "{:.0f} s"),
     ("  of which the pretrained probe model", "-", "audit.seconds.pretrained_inference_and_probe", "{:.0f} s"),
     ("  of which metrics and report", "-", "audit.seconds.metrics_and_report", "{:.1f} s"),
+    ("  the trained variants' mean accuracy (Fashion-MNIST test split)", ">= 85%", "audit.variant_accuracy.mean",
+     "{:.1%}"),
+    ("  the lowest variant's accuracy", ">= 80% but half_data, disjoint", "audit.variant_accuracy.min", "{:.1%}"),
     ("prediction depth per 10,000 images (k-NN library: faiss, 2,000 reference images)", "-",
      "depth.runs", None),
     ("import 1,000 models x 50,000 images (per-model prediction files), then the report: time", "< 60 s",
@@ -179,6 +182,10 @@ def render(results: dict[str, dict], mach: dict) -> str:
               "overhead to shrink further and the speedup to fall towards 1. No GPU was measured. Figures on "
               "this 2-core virtual machine vary by a few percent from run to run."]
     lines += [""] + gpu_section()
+    if "recipe" in results:  # the curve and tables of the training recipes
+        import bench_recipe
+
+        lines += [""] + bench_recipe.markdown(results["recipe"])
     for name, res in results.items():
         lines += ["", f"## {res.get('benchmark', name)}", "", "```json", json.dumps(res, indent=2), "```"]
     return "\n".join(lines) + "\n"
