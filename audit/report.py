@@ -55,8 +55,9 @@ REPORT_COLUMNS = (
     "accessibility",
     "learned_epoch",
     "forgetting_events",
-    *SCORE_IMAGE_COLUMNS,
 )
+#: Per-image columns of the deeper measures and the training-dynamics scores: rewritten when a build computes them.
+OPTIONAL_COLUMNS = (*DEEP_COLUMNS, *SCORE_IMAGE_COLUMNS)
 DECISION_MAP_ROWS = 500
 #: above this many models, the bootstrap of mean κ resamples images over a random subset of them
 BOOTSTRAP_MAX_MODELS = 50
@@ -621,9 +622,9 @@ def _write_images(result: AuditResult, scores: dict[str, np.ndarray]) -> None:
     base = [c for c in BASE_IMAGE_COLUMNS if c in images.columns]
     # deeper columns are rewritten when this build computed them, and otherwise left as found
     others = [c for c in images.columns
-              if c not in base and c not in REPORT_COLUMNS and not (c in DEEP_COLUMNS and c in scores)]
+              if c not in base and c not in REPORT_COLUMNS and not (c in OPTIONAL_COLUMNS and c in scores)]
     frame = images[base + others].copy()
-    for col in REPORT_COLUMNS + DEEP_COLUMNS:
+    for col in REPORT_COLUMNS + OPTIONAL_COLUMNS:
         if col in scores:
             frame[col] = scores[col]
     write_parquet(result.path / "images.parquet", frame)

@@ -173,6 +173,8 @@ def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports
     for file in (old / "decisions").glob("*.parquet"):
         table = pq.read_table(file)
         pq.write_table(table.drop_columns([c for c in SCORE_FIELDS if c in table.column_names]), file)
+    images = pd.read_parquet(old / "images.parquet")
+    images.drop(columns=["el2n", "aum"]).to_parquet(old / "images.parquet", index=False)
     summary = build_report(load(old))
     assert "EL2N" not in summary["training_scores"]["scores"] and "confidence" in summary["training_scores"]["scores"]
     assert any("EL2N and AUM are absent" in n for n in summary["notes"])
