@@ -299,7 +299,9 @@ def analyze(
             frame, alpha=alpha, block=default_block(study), n_numbers=n_numbers(study)
         )
         typer.echo(format_analysis(result))
-        if figures is not None and len(frame):
+        if figures is not None and not len(frame):
+            typer.echo("\nNo figures: the study has no responses yet")
+        elif figures is not None:
             from human_study.figures import write_figures
 
             written = write_figures(result, frame, figures, prefix=study.name)
