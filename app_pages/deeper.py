@@ -100,8 +100,9 @@ else:
     )
     heatmap(_frames.matrix_long_form(rho), "Spearman's ρ between per-image scores", key="deeper_score_rho",
             domain=(-1, 1))
-    if {"variability", "confidence", "category"} <= set(data.images.columns):
-        points = data.images[["variability", "confidence", "category"]]
+    if {"cartography_variability", "cartography_confidence", "category"} <= set(data.images.columns):
+        points = data.images[["cartography_variability", "cartography_confidence", "category"]].rename(
+            columns=lambda c: c.removeprefix("cartography_"))
         points = points.sample(min(len(points), 5000), random_state=0)
         cmap = alt.Chart(points).mark_circle(size=8, opacity=0.5).encode(
             x=alt.X("variability:Q", title="variability (sd of true-class probability)"),

@@ -97,9 +97,9 @@ def peer_scores(cubes: dict, epochs: np.ndarray) -> pd.DataFrame:
     c, p = cubes["correct"][..., 1:], cubes["true_prob"][..., 1:]
     at = ts.el2n_epoch(epochs)
     frame = pd.DataFrame({
-        "confidence": p.mean(axis=2, dtype=np.float64).mean(axis=1),
-        "variability": p.std(axis=2, dtype=np.float64).mean(axis=1),
-        "correctness": c.mean(axis=2).mean(axis=1),
+        "cartography_confidence": p.mean(axis=2, dtype=np.float64).mean(axis=1),
+        "cartography_variability": p.std(axis=2, dtype=np.float64).mean(axis=1),
+        "cartography_correctness": c.mean(axis=2).mean(axis=1),
         "el2n": np.sqrt(np.clip(cubes["prob_sq_sum"][..., at].astype(np.float64)
                                 - 2 * cubes["true_prob"][..., at] + 1, 0, None)).mean(axis=1),
         "aum": cubes["margin"][..., 1:].mean(axis=2, dtype=np.float64).mean(axis=1),

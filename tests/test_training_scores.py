@@ -90,12 +90,12 @@ def test_training_scores_leave_out_epoch_0_and_the_scores_without_their_columns(
     full = ts.training_scores({"correct": correct, "true_prob": prob, "margin": margin, "prob_sq_sum": sq}, epochs)
     assert list(full.columns) == list(ts.SCORE_COLUMNS)
     np.testing.assert_allclose(full["aum"], margin[..., 1:].mean(axis=(1, 2)))
-    np.testing.assert_allclose(full["confidence"], prob[..., 1:].mean(axis=(1, 2)))
+    np.testing.assert_allclose(full["cartography_confidence"], prob[..., 1:].mean(axis=(1, 2)))
     # the paper's epoch 20 of 200 is a tenth of training: epoch 1 of 10 here
     assert ts.el2n_epoch(epochs) == 1 and ts.el2n_epoch(np.arange(201)) == 20
     np.testing.assert_allclose(full["el2n"], ts.el2n(prob[..., 1], sq[..., 1]))
     old = ts.training_scores({"correct": correct, "true_prob": prob}, epochs)
-    assert "aum" not in old.columns and "el2n" not in old.columns and "confidence" in old.columns
+    assert "aum" not in old.columns and "el2n" not in old.columns and "cartography_confidence" in old.columns
     with pytest.raises(ValueError, match="trained epoch"):
         ts.training_scores({"correct": correct[..., :1], "true_prob": prob[..., :1]}, [0])
 
@@ -145,11 +145,11 @@ def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports
     scores = summary["training_scores"]
     assert {"EL2N", "AUM", "confidence"} <= set(scores["scores"]) and scores["el2n_epoch"] == 1
     images = pd.read_parquet(digits_audit / "images.parquet")
-    assert {"el2n", "aum", "variability", "trivial_resample_share"} <= set(images.columns)
+    assert {"el2n", "aum", "cartography_variability", "trivial_resample_share"} <= set(images.columns)
     # confidence is the mean true-class probability over the trained epochs, over the models with several epochs
     models = scores["models"]
     prob = result.correct_by_epoch(models, "true_prob")[..., 1:]
-    np.testing.assert_allclose(images["confidence"], prob.astype(float).mean(axis=(1, 2)), rtol=1e-9)
+    np.testing.assert_allclose(images["cartography_confidence"], prob.astype(float).mean(axis=(1, 2)), rtol=1e-9)
     rho = pd.read_csv(result.report_path(SCORE_TABLES["score_correlation"]), index_col=0)
     assert rho.loc["n_correct", "n_correct"] == pytest.approx(1.0) and "AUM" in rho.columns
     assert "with " in summary["stability"]["recommendation"]
@@ -165,7 +165,7 @@ def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports
     images = pd.read_parquet(both / "images.parquet")
     assert summary["training_scores"]["training_split_images"] == len(images)
     np.testing.assert_allclose(train["aum"], images["aum"], rtol=1e-6)
-    np.testing.assert_allclose(train["variability"], images["variability"], rtol=1e-6)
+    np.testing.assert_allclose(train["cartography_variability"], images["cartography_variability"], rtol=1e-6)
 
     # an audit written before the margins were recorded: the same files without the two columns
     old = tmp_path / "old"

@@ -18,11 +18,11 @@ from audit.metrics.difficulty import CATEGORIES
 from audit.store import DEEPER_FIGURES, SCORE_FIELDS, SCORE_TABLES, has_fields
 
 #: Per-image columns this part adds to images.parquet.
-SCORE_IMAGE_COLUMNS = ("confidence", "variability", "correctness", "el2n", "aum", "first_learned_epoch",
+SCORE_IMAGE_COLUMNS = ("cartography_confidence", "cartography_variability", "cartography_correctness", "el2n", "aum", "first_learned_epoch",
                        "trivial_resample_share", "impossible_resample_share")
 #: Names in the Spearman matrix and the summary.
-SCORE_LABELS = {"n_correct": "n_correct", "confidence": "confidence", "variability": "variability",
-                "correctness": "correctness", "el2n": "EL2N", "aum": "AUM",
+SCORE_LABELS = {"n_correct": "n_correct", "cartography_confidence": "confidence",
+                "cartography_variability": "variability", "cartography_correctness": "correctness", "el2n": "EL2N", "aum": "AUM",
                 "forgetting_events_mean": "forgetting events", "first_learned_epoch": "first learned epoch"}
 #: at most this many images are drawn in the cartography map (a seeded subset; the table has all)
 MAP_POINTS = 20000
@@ -90,8 +90,8 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
         out.summary["training_scores"]["training_split_images"] = len(train)
     if figures_too:
         pick = _subset(len(cats), MAP_POINTS)
-        points = pd.DataFrame({"variability": frame["variability"].to_numpy()[pick],
-                               "confidence": frame["confidence"].to_numpy()[pick], "category": cats[pick]})
+        points = pd.DataFrame({"variability": frame["cartography_variability"].to_numpy()[pick],
+                               "confidence": frame["cartography_confidence"].to_numpy()[pick], "category": cats[pick]})
         out.figures[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn))
     return out
 

@@ -195,9 +195,10 @@ def forgetting(correct) -> np.ndarray:
 
 
 #: The per-image scores of `training_scores`, in column order, and which way is harder.
-SCORE_COLUMNS = ("confidence", "variability", "correctness", "el2n", "aum", "forgetting_events_mean",
+SCORE_COLUMNS = ("cartography_confidence", "cartography_variability", "cartography_correctness", "el2n", "aum", "forgetting_events_mean",
                  "first_learned_epoch")
-HARDER_WHEN = {"confidence": "lower", "variability": "higher", "correctness": "lower", "el2n": "higher",
+HARDER_WHEN = {"cartography_confidence": "lower", "cartography_variability": "higher",
+               "cartography_correctness": "lower", "el2n": "higher",
                "aum": "lower", "forgetting_events_mean": "higher", "first_learned_epoch": "higher"}
 
 
@@ -229,7 +230,7 @@ def training_scores(cubes: dict, epochs, *, el2n_at: int | None = None) -> pd.Da
         raise ValueError(f"training scores need a trained epoch (>= 1); the recorded epochs are {ep.tolist()}")
     sel = slice(keep[0], None) if (np.diff(keep) == 1).all() and keep[-1] == n_epochs - 1 else keep
     trained = {k: v[..., sel] for k, v in cubes.items()}
-    out = dict(zip(("confidence", "variability", "correctness"),
+    out = dict(zip(("cartography_confidence", "cartography_variability", "cartography_correctness"),
                    cartography(trained["true_prob"], trained["correct"]), strict=True))
     if "prob_sq_sum" in cubes:
         at = el2n_epoch(ep) if el2n_at is None else int(el2n_at)
