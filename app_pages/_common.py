@@ -21,7 +21,7 @@ from app_pages import _data, _frames
 from audit import store
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
-from audit.plots.style import CATEGORY_COLOURS, condition_colour
+from audit.plots.style import CATEGORY_COLOURS, condition_palette
 from audit.report import count_noun
 from audit.store import AuditError
 
@@ -32,9 +32,9 @@ CATEGORY_SCALE = alt.Scale(domain=list(CATEGORIES), range=list(CATEGORY_COLORS))
 
 
 def condition_scale(groups) -> alt.Scale:
-    """Each condition (a model's group) in its colour of the figures (`audit.plots.style.condition_colour`)."""
-    domain = sorted({str(g) for g in groups})
-    return alt.Scale(domain=domain, range=[condition_colour(g) for g in domain])
+    """Each condition (a model's group) in its colour of the figures (`audit.plots.style.condition_palette`)."""
+    palette = condition_palette(groups)
+    return alt.Scale(domain=list(palette), range=list(palette.values()))
 
 
 # --------------------------------------------------------------------------- bounded caches

@@ -412,7 +412,7 @@ def _dynamics(content: ReportContent, result: AuditResult, names: list[str], epo
     frame.insert(0, "epoch_from", epochs[:-1])
     frame["mean"] = swaps.mean(axis=0)
     content.table("swaps", frame)
-    groups_of = dict(zip(dyn, model_fields(result, dyn, "group"), strict=True))
+    groups_of = dict(zip(names, model_fields(result, names, "group"), strict=True))  # all: one palette
     content.figure("swaps", lambda: dynamics_plots.swaps_figure(frame, groups_of))
 
     counts = by_epoch.sum(axis=1, dtype=np.int32)  # n models right, per image and epoch

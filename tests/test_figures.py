@@ -169,7 +169,7 @@ def test_class_accuracy_is_sorted_and_leaves_out_empty_classes():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["dog", "cat"]
     assert [b.get_height() for b in ax.patches] == pytest.approx([0.85, 0.4])
     assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["mean of 2 models", "range over models"]
-    one = images.class_accuracy_figure(PER_CLASS, model="base").axes[0]
+    one = images.class_accuracy_figure(PER_CLASS, model="base", groups=GROUPS).axes[0]
     assert [b.get_height() for b in one.patches] == pytest.approx([0.9, 0.5])
     assert to_hex(one.patches[0].get_facecolor()) == style.condition_colour("base").lower()
     with pytest.raises(ValueError, match="model 'x' is not a column"):
@@ -256,3 +256,22 @@ def test_learning_order_bins_images_by_accessibility():
         "learned epoch: median, quartiles", "never learned (right axis)"]
     with pytest.raises(ValueError, match="at least 20 images"):
         dynamics.learning_order_figure(SCORES.head(10))
+
+
+def test_user_conditions_that_hash_alike_get_their_own_colours_everywhere():
+    a, b = "cuda_nondeterministic", "optimizer"
+    assert style.condition_colour(a) == style.condition_colour(b)  # the stable hash alone would clash
+    groups = {"base": "base", "m1": a, "m2": b, "m3": "init_seed"}
+    palette = style.palette_of(groups)
+    assert palette[a] != palette[b] and palette["init_seed"] == style.condition_colour("init_seed")
+    assert style.condition_palette([b, a, "base"]) == {k: palette[k] for k in ("base", a, b)}  # order-free
+    swaps = SWAPS.rename(columns={"init_seed_1": "m1", "init_seed_2": "m2", "architecture": "m3"})
+    lines = dynamics.swaps_figure(swaps, groups).axes[0].lines
+    renamed = dict(zip(NAMES, groups, strict=True))
+    kappa = _kappa({}).rename(index=renamed, columns=renamed)
+    diamonds = split.kappa_by_condition_figure({"all": kappa}, groups).axes[0]
+    by_label = {t.get_text(): to_hex(c.get_facecolor()[0])
+                for t, c in zip(diamonds.get_xticklabels(), diamonds.collections[1::2], strict=True)}
+    for model, condition in (("m1", a), ("m2", b)):
+        line = lines[list(groups).index(model)]
+        assert to_hex(line.get_color()) == by_label[condition] == palette[condition].lower()

@@ -64,8 +64,9 @@ def swaps_figure(swaps: pd.DataFrame, groups: Mapping[str, str], *, width: str |
     x = swaps["epoch_from"].to_numpy()
     fig, ax = st.new_figure(width, style=style)
     conditions = [st.condition_of(groups, m) for m in models]
+    palette = st.palette_of(groups, models)
     for model, condition in zip(models, conditions, strict=True):
-        ax.plot(x, swaps[model].to_numpy(float), color=st.condition_colour(condition), lw=0.8,
+        ax.plot(x, swaps[model].to_numpy(float), color=palette[condition], lw=0.8,
                 alpha=0.8 if len(models) <= 30 else 0.3)
     mean = swaps["mean"] if "mean" in swaps.columns else swaps[models].mean(axis=1)
     ax.plot(x, mean.to_numpy(float), color=st.REFERENCE_COLOURS["mean"], lw=1.6, ls="--", label="mean of models")
@@ -77,7 +78,7 @@ def swaps_figure(swaps: pd.DataFrame, groups: Mapping[str, str], *, width: str |
     from matplotlib.lines import Line2D
 
     distinct = list(dict.fromkeys(conditions))
-    handles = [Line2D([], [], color=st.condition_colour(c), label=c) for c in distinct[:16]]
+    handles = [Line2D([], [], color=palette[c], label=c) for c in distinct[:16]]
     handles.append(Line2D([], [], color="black", ls="--", lw=1.6, label="mean of models"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncols=1 if len(handles) <= 9 else 2)
     return fig

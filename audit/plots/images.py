@@ -18,8 +18,8 @@ CLASS_LABELS_MAX = 40
 
 
 @st.styled
-def class_accuracy_figure(per_class: pd.DataFrame, *, model: str | None = None, width: str | float = "one",
-                          style: str = "paper"):
+def class_accuracy_figure(per_class: pd.DataFrame, *, model: str | None = None, groups=None,
+                          width: str | float = "one", style: str = "paper"):
     """Accuracy per class, sorted from the easiest class down (meding2022 Fig. 15, Table 1).
 
     Parameters
@@ -30,6 +30,8 @@ def class_accuracy_figure(per_class: pd.DataFrame, *, model: str | None = None, 
         Draw this model's accuracy (the paper draws the fully trained base
         network); by default the mean over models, with a line for the range
         over models.
+    groups : mapping model -> condition, optional
+        Colours `model`'s bars in its condition's colour.
     """
     frame = per_class[per_class["n_images"] > 0] if "n_images" in per_class.columns else per_class
     models = [c for c in frame.columns if c not in ("class", "class_name", "n_images", "mean")]
@@ -40,7 +42,7 @@ def class_accuracy_figure(per_class: pd.DataFrame, *, model: str | None = None, 
     x = np.arange(len(order))
     y = values.to_numpy(float)[order]
     fig, ax = st.new_figure(width, style=style)
-    colour = st.condition_colour("base") if model else "#555555"
+    colour = st.palette_of(groups, [model])[st.condition_of(groups, model)] if model else "#555555"
     if len(order) <= MANY_BARS:
         ax.bar(x, y, width=0.8 if len(order) <= 50 else 1.0, color=colour, lw=0,
                label=model or f"mean of {len(models)} models")

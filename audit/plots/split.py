@@ -98,7 +98,7 @@ def kappa_by_condition_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapp
     matrices : {"all": DataFrame, "inconclusive": DataFrame}
         κ matrices indexed and labelled by model (error_consistency_*.csv); one panel each.
     groups : mapping model -> condition
-        The models table's `group`; each condition keeps its colour (`style.condition_colour`).
+        The models table's `group`; each condition keeps its colour (`style.palette_of`).
     base_model : str, optional
         The reference network; by default the model of condition "base".
 
@@ -113,6 +113,7 @@ def kappa_by_condition_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapp
     base_model = base_model or base_model_of(groups, names)
     tables = {s: kappa_with_base(matrices[s], groups, base_model) for s in subsets}
     order = tables[subsets[0]].groupby("condition", sort=False)["kappa"].mean().sort_values(ascending=False).index
+    palette = st.palette_of(groups, names)
     fig, axes = st.new_figure(width, st.panel_height(style), ncols=len(subsets), style=style,
                               sharey=True, squeeze=False)
     lo = min(0.0, *(float(t["kappa"].min()) for t in tables.values()))
@@ -120,7 +121,7 @@ def kappa_by_condition_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapp
         table = tables[subset]
         for x, condition in enumerate(order):
             kappas = table.loc[table["condition"] == condition, "kappa"].to_numpy()
-            colour = st.condition_colour(condition)
+            colour = palette[condition]
             ax.scatter(np.full(len(kappas), x), kappas, s=10, color=colour, alpha=st.INSTANCE_ALPHA, lw=0)
             ax.scatter([x], [kappas.mean()], s=34, marker="D", color=colour, edgecolor="black", lw=0.5, zorder=3)
         ax.axhline(0, color="#999999", lw=0.5, zorder=0)
@@ -170,9 +171,10 @@ def kappa_matrices_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapping[
             ax.set_xticks(range(len(names)), names, rotation=90, fontsize=size)
             ax.set_yticks(range(len(names)), names, fontsize=size)
             if groups:
+                palette = st.palette_of(groups, names)
                 for label, name in zip(ax.get_yticklabels(), names, strict=True):
-                    label.set_bbox({"facecolor": st.condition_colour(st.condition_of(groups, name)), "alpha": 0.35,
-                                    "lw": 0, "pad": 0.6})
+                    label.set_bbox({"facecolor": palette[st.condition_of(groups, name)], "alpha": 0.35, "lw": 0,
+                                    "pad": 0.6})
         else:
             ax.set_xticks([])
             ax.set_yticks([])

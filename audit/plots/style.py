@@ -91,6 +91,25 @@ def condition_colours(groups: Iterable[str]) -> list[str]:
     return [condition_colour(g) for g in groups]
 
 
+def condition_palette(groups: Iterable[str]) -> dict[str, str]:
+    """A colour for each distinct condition in `groups`, no two alike.
+
+    Known conditions keep their fixed colour; a user's own conditions take, in
+    sorted order, their `condition_colour` unless a condition before them has it,
+    else the next free one of `EXTRA_COLOURS` (grey once all are taken). Figures
+    that are given the same conditions (the audit's) so colour them alike.
+    """
+    names = sorted({str(g) for g in groups})
+    palette = {n: condition_colour(n) for n in names if CONDITION_ALIASES.get(n, n) in CONDITION_COLOURS}
+    used = set(palette.values())
+    for name in (n for n in names if n not in palette):
+        start = EXTRA_COLOURS.index(condition_colour(name))
+        free = [EXTRA_COLOURS[(start + i) % len(EXTRA_COLOURS)] for i in range(len(EXTRA_COLOURS))]
+        palette[name] = next((c for c in free if c not in used), "#999999")
+        used.add(palette[name])
+    return palette
+
+
 def figure_width(width: str | float, style: str = "paper") -> float:
     """Inches for "one" or "two" journal columns (a slide's width under style "slides"), or a number as given."""
     if isinstance(width, str):
@@ -161,13 +180,20 @@ def percent_axis(ax, axis: str = "y", *, share: bool = True) -> None:
     getattr(ax, f"{axis}axis").set_major_formatter(PercentFormatter(1.0 if share else 100.0, decimals=0))
 
 
-def condition_legend(ax, groups: Sequence[str], *, marker: str = "o", **kwargs):
-    """A legend with one entry per condition in `groups` (first appearance kept), each in its fixed colour."""
+def condition_legend(ax, groups: Sequence[str], *, marker: str = "o", palette: dict | None = None, **kwargs):
+    """A legend with one entry per condition in `groups` (first appearance kept), in `palette`'s colours."""
     from matplotlib.lines import Line2D
 
     seen = list(dict.fromkeys(str(g) for g in groups))
-    handles = [Line2D([], [], color=condition_colour(g), marker=marker, ls="", label=g) for g in seen]
+    palette = palette or condition_palette(seen)
+    handles = [Line2D([], [], color=palette[g], marker=marker, ls="", label=g) for g in seen]
     return ax.legend(handles=handles, **kwargs)
+
+
+def palette_of(groups, models=()) -> dict[str, str]:
+    """`condition_palette` of every condition in a mapping model -> group, and of `models` missing from it."""
+    return condition_palette([*(condition_of(groups, m) for m in (groups or {})),
+                              *(condition_of(groups, m) for m in models)])
 
 
 def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
