@@ -115,3 +115,15 @@ def test_deeper_page_shows_the_scores_and_the_stability(tmp_path):
     text = " ".join(str(m.value) for m in at.markdown)
     assert summary["stability"]["recommendation"][1:] in text
     assert "EL2N and AUM need the margins" in text  # synthetic decisions carry no margins
+
+
+def test_a_zoo_curve_uses_a_subset_of_images_and_skips_kappa_for_large_subsets():
+    _, correct = _mixture(3000, 130, seed=9)
+    res = st.split_stability(correct, n_draws=4, n_kappa_draws=2, max_images=1000, kappa_max_models=20)
+    assert res.summary["curve_images"] == 1000 and len(res.per_image) == 3000  # per-image shares on every image
+    curve = res.curve[res.curve["observed"]]
+    # with 3 models at tolerance 1 nothing is inconclusive, so κ starts at 4
+    assert curve.loc[curve["n_models"].between(4, 20), "kappa_mean"].notna().all()
+    assert curve.loc[curve["n_models"] > 20, "kappa_mean"].isna().all()
+    assert len(curve) <= st.MAX_SIZES + 1 and curve["n_models"].iloc[-1] == 130
+    assert res.summary["recommendation"].startswith("with 130 models")

@@ -26,6 +26,9 @@ SCORE_LABELS = {"n_correct": "n_correct", "cartography_confidence": "confidence"
                 "forgetting_events_mean": "forgetting events", "first_learned_epoch": "first learned epoch"}
 #: at most this many images are drawn in the cartography map (a seeded subset; the table has all)
 MAP_POINTS = 20000
+#: above this many models the stability curve takes 50 draws per size on ZOO_CURVE_IMAGES images
+ZOO_MODELS = 100
+ZOO_CURVE_IMAGES = 10000
 
 
 def dynamics_scores_report(result, correct: np.ndarray, categories: np.ndarray, n_correct: np.ndarray,
@@ -150,7 +153,10 @@ def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int =
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # thin products: one BLAS thread is faster (see there)
-        res = stab.split_stability(correct, tolerance=tolerance, random_state=random_state)
+        # a zoo: fewer draws, and the curve on a subset of the images (each size costs n_images x M x draws)
+        zoo = n_models > ZOO_MODELS
+        res = stab.split_stability(correct, tolerance=tolerance, random_state=random_state,
+                                   n_draws=50 if zoo else 200, max_images=ZOO_CURVE_IMAGES if zoo else None)
     out.tables[SCORE_TABLES["stability"]] = res.curve
     out.scores["trivial_resample_share"] = res.per_image["trivial_share"].to_numpy()
     out.scores["impossible_resample_share"] = res.per_image["impossible_share"].to_numpy()
@@ -181,7 +187,9 @@ def format_scores_summary(summary: dict) -> list[str]:
     if st:
         if lines:
             lines.append("")
-        lines.append(f"Stability of the split ({st['n_draws']} resamples of the models per size)")
+        n_images = (summary.get("audit") or {}).get("n_images") or 0
+        images = f", on {st['curve_images']:,} of the images" if 0 < st.get("curve_images", 0) < n_images else ""
+        lines.append(f"Stability of the split ({st['n_draws']} resamples of the models per size{images})")
         lines.append(f"  {st['recommendation']}")
         lines.append(f"  trivial in every bootstrap draw {100 * st['always_trivial_share']:.1f}% of images, "
                      f"impossible in every draw {100 * st['always_impossible_share']:.1f}%")

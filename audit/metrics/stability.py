@@ -161,7 +161,8 @@ def fit_inflated_beta_binomial(n_correct, n_models: int) -> InflatedBetaBinomial
 
 
 def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_draws: int = 30,
-                    more_models: int | None = None, random_state: int = 0, progress=None) -> SplitStability:
+                    more_models: int | None = None, max_images: int | None = None, kappa_max_models: int = 100,
+                    random_state: int = 0, progress=None) -> SplitStability:
     """How the DDD split moves with the number of models (resampled), and beyond M (extrapolated).
 
     The tolerance is the one the split uses with M models (`difficulty.usable_tolerance`). For every
@@ -186,6 +187,10 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     n_draws : int, default 200, subsets per size and bootstrap draws
     n_kappa_draws : int, default 30, subsets per size whose mean κ is computed (0 skips κ)
     more_models : int, optional, K of the recommendation; default M (twice the models)
+    max_images : int, optional, the curve (not the per-image shares) uses a seeded subset of this many
+        images when there are more; for a zoo of many models, where each size costs n_images x M x n_draws
+    kappa_max_models : int, default 100, κ is computed for subsets of at most this many models (its
+        cost grows as m^2 per draw); NaN above
     random_state : int, default 0
     progress : callable(done, total), optional, called after each size
 
@@ -196,7 +201,7 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     M + K, the same as at M when the band does not narrow), halfwidth_exponent (b), fit (the inflated
     beta-binomial's w_one, w_zero, alpha, beta and max_error over the observed sizes), trivial_fit_more
     (the fitted share at M + K), stable_from (models from which the fitted trivial share moves less
-    than a point per doubling), extrapolation (which models) and recommendation.
+    than a point per doubling), curve_images, extrapolation (which models) and recommendation.
 
     Run it with BLAS on one thread where cores are few (`threadpoolctl.threadpool_limits(1)`, as the
     report does): the products are thin (n_models columns) and memory-bound, and a second BLAS thread
@@ -212,8 +217,12 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     n_images, n_models = ok.shape
     rng = np.random.default_rng(random_state)
     cf = ok.astype(np.float32)  # counts up to M are exact in float32
-    gram = cf.T.astype(np.float64) @ cf
-    col_sums = cf.sum(axis=0, dtype=np.float64)
+    curve_cf = cf
+    if max_images is not None and n_images > max_images:
+        pick = np.random.default_rng([random_state, 1]).choice(n_images, size=int(max_images), replace=False)
+        curve_cf = cf[np.sort(pick)]
+    gram = curve_cf.T.astype(np.float64) @ curve_cf
+    col_sums = curve_cf.sum(axis=0, dtype=np.float64)
     counts_full = np.count_nonzero(ok, axis=1)
     fit = fit_inflated_beta_binomial(counts_full, n_models)
 
@@ -223,22 +232,23 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
     for done, m in enumerate(sizes, 1):
         t = tolerance
         w = _subsets(n_models, int(m), n_draws, rng)
-        k = cf @ w  # (n_images, n_subsets): models right per image and subset
+        k = curve_cf @ w  # (n_images, n_subsets): models right per image and subset
         trivial, impossible = k >= m - t, k <= t
         shares = {"trivial": trivial.mean(axis=0), "impossible": impossible.mean(axis=0)}
         shares["inconclusive"] = 1.0 - shares["trivial"] - shares["impossible"]
         row = {"n_models": int(m), "observed": True, "tolerance": t}
         for name in SHARES:
             row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"] = _band(shares[name])
-        kappas = np.array([_mean_kappa_inconclusive(cf, gram, col_sums, np.flatnonzero(w[:, d]),
+        n_kappa = min(n_kappa_draws, w.shape[1]) if m <= kappa_max_models else 0
+        kappas = np.array([_mean_kappa_inconclusive(curve_cf, gram, col_sums, np.flatnonzero(w[:, d]),
                                                     ~(trivial[:, d] | impossible[:, d]))
-                           for d in range(min(n_kappa_draws, w.shape[1]))])
+                           for d in range(n_kappa)])
         row["kappa_mean"], row["kappa_low"], row["kappa_high"] = _band(kappas) if len(kappas) else (np.nan,) * 3
         rows.append(row)
         if progress is not None:
             progress(done, len(sizes))
 
-    # bootstrap of M models with replacement: the spread at M, and each image's share
+    # bootstrap of M models with replacement: each image's shares, on every image
     t_full = tolerance
     draws = rng.integers(0, n_models, size=(n_draws, n_models))
     w = np.zeros((n_models, n_draws), dtype=np.float32)
@@ -270,7 +280,7 @@ def split_stability(correct, *, tolerance: int = 1, n_draws: int = 200, n_kappa_
         "trivial_share": trivial_share, "trivial_halfwidth": halfwidth, "more_models": more,
         "trivial_halfwidth_more": narrower, "halfwidth_exponent": exponent,
         "fit": {**fit._asdict(), "max_error": max_error},
-        "trivial_fit_more": fit_more, "stable_from": _stable_from(fit, tolerance),
+        "trivial_fit_more": fit_more, "stable_from": _stable_from(fit, tolerance), "curve_images": len(curve_cf),
         "extrapolation": "zero-and-one-inflated beta-binomial fit of the n_correct histogram (shares); power law in m of the "
                          "finite-population-corrected 95% half-width over subsets (band)",
         "mean_kappa_inconclusive": _num(curve.loc[curve["n_models"] == n_models, "kappa_mean"].iloc[0]),
@@ -308,14 +318,14 @@ def recommendation(summary: dict) -> str:
     m, x, k = summary["n_models"], summary["trivial_halfwidth"], summary["more_models"]
     share = f"the trivial share ({100 * summary['trivial_share']:.1f}%)"
     if x is None:
-        return f"with {m} models, too few subset sizes to say how well {share} is known"
-    line = f"with {m} models, {share} is known to ±{_points(x)} points"
+        return f"with {m:,} models, too few subset sizes to say how well {share} is known"
+    line = f"with {m:,} models, {share} is known to ±{_points(x)} points"
     y = summary["trivial_halfwidth_more"]
     if summary["halfwidth_exponent"] <= 0:
-        line += f"; {k} more models would not narrow the band (it does not shrink over the resampled sizes)"
+        line += f"; {k:,} more models would not narrow the band (it does not shrink over the resampled sizes)"
     else:
-        line += f"; {k} more models would narrow it to ±{_points(y)} points"
-    line += f"; the fitted model expects {100 * summary['trivial_fit_more']:.1f}% with {m + k} models"
+        line += f"; {k:,} more models would narrow it to ±{_points(y)} points"
+    line += f"; the fitted model expects {100 * summary['trivial_fit_more']:.1f}% with {m + k:,} models"
     stable = summary.get("stable_from")
     if stable is not None:
         line += f" and moves less than a point per doubling from {stable:,} models on"
