@@ -46,7 +46,7 @@ _NEW_RECIPE = {"schedule": "onecycle", "label_smoothing": 0.1, "lr": 0.1, "batch
 CANDIDATES: dict[str, tuple[dict, tuple[int, ...]]] = {
     "old quick: resnet_small w8 d8, step schedule, fixed 6,000 images": (_OLD, (3, 6)),
     "new quick: resnet_small w12 d8 stem stride 2, one-cycle, label smoothing, 30,000 of 60,000 per epoch": (
-        {}, (2, 4)),
+        {}, (3, 4)),
     "new recipe, old network (resnet_small w8 d8), 15,000 images per epoch": (
         {**_NEW_RECIPE, "arch": "resnet_small", "arch_kwargs": {"width": 8, "depth": 8}, "epoch_size": 15000},
         (4,)),
