@@ -164,9 +164,10 @@ PRESET_RECIPES: dict[str, BaseRecipe] = {
     # the full A.1 grid: for a GPU or a cluster
     "paper": BaseRecipe(epochs=30, batch_size=256, train_size=None),
 }
-# the Gaussian control (meding2022 A.4-A.5): the quick networks trained 4x longer, at a higher rate and
-# without label smoothing, which blurs the neighbouring sigmas the classes differ by
-PRESET_RECIPES["gaussian"] = dataclasses.replace(PRESET_RECIPES["quick"], epochs=12, lr=0.2, label_smoothing=0.0)
+# the Gaussian control (meding2022 A.4-A.5): the quick networks trained for 16 epochs, at a higher rate and
+# without label smoothing, which blurs the neighbouring sigmas the classes differ by (rho 0.83 between class
+# accuracy and eq. 1's KL divergence in 9 min on 2 cores; 0.80 with 12 epochs)
+PRESET_RECIPES["gaussian"] = dataclasses.replace(PRESET_RECIPES["quick"], epochs=16, lr=0.2, label_smoothing=0.0)
 
 #: instances per condition in each preset ("nondeterministic" is dropped on devices without such kernels)
 PRESET_CONDITIONS: dict[str, dict[str, int]] = {
