@@ -112,10 +112,10 @@ class VariantJob:
                                         res.train_true_prob, res.train_top_prob, ds.train.labels,
                                         margin=res.train_margin, prob_sq_sum=res.train_prob_sq_sum)
         extras, deep = deep_outputs(self.spec, ctx, res.model, train, val)
-        record = {
         rep_extras, rep_facts = representation_outputs(self.spec, ctx, res.model, train, val)
         extras.update(rep_extras)
         deep.update(rep_facts)
+        record = {
             **self.describe(),
             **deep,
             "accuracy": res.val_accuracy[-1],
@@ -134,7 +134,6 @@ class VariantJob:
         return JobOutput(record=record, decisions=decisions, train_decisions=train_dec, extras=extras)
 
 
-def deep_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
 def representation_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
     """The final model's penultimate Gram matrix on the audit's representation images (for RSA and CKA).
 
@@ -160,6 +159,7 @@ def representation_outputs(spec, ctx: JobContext, model, train, val) -> tuple[di
     return {f"representation/{spec.name}.npz": arrays}, {"representation": facts}
 
 
+def deep_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
     """Prediction depth and/or the final softmax of a trained variant, computed while its model is in memory.
 
     Returns the extra files ({path: frame or array}) and facts for the job record.
