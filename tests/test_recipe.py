@@ -12,7 +12,8 @@ import torch
 from audit.data.sources import load_gaussian
 from audit.metrics.gaussian_control import gaussian_kl, kl_accuracy_correlation, nearest_neighbour_kl
 from audit.models.variants import PRESET_RECIPES, VariantSpec, preset_variants
-from audit.train import Normalizer, TensorData, make_scheduler, train_indices, train_variant
+from audit.train import (MAX_PASSES_PER_EPOCH, Normalizer, TensorData, epoch_draws, make_scheduler, train_indices,
+                         train_variant)
 
 
 def _tiny_data(n: int, n_classes: int = 3, size: int = 8, seed: int = 0) -> TensorData:
@@ -37,9 +38,36 @@ def test_onecycle_warms_up_then_anneals_over_the_variants_own_steps():
     assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1:], strict=False))
     assert rates[-1] < 0.002
     # "half batch" takes two optimizer steps per batch: the cycle spans both
-    split = make_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2),
-                           dataclasses.replace(spec, split_batch=True), steps_per_epoch=10)
-    assert split.total_steps == 60
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    split = make_scheduler(opt, dataclasses.replace(spec, split_batch=True), steps_per_epoch=10)
+    split_rates = []
+    for _ in range(60):
+        split_rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        split.step()
+    assert 12 <= int(np.argmax(split_rates)) <= 16 and split_rates[-1] < 0.002
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 8, 30, 705])
+def test_onecycle_matches_torch_and_survives_a_few_steps(total):
+    """The values of torch's OneCycleLR; 4 steps in all (a tiny folder's plus1) divided by zero there."""
+    spec = VariantSpec(name="v", group="base", lr=0.1, epochs=total, schedule="onecycle")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=spec.lr)
+    ours = make_scheduler(opt, spec, steps_per_epoch=1)
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=spec.lr)
+    ref = None
+    if total != 4:
+        ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=0.1, total_steps=total, pct_start=0.25,
+                                                  div_factor=10.0, final_div_factor=1e3, cycle_momentum=False)
+    for _ in range(total):
+        lr = opt.param_groups[0]["lr"]
+        assert 1e-5 - 1e-12 <= lr <= 0.1 + 1e-12
+        if ref is not None:
+            assert lr == pytest.approx(ref_opt.param_groups[0]["lr"], abs=1e-15)
+            ref_opt.step()
+            ref.step()
+        opt.step()
+        ours.step()
 
 
 def test_epoch_size_draws_that_many_images_each_epoch():
@@ -57,6 +85,20 @@ def test_epoch_size_draws_that_many_images_each_epoch():
         dataclasses.replace(spec, schedule="cosine").check()
     with pytest.raises(ValueError, match="label_smoothing"):
         dataclasses.replace(spec, label_smoothing=1.0).check()
+
+
+def test_a_small_split_passes_several_times_per_epoch_up_to_a_cap():
+    """A recipe sized for 30,000 images per epoch still takes steps on 1,198 digits or a folder of 90."""
+    assert epoch_draws(60000, 30000) == 30000 and epoch_draws(60000, None) == 60000
+    assert epoch_draws(1198, 30000) == 1198 * MAX_PASSES_PER_EPOCH
+    assert epoch_draws(90, 200) == 200 and epoch_draws(0, 30000) == 0
+    train, val = _tiny_data(30), _tiny_data(30, seed=1)
+    spec = VariantSpec(name="v", group="base", arch="vgg_small", arch_kwargs={"width": 4, "depth": 1}, epochs=1,
+                       batch_size=10, epoch_size=75, schedule="onecycle")
+    totals = []
+    train_variant(spec, train, val, 3, device=torch.device("cpu"),
+                  progress=lambda stage, done, total: totals.append((done, total)))
+    assert totals[-1] == (8, 8)  # 75 draws from 30 images: 2.5 passes, 8 batches
 
 
 def test_paper_preset_keeps_its_recipe_and_fingerprint():

@@ -144,7 +144,7 @@ def fit_inflated_beta_binomial(n_correct, n_models: int) -> InflatedBetaBinomial
 
     def unpack(theta):
         w = softmax([theta[0], theta[1], 0.0])
-        return w[0], w[1], float(np.exp(theta[2])), float(np.exp(theta[3]))
+        return w[0], w[1], float(np.exp(np.clip(theta[2], -30, 30))), float(np.exp(np.clip(theta[3], -30, 30)))
 
     def nll(theta):
         w1, w0, a, b = unpack(theta)

@@ -16,7 +16,7 @@ from audit.plots import style as st
 
 def _epoch_axis(ax, epochs, *, cells: bool) -> None:
     """Whole-number epoch ticks; `cells` (a heat map) leaves half an epoch either side, lines none."""
-    pad = 0.5 if cells else 0.0
+    pad = 0.5 if cells or epochs[0] == epochs[-1] else 0.0  # one epoch: a line's axis needs some width too
     ax.set_xlim(epochs[0] - pad, epochs[-1] + pad)
     st.integer_ticks(ax, "x")
     ax.set_xlabel("epoch")
