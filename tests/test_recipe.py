@@ -12,8 +12,15 @@ import torch
 from audit.data.sources import load_gaussian
 from audit.metrics.gaussian_control import gaussian_kl, kl_accuracy_correlation, nearest_neighbour_kl
 from audit.models.variants import PRESET_RECIPES, VariantSpec, preset_variants
-from audit.train import (MAX_PASSES_PER_EPOCH, Normalizer, TensorData, epoch_draws, make_scheduler, train_indices,
-                         train_variant)
+from audit.train import (
+    MAX_PASSES_PER_EPOCH,
+    Normalizer,
+    TensorData,
+    epoch_draws,
+    make_scheduler,
+    train_indices,
+    train_variant,
+)
 
 
 def _tiny_data(n: int, n_classes: int = 3, size: int = 8, seed: int = 0) -> TensorData:
