@@ -7,6 +7,7 @@ not have gets a note on how to add it. UI only; the frames come from `_frames`.
 """
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app_pages import _common, _frames
@@ -172,7 +173,11 @@ else:
         "How well a student learns a teacher's labelling of the images (sharma2018): the true labels against "
         "random labels and random images, and the true labels within each category."
     )
-    st.dataframe(learn, hide_index=True, key="deeper_learnability")
+    # a category's row has the learnability only: its other cells are blank, not "None"
+    shown = learn.copy()
+    for col in shown.columns[shown.dtypes.map(lambda t: t.kind == "f")]:
+        shown[col] = [("" if pd.isna(v) else f"{v:.3f}") for v in shown[col]]
+    st.dataframe(shown, hide_index=True, key="deeper_learnability")
 
 # ---- label issues (cleanlab) and the causes of impossible images
 st.header("Label issues")
