@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -212,8 +213,6 @@ def one_cycle_factor(step: int, total_steps: int, *, warmup: float = 0.25, start
     the warm-up ends on step 0 (4 steps in all, e.g. a tiny dataset's "plus1" variant); here a phase of
     no length counts as finished.
     """
-    import math
-
     warm_end = warmup * total_steps - 1.0
     if step <= warm_end:
         lo, hi, pct = start, 1.0, (step / warm_end if warm_end > 0 else 1.0)
