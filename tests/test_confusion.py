@@ -42,3 +42,13 @@ def test_bad_input():
         ensemble_confusion(np.array([[3]]), np.array([0]), 3)
     with pytest.raises(ValueError, match="n_images"):
         ensemble_confusion(np.array([0, 1]), np.array([0, 1]), 3)
+
+
+def test_decisions_without_an_answer_fall_in_no_cell():
+    from audit.metrics._validate import NO_ANSWER
+
+    pred = np.array([[0, NO_ANSWER], [NO_ANSWER, 1]])
+    counts = ensemble_confusion(pred, np.array([0, 1]), 2)
+    np.testing.assert_array_equal(counts, [[1, 0], [0, 1]])
+    with pytest.raises(ValueError, match="no answer"):
+        ensemble_confusion(np.array([[-2, 0]]), np.array([0]), 2)

@@ -38,7 +38,7 @@ def write_mvh_folder(root, *, seed=0, conditions=("c0", "c1")):
         for t, im in enumerate(seen):
             for cond in conditions:
                 resp = truth[im] if rng.random() < 0.7 else CLASSES[rng.integers(3)]
-                rows.append({"subj": maker, "session": 1, "trial": t, "rt": 800.0 + t if human else np.nan,
+                rows.append({"subj": maker, "session": 1, "trial": t, "rt": 0.8 + t / 1000 if human else np.nan,
                              "object_response": resp, "category": truth[im], "condition": cond,
                              "imagename": f"{t:04d}_ske_{'s01' if human else 'dnn'}_{cond}_{truth[im]}_00_{im}"})
         sep = "-" if maker == "vgg16" else "_"  # both spellings occur in model-vs-human

@@ -114,3 +114,22 @@ def test_bad_inputs():
         ag.accessibility(np.ones((3, 2), dtype=bool))
     with pytest.raises(ValueError, match="empty"):
         ag.tp_agreement(np.zeros((0, 2), dtype=bool))
+
+
+def test_no_answer_is_no_vote_and_agrees_with_nothing():
+    """A decision without an answer (model-vs-human's `na`, stored as NO_ANSWER) is wrong, matches no other
+    decision, and is no vote for the majority."""
+    from audit.metrics._validate import NO_ANSWER
+    from audit.metrics.agreement import consensus, majority_vote, majority_vote_correct
+
+    na = NO_ANSWER
+    pred = np.array([[na, na, na], [2, na, na], [2, 1, na], [1, 1, na], [na, na, 0]])
+    labels = np.array([0, 2, 2, 1, 1])
+    np.testing.assert_allclose(consensus(pred), [1 / 3, 1 / 3, 1 / 3, 2 / 3, 1 / 3])
+    label, votes = majority_vote(pred, 3)
+    np.testing.assert_array_equal(label, [na, 2, 1, 1, 0])
+    np.testing.assert_array_equal(votes, [0, 1, 1, 2, 1])
+    # row 2: 2 and 1 tie with one vote each -> wrong; row 1: the only answer is right -> right
+    np.testing.assert_array_equal(majority_vote_correct(pred, labels), [False, True, False, True, False])
+    np.testing.assert_array_equal(majority_vote_correct(pred[:, :, None], labels)[:, 0],
+                                  [False, True, False, True, False])

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit.store.decisions import NO_ANSWER  # noqa: F401  (the importers' name for it too)
+
 #: One row per decision: who decided (maker, kind), on what (image, label, condition), what (predicted, the
 #: probabilities where known), when (epoch) and how fast (rt, seconds, humans only).
 DECISION_TABLE_COLUMNS = ("maker", "kind", "image", "label", "predicted", "true_prob", "top_prob", "epoch",
@@ -20,6 +22,7 @@ MVH_FILE_RE = re.compile(r"^(?P<dataset>[^_]+)_(?P<maker>.+)_session[_-](?P<sess
 MVH_COLUMNS = ("subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename")
 MVH_HUMAN_RE = re.compile(r"^subject-\d+$")
 SCORE_SUFFIXES = (".npy", ".pt", ".pth")
+
 
 
 class ImportDataError(ValueError):

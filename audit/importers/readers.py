@@ -146,13 +146,38 @@ def read_labels(path: Path, classes: list[str] | None) -> tuple[np.ndarray, np.n
 
 
 # --------------------------------------------------------------------------- model-vs-human raw data
+#: Condition values that mean "this dataset has no conditions": models leave the column empty, humans of the
+#: same dataset may write 0 (model-vs-human's cue-conflict, edge and silhouette).
+MVH_NO_CONDITION = ("", "0")
+
+
+def short_imagename(imagename: str) -> str:
+    """The image key of a model-vs-human `imagename`, by that project's own rule (`get_short_imagename` in
+    modelvshuman/helper/plotting_helper.py): the last `_`-field, or the last two when the second-to-last
+    starts with `n0` (an ImageNet WordNet id such as `n04111531_14126.png`), whose trailing number alone
+    repeats across classes. The fields before it (trial, experiment, subject, condition) differ between
+    decision makers for the same image."""
+    fields = imagename.split("_")
+    if len(fields) > 1 and fields[-2].startswith("n0"):
+        return f"{fields[-2]}_{fields[-1]}"
+    return fields[-1]
+
+
 def read_model_vs_human(folder: str | Path) -> ImportedDecisions:
     """A model-vs-human `raw-data/<dataset>/` folder: one CSV per decision maker and session; or one CSV
     whose `subj` column names the makers (`ddd-audit study export`'s model-vs-human file).
 
-    Subjects named `subject-NN` are humans, every other name a model. The image key is the text
-    after the last `_` of `imagename`, as in model-vs-human's own reader; the part before it (trial,
-    experiment, subject, condition) differs between decision makers for the same image.
+    Read as model-vs-human's own reader reads it (`read_all_csv_files_from_directory`,
+    `get_short_imagename`, `ErrorConsistency`):
+    - column names in any case (some human files write `Session`);
+    - the image key by `short_imagename`;
+    - makers named `subject-NN` are humans, every other name a model; the maker is the file's `subj`;
+    - `rt` in seconds, as the files hold it (the human response window was 1.5 s); models have none;
+    - the classes are the labels' (`category`) classes: an `object_response` outside them (`na`, no answer
+      in time) is a wrong decision, never a class, and the notes count such answers per maker;
+    - a dataset without conditions is one condition, whether a maker leaves `condition` empty or writes 0.
+    Makers who decided no (image, condition) in common with the models stop the import with an error that
+    names them (see `ImportedDecisions.units`); none is dropped silently.
     """
     folder = Path(folder)
     if folder.is_file() and folder.suffix.lower() == ".csv":  # one file of many makers (our study export)
@@ -170,21 +195,49 @@ def read_model_vs_human(folder: str | Path) -> ImportedDecisions:
         if not match and not one_file:
             raise ImportDataError(f"{f.name} does not follow model-vs-human's naming "
                                   "<dataset>_<subject-or-model>_session_<n>.csv; rename or remove it")
-        frame = pd.read_csv(f)
+        frame = _read_mvh_csv(f)
         require_columns(frame, MVH_COLUMNS, f)
-        makers = frame["subj"].astype(str) if one_file else pd.Series(match["maker"], index=frame.index)
+        subj = frame["subj"].fillna("").astype(str).str.strip()
+        if one_file or (subj != "").all():
+            makers = subj
+        else:
+            makers = pd.Series(match["maker"], index=frame.index)
+        if (makers == "").any():
+            raise ImportDataError(f"{f}: empty subj in rows {', '.join(map(str, makers.index[makers == ''][:3]))}")
         human = makers.str.fullmatch(MVH_HUMAN_RE.pattern)
-        rt = pd.to_numeric(frame["rt"], errors="coerce")
-        # model-vs-human's files hold milliseconds; our study export (one file) holds seconds
         parts.append(pd.DataFrame({
             "maker": makers, "kind": np.where(human, "human", "model"),
-            "image": frame["imagename"].astype(str).str.rsplit("_", n=1).str[-1],
-            "label": frame["category"].astype(str), "predicted": frame["object_response"].astype(str),
-            "condition": frame["condition"].astype(str),
-            "rt": np.where(human, rt if one_file else rt / 1000.0, np.nan),
+            "image": frame["imagename"].fillna("").astype(str).map(short_imagename),
+            "label": frame["category"], "predicted": frame["object_response"],
+            "condition": frame["condition"].fillna("").astype(str).str.strip(),
+            "rt": np.where(human, pd.to_numeric(frame["rt"], errors="coerce"), np.nan),
         }))
     frame = pd.concat(parts, ignore_index=True)
-    table = normalise(frame, folder, None)
+    notes = []
+    if set(frame["condition"]) <= set(MVH_NO_CONDITION) and frame["condition"].nunique() > 1:
+        frame["condition"] = ""
+        notes.append("no conditions: the makers' empty and 0 conditions are one condition")
+    elif set(frame["condition"]) <= set(MVH_NO_CONDITION):
+        frame["condition"] = ""
+    table = normalise(frame, folder, None, other_answers="wrong")
+    for maker, answers in table.attrs["other_answers"].items():
+        n = sum(answers.values())
+        shown = ", ".join(f"{a} x{c}" for a, c in answers.items())
+        notes.append(f"{maker}: {n} {'answer' if n == 1 else 'answers'} outside the {len(table.attrs['classes'])} "
+                     f"classes ({shown}) counted as wrong")
     return ImportedDecisions(table=table, classes=classes_of(table, None), source=str(folder),
-                             kind_of_source="model-vs-human")
+                             kind_of_source="model-vs-human", notes=notes)
 
+
+def _read_mvh_csv(path: Path) -> pd.DataFrame:
+    """One raw-data CSV with lower-cased column names and the text columns kept as written."""
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in ("subj", "Subj", "SUBJ", "condition", "Condition",
+                                                          "object_response", "category", "imagename")})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ImportDataError(f"{path} is not a readable CSV ({type(exc).__name__})") from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if frame.columns.duplicated().any():
+        raise ImportDataError(f"{path}: column names repeat when case is ignored "
+                              f"({', '.join(frame.columns[frame.columns.duplicated()])})")
+    return frame

@@ -11,6 +11,7 @@ import pandas as pd
 from audit.importers.common import (
     DECISION_TABLE_COLUMNS,
     MAKER_KINDS,
+    NO_ANSWER,
     DecisionSource,
     ImportDataError,
     store_rows,
@@ -43,6 +44,7 @@ class ImportedDecisions(DecisionSource):
 
     def units(self, split: list[str]) -> pd.DataFrame:
         units, unit_ids = _units(self.table, split, self.notes)
+        _check_every_maker_shares(self.table, unit_ids, split)
         label_of = self.table.drop_duplicates("image").set_index("image")["label"]
         units["label"] = label_of.loc[units["image"]].to_numpy(np.int64)
         self._by_maker = dict(tuple(self.table.assign(unit_id=unit_ids).groupby("maker", sort=False)))
@@ -60,8 +62,14 @@ def classes_of(table: pd.DataFrame, classes: list[str] | None) -> list[str]:
     return list(classes) if classes is not None else list(table.attrs["classes"])
 
 
-def normalise(frame: pd.DataFrame, where, classes: list[str] | None) -> pd.DataFrame:
-    """Fill optional columns, map labels and predictions to class indices, and check the table."""
+def normalise(frame: pd.DataFrame, where, classes: list[str] | None, *, other_answers: str = "error"
+              ) -> pd.DataFrame:
+    """Fill optional columns, map labels and predictions to class indices, and check the table.
+
+    `other_answers="wrong"` (model-vs-human): the classes are the labels' classes, and an answer outside them
+    (`na`, no answer in time) is a wrong decision stored as `NO_ANSWER`, counted per maker in
+    `attrs["other_answers"]`; `"error"` (every other source) refuses it.
+    """
     frame = frame.copy()
     if frame.empty:
         raise ImportDataError(f"{where} holds no decisions")
@@ -84,8 +92,13 @@ def normalise(frame: pd.DataFrame, where, classes: list[str] | None) -> pd.DataF
         rows = frame.index[frame["epoch"].isna() | (frame["epoch"] < 0)][:3]
         raise ImportDataError(f"{where}: column epoch must hold integers >= 0 (rows {', '.join(map(str, rows))})")
     frame["epoch"] = frame["epoch"].astype(np.int64)
-    class_list, frame["label"], frame["predicted"] = _to_indices(frame["label"], frame["predicted"], classes,
-                                                                  where)
+    other = {}
+    if other_answers == "wrong":
+        class_list, frame["label"], frame["predicted"], other = _to_indices_answers_outside(
+            frame["label"], frame["predicted"], frame["maker"], classes, where)
+    else:
+        class_list, frame["label"], frame["predicted"] = _to_indices(frame["label"], frame["predicted"], classes,
+                                                                      where)
     kinds = frame.groupby("maker")["kind"].nunique()
     if (kinds > 1).any():
         raise ImportDataError(f"{where}: maker {kinds[kinds > 1].index[0]!r} is both a model and a human")
@@ -110,7 +123,35 @@ def normalise(frame: pd.DataFrame, where, classes: list[str] | None) -> pd.DataF
     frame["rt"] = pd.to_numeric(frame["rt"], errors="coerce")
     frame = frame[list(DECISION_TABLE_COLUMNS)].reset_index(drop=True)
     frame.attrs["classes"] = class_list
+    frame.attrs["other_answers"] = other
     return frame
+
+
+def _to_indices_answers_outside(labels: pd.Series, predicted: pd.Series, makers: pd.Series,
+                                classes: list[str] | None, where) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
+    """Class names -> indices, where the classes are the labels' (or `classes`) and any other answer is
+    `NO_ANSWER`. Returns the class list, labels, predictions and {maker: {answer: count}} of other answers."""
+    lab_text = labels.fillna("").astype(str).str.strip()
+    pred_text = predicted.fillna("").astype(str).str.strip()
+    if (lab_text == "").any():
+        rows = lab_text.index[lab_text == ""][:3]
+        raise ImportDataError(f"{where}: empty label (category) in rows {', '.join(map(str, rows))}")
+    if classes is None:
+        classes = sorted(set(lab_text))
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(lab_text) - set(index))
+    if unknown:
+        raise ImportDataError(f"{where}: labels {', '.join(map(repr, unknown[:3]))} are not in the class list "
+                              f"({len(classes)} classes); add them to --classes FILE")
+    pred = pred_text.map(index)
+    outside = pred.isna()
+    other: dict[str, dict[str, int]] = {}
+    if outside.any():
+        counts = pd.DataFrame({"maker": makers[outside].astype(str), "answer": pred_text[outside]}).value_counts()
+        for (maker, answer), n in counts.sort_index().items():
+            other.setdefault(maker, {})[answer or "(empty)"] = int(n)
+    return (list(classes), lab_text.map(index).to_numpy(np.int64),
+            pred.fillna(NO_ANSWER).to_numpy(np.int64), other)
 
 
 def _to_indices(labels: pd.Series, predicted: pd.Series, classes: list[str] | None, where
@@ -157,7 +198,7 @@ def _units(table: pd.DataFrame, models: list[str], notes: list[str]) -> tuple[pd
     common = np.flatnonzero(seen == n_groups)
     if not len(common):
         raise ImportDataError("no image (under one condition) was decided by every maker in the split; the split needs "
-                              "images that all of them classified")
+                              f"images that all of them classified ({_why_nothing_shared(table, models)})")
     if len(common) < len(keys):
         notes.append(f"{len(keys) - len(common)} of {len(keys)} images were not decided by every maker in the split "
                      "at every epoch and are left out")
@@ -167,3 +208,28 @@ def _units(table: pd.DataFrame, models: list[str], notes: list[str]) -> tuple[pd
     id_of_code = np.full(len(keys), -1, dtype=np.int64)
     id_of_code[common[units.index.to_numpy()]] = np.arange(len(units))
     return units.reset_index(drop=True), id_of_code[codes]
+
+
+def _check_every_maker_shares(table: pd.DataFrame, unit_ids: np.ndarray, split: list[str]) -> None:
+    """Refuse makers outside the split (humans) who decided none of the audited units: they would vanish."""
+    covered = pd.Series(unit_ids >= 0, index=table.index).groupby(table["maker"], sort=False).any()
+    lost = [m for m in covered.index[~covered.to_numpy()] if m not in set(split)]
+    if lost:
+        raise ImportDataError(
+            f"{len(lost)} {'maker' if len(lost) == 1 else 'makers'} ({', '.join(lost[:5])}"
+            f"{', ...' if len(lost) > 5 else ''}) decided none of the images that the split's makers all decided; "
+            f"{_why_nothing_shared(table, [lost[0], *split])}; make their image names and conditions match, "
+            "or leave them out")
+
+
+def _why_nothing_shared(table: pd.DataFrame, makers: list[str]) -> str:
+    """Why some makers share no (image, condition): different conditions, or different image names."""
+    mine = table[table["maker"].isin(makers)]
+    conditions = mine.groupby("maker", sort=False)["condition"].unique()
+    kinds = {tuple(sorted(c)) for c in conditions}
+    if len(kinds) > 1:
+        shown = "; ".join(f"{m}: {', '.join(repr(c) for c in sorted(v)[:4])}" for m, v in conditions.items())
+        return f"their conditions differ ({shown})"
+    images = mine.groupby("maker", sort=False)["image"].unique()
+    shown = "; ".join(f"{m}: {', '.join(sorted(v)[:2])}" for m, v in list(images.items())[:3])
+    return f"their image names differ (e.g. {shown})"

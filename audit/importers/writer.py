@@ -109,7 +109,8 @@ def _record(name: str, kind: str, rows: pd.DataFrame, decisions: DecisionSource)
     final = rows[rows["epoch"] == rows["epoch"].max()]
     return {"name": file_name(name), "kind": kind, "group": "human" if kind == "human" else "imported",
             "maker": name, "source": decisions.source, "accuracy": float(final["correct"].mean()),
-            "n_decided": int(len(final)), "epochs": sorted(int(e) for e in rows["epoch"].unique())}
+            "n_decided": int(len(final)), "n_no_answer": int((final["predicted"] < 0).sum()),
+            "epochs": sorted(int(e) for e in rows["epoch"].unique())}
 
 
 def _fingerprint(images: pd.DataFrame) -> str:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: A predicted class that is no answer among the classes (model-vs-human's `na`, no answer in time): a wrong
+#: decision that matches no label and no other answer. Confusion counts and majority votes leave it out.
+NO_ANSWER = -1
+
 
 def as_correct(
     correct, *, name: str = "correct", ndim: tuple[int, ...] = (2,), min_models: int = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit.metrics._validate import as_correct, as_finite, as_labels
+from audit.metrics._validate import NO_ANSWER, as_correct, as_finite, as_labels
 
 
 def tp_agreement(correct) -> np.ndarray:
@@ -46,9 +46,10 @@ def consensus(predicted) -> np.ndarray:
     Returns
     -------
     consensus : ndarray of float, shape (n_images,) or (n_images, n_epochs)
-        In [1/n_models, 1]; 1 = all models give the same label.
+        In [1/n_models, 1]; 1 = all models give the same label. A decision without an answer
+        (NO_ANSWER) agrees with no other.
     """
-    pred = _as_predicted(predicted)
+    pred = _distinct_no_answers(_as_predicted(predicted))
     if pred.ndim == 2:
         return _max_run(np.sort(pred, axis=1)) / pred.shape[1]
     out = np.empty((pred.shape[0], pred.shape[2]))
@@ -68,18 +69,23 @@ def majority_vote(predicted, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    label : ndarray of int64, shape (n_images,), the most frequent prediction (ties: the lowest class index)
-    votes : ndarray of int64, shape (n_images,), how many models predict it
+    label : ndarray of int64, shape (n_images,), the most frequent prediction (ties: the lowest class index);
+        NO_ANSWER where no model answered
+    votes : ndarray of int64, shape (n_images,), how many models predict it (0 where none answered)
     """
     from scipy import stats
 
     pred = np.asarray(predicted, dtype=np.int64)
     if pred.ndim != 2 or pred.shape[1] == 0:
         raise ValueError(f"predicted must have shape (n_images, n_models >= 1), got {pred.shape}")
-    if pred.size and (pred.min() < 0 or pred.max() >= n_classes):
+    if pred.size and (pred.min() < NO_ANSWER or pred.max() >= n_classes):
         raise ValueError(f"predicted holds classes outside 0..{n_classes - 1}")
+    # no answer is no vote: each becomes a distinct value above every class, so it never wins a tie
+    pred = np.where(pred < 0, n_classes + np.arange(pred.shape[1])[None, :], pred)
     mode = stats.mode(pred, axis=1, keepdims=False)
-    return np.asarray(mode.mode, dtype=np.int64), np.asarray(mode.count, dtype=np.int64)
+    label, votes = np.asarray(mode.mode, dtype=np.int64), np.asarray(mode.count, dtype=np.int64)
+    none = label >= n_classes
+    return np.where(none, NO_ANSWER, label), np.where(none, 0, votes)
 
 
 def majority_vote_correct(predicted, labels) -> np.ndarray:
@@ -87,7 +93,7 @@ def majority_vote_correct(predicted, labels) -> np.ndarray:
 
     The ensemble's decision is the label most models predict; it is correct
     when the true label gets strictly more votes than every other label. A tie
-    for the most votes counts as wrong.
+    for the most votes counts as wrong; a decision without an answer (NO_ANSWER) is no vote.
 
     Parameters
     ----------
@@ -114,12 +120,12 @@ def majority_vote_correct(predicted, labels) -> np.ndarray:
 def _majority_correct(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
     true_votes = np.count_nonzero(pred == labels[:, None], axis=1)
     s = np.sort(pred, axis=1)
-    run = _runs(s)
+    run = np.where(s < 0, 0, _runs(s))  # no answer is no vote
     best = run.max(axis=1)
     ends = np.ones_like(s, dtype=bool)
     ends[:, :-1] = s[:, 1:] != s[:, :-1]
-    n_best = np.count_nonzero(ends & (run == best[:, None]), axis=1)
-    return (true_votes == best) & (n_best == 1)
+    n_best = np.count_nonzero(ends & (s >= 0) & (run == best[:, None]), axis=1)
+    return (true_votes == best) & (n_best == 1) & (true_votes > 0)
 
 
 def _runs(s: np.ndarray) -> np.ndarray:
@@ -276,6 +282,14 @@ def _as_accuracies(accuracies, ndim=(1, 2)) -> np.ndarray:
     return p
 
 
+def _distinct_no_answers(pred: np.ndarray) -> np.ndarray:
+    """Each decision without an answer becomes a negative value of its own model, so it matches no other."""
+    if not (pred < 0).any():
+        return pred
+    model = np.arange(pred.shape[1]).reshape((1, -1) + (1,) * (pred.ndim - 2))
+    return np.where(pred < 0, -1 - model, pred)
+
+
 def _as_predicted(predicted) -> np.ndarray:
     pred = np.asarray(predicted)
     if pred.ndim not in (2, 3):
@@ -292,4 +306,6 @@ def _as_predicted(predicted) -> np.ndarray:
         pred = pred.astype(np.int64)
     elif pred.dtype.kind not in "iu":
         raise ValueError(f"predicted must hold integer class indices, got dtype {pred.dtype}")
+    if pred.min() < NO_ANSWER:
+        raise ValueError(f"predicted must hold class indices >= 0 (or {NO_ANSWER}, no answer), found {pred.min()}")
     return pred

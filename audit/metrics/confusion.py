@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from audit.metrics._validate import NO_ANSWER
+
 
 def ensemble_confusion(predicted: np.ndarray, labels: np.ndarray, n_classes: int,
                        mask: np.ndarray | None = None) -> np.ndarray:
@@ -17,7 +19,7 @@ def ensemble_confusion(predicted: np.ndarray, labels: np.ndarray, n_classes: int
     Parameters
     ----------
     predicted : ndarray of int, shape (n_images, n_models)
-        Each model's final predicted class per image.
+        Each model's final predicted class per image; NO_ANSWER (no answer) is counted in no cell.
     labels : ndarray of int, shape (n_images,)
     n_classes : int
     mask : ndarray of bool, shape (n_images,), optional
@@ -26,7 +28,8 @@ def ensemble_confusion(predicted: np.ndarray, labels: np.ndarray, n_classes: int
     Returns
     -------
     counts : ndarray of int64, shape (n_classes, n_classes)
-        counts[true, predicted]; the sum is n_models times the images counted.
+        counts[true, predicted]; the sum is n_models times the images counted, less the decisions
+        without an answer.
     """
     pred = np.asarray(predicted)
     lab = np.asarray(labels)
@@ -39,11 +42,13 @@ def ensemble_confusion(predicted: np.ndarray, labels: np.ndarray, n_classes: int
         pred, lab = pred[mask], lab[mask]
     pred = pred.astype(np.int64)
     lab = lab.astype(np.int64)
-    for name, values in (("predicted", pred), ("labels", lab)):
-        if values.size and (values.min() < 0 or values.max() >= n_classes):
-            raise ValueError(f"{name} must lie in 0..{n_classes - 1}")
+    if lab.size and (lab.min() < 0 or lab.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}")
+    if pred.size and (pred.min() < NO_ANSWER or pred.max() >= n_classes):
+        raise ValueError(f"predicted must lie in 0..{n_classes - 1} (or {NO_ANSWER}, no answer)")
     cells = (lab[:, None] * n_classes + pred).ravel()
-    return np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    answered = (pred >= 0).ravel()  # a decision with no answer (NO_ANSWER) falls in no cell
+    return np.bincount(cells[answered], minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def row_shares(counts: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ of decisions goes through `read_decisions`. No training, no metrics, no printing
 from audit.store.decisions import (
     DECISION_COLUMNS,
     DECISION_FIELDS,
+    NO_ANSWER,
     SCORE_FIELDS,
     decision_path,
     decisions_by_epoch,
@@ -68,7 +69,7 @@ from audit.store.state import (
 )
 
 __all__ = [
-    "BASE_IMAGE_COLUMNS", "CONFUSION_TABLES", "DEEPER_FIGURES", "REPRESENTATION_TABLES", "DECISION_COLUMNS", "DECISION_FIELDS", "SCORE_FIELDS", "has_fields", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
+    "BASE_IMAGE_COLUMNS", "CONFUSION_TABLES", "DEEPER_FIGURES", "REPRESENTATION_TABLES", "DECISION_COLUMNS", "DECISION_FIELDS", "NO_ANSWER", "SCORE_FIELDS", "has_fields", "DEEP_FIGURES", "DEEP_TABLES", "EXTRA_FOLDERS",
     "FORMAT", "HUMAN_TABLES", "REPORT_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_MAPS", "REPORT_TABLES", "RESUME_HINT",
     "RUN_STATES", "SCORED_KIND", "SCORE_TABLES", "SCORED_TABLE", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from audit.metrics._validate import NO_ANSWER  # noqa: F401  (`predicted` of a decision with no answer)
 from audit.store.files import AuditError
 
 DECISION_COLUMNS = ("epoch", "image_id", "predicted", "correct", "true_prob", "top_prob")
