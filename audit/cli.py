@@ -86,6 +86,19 @@ def _parse_options(items: list[str]) -> dict:
     return options
 
 
+TABLE_PREFIXES = ("hf:", "parquet:", "wds:")
+
+
+def _source_options(dataset: str, **given) -> dict:
+    """--split, --train-split, --image-column, --label-column and --classes as dataset options (tables and
+    shards only)."""
+    given = {k: str(v) for k, v in given.items() if v is not None}
+    if given and not dataset.startswith(TABLE_PREFIXES):
+        flag = "--" + next(iter(given)).replace("_", "-")
+        _fail(f"{flag} is for hf:PATH, parquet:GLOB and wds:PATTERN datasets, not {dataset}")
+    return given
+
+
 def _split_models(models: str | None) -> list[str]:
     return [m.strip() for m in (models or "").split(",") if m.strip()]
 
@@ -93,7 +106,7 @@ def _split_models(models: str | None) -> list[str]:
 @app.command(epilog=RUN_EXAMPLES)
 def run(
     dataset: str = typer.Option("fashion-mnist", help="fashion-mnist, mnist, cifar10, cifar100, gaussian, digits, "
-                                "imagefolder:PATH or imagenet:PATH."),
+                                "imagefolder:PATH, imagenet:PATH, hf:PATH, parquet:GLOB or wds:PATTERN."),
     variants: str = typer.Option("quick", help="Trained variants: a preset (quick, paper, minimal, gaussian), a grid file "
                                  "(.yaml/.json), or none."),
     models: str = typer.Option("", help="Comma-separated pretrained models: timm names (optionally name.tag), "
@@ -109,6 +122,16 @@ def run(
                                 "grey levels)."),
     dataset_option: list[str] = typer.Option([], help="KEY=VALUE passed to the dataset source, e.g. "
                                              "ground_truth=LOC_val_solution.csv for imagenet:PATH."),
+    split: str | None = typer.Option(None, help="hf: the split to audit (default: validation, val, valid or "
+                                     "test)."),
+    train_split: str | None = typer.Option(None, help="hf: the training split (default: train, when there is "
+                                           "one); parquet: and wds: a GLOB or PATTERN of the training files."),
+    image_column: str | None = typer.Option(None, help="hf:, parquet: the image column (default: the first "
+                                            "Image or bytes column); wds: the image extension (jpg, png, ...)."),
+    label_column: str | None = typer.Option(None, help="hf:, parquet: the label column (default: the first "
+                                            "ClassLabel); wds: the .json field (default: .cls, else label)."),
+    classes: Path | None = typer.Option(None, help="hf:, parquet:, wds: class names, one per line in index order, "
+                                        "for labels that are not a ClassLabel."),
     out: Path = typer.Option(Path("runs/default"), help="The audit directory to write (resumed when it exists)."),
     data_root: Path | None = typer.Option(None, help="Folder with an existing copy of the dataset."),
     epochs: int | None = typer.Option(None, min=1, help="Base epochs (overrides the preset)."),
@@ -163,12 +186,15 @@ def run(
         _fail("Cannot use both --depth none and --depth-train; use --depth base --depth-train")
     if 0 < rsa_images < 3:
         _fail(f"--rsa-images must be 0 (none) or at least 3, got {rsa_images}")
+    dataset_options = {**_parse_options(dataset_option), **_source_options(
+        dataset, split=split, train_split=train_split, image_column=image_column, label_column=label_column,
+        classes=classes.resolve() if classes else None)}
     cfg = AuditConfig(
         dataset=dataset, variants=variants, models=_split_models(models),
         data_root=str(data_root) if data_root else None, epochs=epochs, train_size=train_size, val_size=val_size,
         seed=seed, device=device, record_train=record_train, download=not no_download, image_size=image_size,
         probe=not no_probe, label_map=str(label_map) if label_map else None, probe_train_size=probe_train_size,
-        cache_dir=str(cache_dir) if cache_dir else None, dataset_options=_parse_options(dataset_option),
+        cache_dir=str(cache_dir) if cache_dir else None, dataset_options=dataset_options,
         depth=depth, depth_train=depth_train, depth_reference=depth_reference, learnability=learnability,
         probs=not no_probs, depth_types=depth_types, compile=compile, resizer=resizer,
         relabel=str(relabel) if relabel else None, rsa_images=rsa_images,

@@ -96,7 +96,7 @@ class AuditPlan:
 
 
 def _flip_for(dataset: str) -> bool:
-    return dataset.startswith(("cifar", "imagefolder", "imagenet"))
+    return dataset.startswith(("cifar", "imagefolder", "imagenet", "hf:", "parquet:", "wds:"))
 
 
 def _val_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
@@ -217,7 +217,7 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
             store.remove_job(name)
     store.path.mkdir(parents=True, exist_ok=True)
     write_parquet(store.path / "images.parquet", _images_frame(ds))
-    if ds.val.images is not None and ds.val.paths is None:
+    if ds.val.images is not None and ds.val.paths is None and ds.val.records is None:
         write_npy(store.path / "images.npy", np.ascontiguousarray(ds.val.images))
     return store
 

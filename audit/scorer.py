@@ -160,6 +160,8 @@ def _check_pixels(result: AuditResult, imported: bool) -> None:
     if (result.path / "images.npy").exists():
         return
     dataset = result.manifest.get("dataset", {})
+    if dataset.get("reader"):  # a table or shard source: reloaded and checked against the fingerprint
+        return
     root = dataset["root"] if "root" in dataset else dataset.get("origin")
     if imported and not root:
         raise AuditError(f"{result.path} was imported without its images, so no model can be run on them; "
@@ -189,6 +191,13 @@ def _audited_dataset(result: AuditResult, cfg: AuditConfig) -> Dataset:
 def _imported_dataset(result: AuditResult) -> Dataset:
     """An imported audit's images as a dataset without a training split (the files, under --images)."""
     dataset = result.manifest["dataset"]
+    if dataset.get("reader"):  # imported with --images hf:, parquet: or wds:
+        from audit.data.table_sources import records_by_key
+
+        records = records_by_key(dataset["reader"], list(result.images["source"].astype(str)))
+        return Dataset(name=str(dataset.get("name")), classes=list(dataset["classes"]),
+                       val=Split(result.labels, records=records), origin=str(dataset.get("origin", "")),
+                       reader=dataset["reader"])
     root = Path(dataset["root"])
     paths = [str(root / s) for s in result.images["source"].astype(str)]
     return Dataset(name=str(dataset.get("name")), classes=list(dataset["classes"]),

@@ -22,20 +22,24 @@ class DatasetError(ValueError):
 class Split:
     """One split of a dataset.
 
-    `images` (uint8, shape (n_images, H, W, C)) and/or `paths` is set: file
-    datasets keep their paths (pretrained models decode them at their own
-    resolution) and may also carry a small decoded copy for trained variants.
+    `images` (uint8, shape (n_images, H, W, C)) and/or `paths` or `records` is set:
+    file datasets keep their paths (pretrained models decode them at their own
+    resolution) and may also carry a small decoded copy for trained variants;
+    table and shard datasets keep `records` (`audit.data.table_sources.ImageRecords`),
+    which read each image's bytes from its source.
     """
 
     labels: np.ndarray
     images: np.ndarray | None = None
     paths: list[str] | None = None
+    records: object | None = None
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.images is None and self.paths is None:
-            raise ValueError("a split holds images, paths, or both")
-        n = len(self.images) if self.images is not None else len(self.paths)
+        if self.images is None and self.paths is None and self.records is None:
+            raise ValueError("a split holds images, paths or records")
+        n = (len(self.images) if self.images is not None else len(self.paths) if self.paths is not None
+             else len(self.records))
         if n != len(self.labels):
             raise ValueError(f"split has {n} images but {len(self.labels)} labels")
 
@@ -44,8 +48,12 @@ class Split:
 
     @property
     def sources(self) -> list[str]:
-        """A per-image source string: the path, or the index into the array."""
-        return list(self.paths) if self.paths is not None else [f"#{i}" for i in range(len(self))]
+        """A per-image source string: the path, the source's own key, or the index into the array."""
+        if self.paths is not None:
+            return list(self.paths)
+        if self.records is not None:
+            return list(self.records.keys)
+        return [f"#{i}" for i in range(len(self))]
 
     def subset(self, index: np.ndarray) -> Split:
         index = np.asarray(index)
@@ -53,6 +61,7 @@ class Split:
             self.labels[index],
             images=self.images[index] if self.images is not None else None,
             paths=[self.paths[i] for i in index] if self.paths is not None else None,
+            records=self.records.subset(index) if self.records is not None else None,
         )
 
 
@@ -70,6 +79,8 @@ class Dataset:
     root: str | None = None
     #: How trained variants see the pixels: "linear" or "symlog" (see audit.train.INPUT_TRANSFORMS)
     input_transform: str = "linear"
+    #: How to reopen the images of a table or shard source (`audit.data.table_sources.open_reader`).
+    reader: dict | None = None
 
     @property
     def n_classes(self) -> int:
@@ -85,6 +96,8 @@ class Dataset:
             h.update(split.labels.tobytes())
             if split.paths is not None:
                 h.update("\n".join(split.paths).encode())
+            elif split.records is not None:
+                h.update("\n".join(split.records.keys).encode())
             else:
                 h.update(np.ascontiguousarray(split.images).tobytes())
         return h.hexdigest()[:16]
@@ -100,6 +113,7 @@ class Dataset:
             "n_train": len(self.train) if self.train is not None else 0,
             "fingerprint": self.fingerprint(),
             "skipped": self.skipped,
+            **({"reader": self.reader} if self.reader else {}),
         }
 
 

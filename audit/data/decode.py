@@ -41,12 +41,40 @@ def decode_paths(paths: list[str], size: int, *, workers: int = 8) -> np.ndarray
     return out
 
 
+def decode_records(records, size: int, *, workers: int = 8) -> np.ndarray:
+    """Decode a table or shard split (`ImageRecords`), streamed in its source's order, like `decode_paths`."""
+    import io
+
+    out = np.empty((len(records), size, size, 3), dtype=np.uint8)
+
+    def work(items):
+        for j, data in items:
+            out[j] = decode_file(io.BytesIO(data), size)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending, batch = [], []
+        for item in records.stream():
+            batch.append(item)
+            if len(batch) == 64:
+                pending.append(pool.submit(work, batch))
+                batch = []
+                while len(pending) > 4 * workers:
+                    pending.pop(0).result()
+        pending.append(pool.submit(work, batch))
+        for fut in pending:
+            fut.result()
+    return out
+
+
 def decode_splits(ds: Dataset, *, size: int = 32, workers: int = 8) -> Dataset:
-    """Return `ds` with its file-based splits also decoded to uint8 arrays (the paths are kept)."""
+    """Return `ds` with its file-based splits also decoded to uint8 arrays (the paths or records are kept)."""
 
     def dec(split: Split | None) -> Split | None:
         if split is None or split.images is not None:
             return split
+        if split.records is not None:
+            return Split(split.labels, images=decode_records(split.records, size, workers=workers),
+                         records=split.records)
         return Split(split.labels, images=decode_paths(split.paths, size, workers=workers), paths=split.paths)
 
     return dataclasses.replace(ds, val=dec(ds.val), train=dec(ds.train))

@@ -149,6 +149,8 @@ def split_image(split: Split, i: int):
     if split.paths is not None:
         with Image.open(split.paths[i]) as img:
             return img.convert("RGB")
+    if split.records is not None:
+        return split.records.open(i)
     arr = np.asarray(split.images[i])
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
@@ -165,6 +167,9 @@ def _split_fingerprint(split: Split) -> str:
                 h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
             except OSError:
                 pass
+    elif split.records is not None:
+        h.update("\n".join(split.records.keys).encode())
+        h.update(split.records.identity().encode())  # a cheap guard against a source replaced in place
     else:
         h.update(str(split.images.shape).encode())
         h.update(np.ascontiguousarray(split.images).tobytes())
@@ -184,6 +189,8 @@ def decode_split(split: Split, prep: Preprocessing, *, index: np.ndarray | None 
     out = np.empty((len(index), 3, h, w), dtype=np.uint8)
     workers = workers or default_workers()
     tf = prep.decoder()
+    if split.records is not None:
+        return _decode_records(split.records, tf, index, out, workers, progress)
     chunk = max(1, min(256, len(index) // (4 * max(1, workers)) or 1))
 
     def work(lo: int, hi: int) -> int:
@@ -202,6 +209,42 @@ def decode_split(split: Split, prep: Preprocessing, *, index: np.ndarray | None 
             done += fut.result()
             if progress is not None:
                 progress("decode", done, len(index))
+    return out
+
+
+def _decode_records(records, tf, index: np.ndarray, out: np.ndarray, workers: int,
+                    progress: ProgressFn | None) -> np.ndarray:
+    """Decode a table or shard split: its bytes streamed in the source's order, decoded in threads."""
+    batch_size = 64
+    done = 0
+
+    def work(items) -> int:
+        for j, data in items:
+            try:
+                out[j] = tf(records.backend.to_pil(data))
+            except OSError as exc:  # PIL's decode errors
+                raise DatasetError(f"cannot decode image {records.keys[int(index[j])]}: {exc}") from None
+        return len(items)
+
+    def finish(fut) -> None:
+        nonlocal done
+        done += fut.result()
+        if progress is not None:
+            progress("decode", done, len(index))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending, batch = [], []
+        for item in records.stream(index):
+            batch.append(item)
+            if len(batch) == batch_size:
+                pending.append(pool.submit(work, batch))
+                batch = []
+                while len(pending) > 4 * max(1, workers):  # a few batches of bytes in flight, no more
+                    finish(pending.pop(0))
+        if batch:
+            pending.append(pool.submit(work, batch))
+        for fut in pending:
+            finish(fut)
     return out
 
 

@@ -345,7 +345,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def list_datasets() -> list[str]:
-    return [*DATASETS, "imagefolder:PATH", "imagenet:PATH"]
+    return [*DATASETS, "imagefolder:PATH", "imagenet:PATH", "hf:PATH", "parquet:GLOB", "wds:PATTERN"]
 
 
 def load_dataset(spec: str, *, data_root: str | Path | None = None, download: bool = True, **options) -> Dataset:
@@ -359,6 +359,10 @@ def load_dataset(spec: str, *, data_root: str | Path | None = None, download: bo
         raise DatasetError(f"--data-root {data_root} does not exist")
     if spec.startswith("imagefolder:"):
         return load_imagefolder(spec.split(":", 1)[1], **options)
+    if spec.split(":", 1)[0] in ("hf", "parquet", "wds") and ":" in spec:  # tables and shards, by prefix
+        from audit.data.table_sources import load_table_source
+
+        return load_table_source(spec, **options)
     if spec.startswith("imagenet:"):
         from audit.data.imagenet import load_imagenet
 

@@ -266,6 +266,14 @@ class AuditResult:
         if arr is not None:
             img = np.asarray(arr[int(image_id)])
             return Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
+        reader = (self.manifest.get("dataset") or {}).get("reader")
+        if reader:  # a table or shard source (hf:, parquet:, wds:): read by the image's key
+            from audit.data.table_sources import reader_image
+
+            try:
+                return reader_image(reader, str(self.images.iloc[int(image_id)]["source"]))
+            except (OSError, ValueError) as exc:
+                raise AuditError(f"image {image_id}: {exc}") from None
         path = self.image_path(image_id)
         try:
             return Image.open(path).convert("RGB")

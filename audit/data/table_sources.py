@@ -1,0 +1,806 @@
+"""Image datasets as their owners keep them: Hugging Face `datasets`, Parquet files and WebDataset shards.
+
+`hf:PATH` reads a folder written by `datasets`' `save_to_disk` (or a Hub-cache folder of a dataset),
+`parquet:GLOB` Parquet files with an image-bytes column, `wds:PATTERN` WebDataset tar shards
+(`val-{000000..000063}.tar`). Each split keeps its images where they are: an `ImageRecords` reads
+an image's encoded bytes by position, or streams many in the source's own order, so no source is
+held whole in memory. Each image keeps the source's own key: the row index, or WebDataset's
+`__key__`. Needs the `sources` extra (`datasets`, `webdataset`).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from audit.data.base import Dataset, DatasetError, Split
+
+PREFIXES = ("hf", "parquet", "wds")
+#: Image extensions read from WebDataset samples, in the order tried.
+WDS_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+#: Split names tried, in order, when --split is not given.
+VAL_SPLITS = ("validation", "val", "valid", "test")
+TRAIN_SPLIT = "train"
+#: Rows read from a table at a time when streaming.
+BATCH_ROWS = 256
+OPTIONS = ("split", "train_split", "image_column", "label_column", "classes", "verify", "workers")
+
+
+def _needs(module: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise DatasetError(f"reading this dataset needs the package {module.split('.')[0]}; install the "
+                           "sources extra: pip install 'ddd-audit[sources]'") from None
+
+
+# --------------------------------------------------------------------------- records
+class ImageRecords:
+    """A split's encoded images, left in their source and read by position.
+
+    `keys[i]` is image i's key in the source (row index or WebDataset `__key__`); `rows[i]` is its
+    position in the backend's order. Picklable: backends reopen their files lazily.
+    """
+
+    def __init__(self, backend, rows, keys: list[str]):
+        self.backend = backend
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.keys = list(keys)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, index) -> ImageRecords:
+        index = np.asarray(index, dtype=np.int64)
+        return ImageRecords(self.backend, self.rows[index], [self.keys[i] for i in index])
+
+    def read(self, i: int) -> bytes:
+        """The encoded bytes of image i."""
+        return self.backend.read_row(int(self.rows[i]))
+
+    def open(self, i: int):
+        """Image i as an RGB PIL image, decoded as the source's own library decodes it."""
+        return self.backend.to_pil(self.read(i))
+
+    def stream(self, index=None) -> Iterator[tuple[int, bytes]]:
+        """(j, bytes) for each position j of `index` (default: every image), in the source's own order."""
+        index = np.arange(len(self)) if index is None else np.asarray(index, dtype=np.int64)
+        rows = self.rows[index]
+        order = np.argsort(rows, kind="stable")
+        for k, data in enumerate(self.backend.stream_rows(rows[order])):
+            yield int(order[k]), data
+
+    def identity(self) -> str:
+        """What identifies the source's content cheaply (files, sizes, modification times)."""
+        return self.backend.identity()
+
+
+def _file_identity(files: list[str]) -> str:
+    parts = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f)
+    return "\n".join(parts)
+
+
+def _to_pil(data: bytes, exif_transpose: bool):
+    from PIL import Image, ImageOps
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    if exif_transpose and img.getexif().get(Image.ExifTags.Base.Orientation) is not None:
+        img = ImageOps.exif_transpose(img)  # as datasets' Image feature decodes
+    return img.convert("RGB")
+
+
+def _cell_bytes(value) -> bytes | None:
+    """An image cell's bytes: binary, or datasets' {'bytes', 'path'} struct (a local path read when no bytes)."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, dict):
+        if value.get("bytes") is not None:
+            return bytes(value["bytes"])
+        path = value.get("path")
+        if path and os.path.isfile(path):
+            with open(path, "rb") as f:
+                return f.read()
+        return None
+    raise TypeError(f"an image cell holds {type(value).__name__}, not bytes")
+
+
+class _ArrowBackend:
+    """Rows of a dataset saved by `datasets` (memory-mapped Arrow files), one image column."""
+
+    exif = True
+
+    def __init__(self, path: str, split: str | None, column: str):
+        self.path, self.split, self.column = path, split, column
+        self._ds = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_ds": None}
+
+    @property
+    def ds(self):
+        if self._ds is None:
+            ds = _needs("datasets").load_from_disk(self.path)
+            ds = ds[self.split] if self.split is not None else ds
+            self._ds = ds.select_columns([self.column]).with_format("arrow")
+        return self._ds
+
+    def _cells(self, rows) -> list:
+        return self.ds[[int(r) for r in rows]].column(0).to_pylist()
+
+    def read_row(self, row: int) -> bytes:
+        return _cell_bytes(self._cells([row])[0])
+
+    def stream_rows(self, rows: np.ndarray) -> Iterator[bytes]:
+        for lo in range(0, len(rows), BATCH_ROWS):
+            for cell in self._cells(rows[lo:lo + BATCH_ROWS]):
+                yield _cell_bytes(cell)
+
+    def to_pil(self, data: bytes):
+        return _to_pil(data, self.exif)
+
+    def identity(self) -> str:
+        ds = self.ds
+        return _file_identity([f["filename"] for f in ds.cache_files])
+
+
+class _ParquetBackend:
+    """Rows of Parquet files, in the files' order, one image column; read a batch at a time."""
+
+    exif = True
+
+    def __init__(self, files: list[str], column: str, row_counts: list[int]):
+        self.files, self.column = list(files), column
+        self.starts = np.concatenate([[0], np.cumsum(row_counts)]).astype(np.int64)
+        self._last = None  # (file index, first row, cells) of the last batch read at random
+
+    def __getstate__(self):
+        return {**self.__dict__, "_last": None}
+
+    def _batches(self, f: int, batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, list]]:
+        import pyarrow.parquet as pq
+
+        first = int(self.starts[f])
+        with pq.ParquetFile(self.files[f]) as pf:
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=[self.column]):
+                cells = batch.column(0).to_pylist()
+                yield first, cells
+                first += len(cells)
+
+    def read_row(self, row: int) -> bytes:
+        f = int(np.searchsorted(self.starts, row, side="right") - 1)
+        last = self._last
+        if last is None or last[0] != f or not last[1] <= row < last[1] + len(last[2]):
+            for first, cells in self._batches(f):
+                if first <= row < first + len(cells):
+                    last = self._last = (f, first, cells)
+                    break
+        return _cell_bytes(last[2][row - last[1]])
+
+    def stream_rows(self, rows: np.ndarray) -> Iterator[bytes]:
+        k = 0
+        for f in range(len(self.files)):
+            if k >= len(rows):
+                return
+            if rows[k] >= self.starts[f + 1]:
+                continue
+            for first, cells in self._batches(f):
+                while k < len(rows) and rows[k] < first + len(cells):
+                    yield _cell_bytes(cells[rows[k] - first])
+                    k += 1
+                if k >= len(rows) or rows[k] >= self.starts[f + 1]:
+                    break
+
+    def to_pil(self, data: bytes):
+        return _to_pil(data, self.exif)
+
+    def identity(self) -> str:
+        return _file_identity(self.files)
+
+
+class _TarBackend:
+    """Members of WebDataset tar shards, read by their offset inside the (decompressed) shard."""
+
+    exif = False  # webdataset's image decoder opens and converts, nothing more
+
+    def __init__(self, shards: list[str], shard: np.ndarray, offset: np.ndarray, size: np.ndarray):
+        self.shards = list(shards)
+        self.shard, self.offset, self.size = shard, offset, size
+
+    @staticmethod
+    def _open(path: str):
+        if path.endswith((".gz", ".tgz")):
+            import gzip
+
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+
+    def read_row(self, row: int) -> bytes:
+        with self._open(self.shards[self.shard[row]]) as f:
+            f.seek(int(self.offset[row]))
+            return f.read(int(self.size[row]))
+
+    def stream_rows(self, rows: np.ndarray) -> Iterator[bytes]:
+        f, current = None, -1
+        try:
+            for row in rows:
+                if self.shard[row] != current:
+                    if f is not None:
+                        f.close()
+                    current = int(self.shard[row])
+                    f = self._open(self.shards[current])
+                f.seek(int(self.offset[row]))
+                yield f.read(int(self.size[row]))
+        finally:
+            if f is not None:
+                f.close()
+
+    def to_pil(self, data: bytes):
+        return _to_pil(data, self.exif)
+
+    def identity(self) -> str:
+        return _file_identity(self.shards)
+
+
+# --------------------------------------------------------------------------- checks
+def _check_bytes(data: bytes | None) -> str | None:
+    """None when the bytes decode as an image, else the reason (as `check_image` for files)."""
+    from PIL import Image
+
+    if data is None:
+        return "no image bytes (and no readable file at its path)"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (64, 64))
+            img.load()
+        return None
+    except Exception as exc:  # PIL raises many types for corrupt data
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _verified(records: ImageRecords, labels: np.ndarray, split: str, skipped: list[dict], workers: int,
+              verify: bool) -> tuple[ImageRecords, np.ndarray]:
+    """The records whose bytes decode; the others are listed in `skipped` (streamed, a batch at a time)."""
+    if not verify:
+        return records, labels
+    reasons: list[str | None] = [None] * len(records)
+    batch: list[tuple[int, bytes]] = []
+
+    def check(items):
+        return [(j, _check_bytes(data)) for j, data in items]
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = []
+        for item in records.stream():
+            batch.append(item)
+            if len(batch) == BATCH_ROWS:
+                futures.append(pool.submit(check, batch))
+                batch = []
+                if len(futures) > 2 * workers:  # bounded: a few batches of bytes in flight
+                    for j, why in futures.pop(0).result():
+                        reasons[j] = why
+        if batch:
+            futures.append(pool.submit(check, batch))
+        for fut in futures:
+            for j, why in fut.result():
+                reasons[j] = why
+    keep = np.array([i for i, why in enumerate(reasons) if why is None], dtype=np.int64)
+    skipped.extend({"path": records.keys[i], "split": split, "reason": why}
+                   for i, why in enumerate(reasons) if why is not None)
+    return records.subset(keep), labels[keep]
+
+
+def read_classes_file(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line, in index order (blank lines ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"--classes {p} is not a file")
+    names = [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    if len(names) < 2:
+        raise DatasetError(f"--classes {p} names {len(names)} class(es); an audit needs at least two")
+    if len(set(names)) != len(names):
+        raise DatasetError(f"--classes {p} names a class twice")
+    return names
+
+
+def _label_indices(values: list, classes: list[str] | None, where: str, column: str) -> tuple[np.ndarray, list[str]]:
+    """Labels as class indices: integers (need `classes`) or class names (sorted when no `classes`)."""
+    if any(v is None for v in values):
+        n = sum(v is None for v in values)
+        raise DatasetError(f"{where}: {n} row(s) have no label in {column!r}; a split without labels cannot be "
+                           "audited")
+    if all(isinstance(v, str) for v in values):
+        names = classes or sorted(set(values))
+        index = {c: i for i, c in enumerate(names)}
+        unknown = sorted(set(values) - set(index))
+        if unknown:
+            raise DatasetError(f"{where}: label {unknown[0]!r} is not in --classes ({len(names)} classes)")
+        return np.array([index[v] for v in values], dtype=np.int64), list(names)
+    try:
+        labels = np.asarray([int(v) for v in values], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: {column!r} holds neither class indices nor class names") from None
+    if (labels < 0).any():
+        raise DatasetError(f"{where}: {int((labels < 0).sum())} row(s) have no label ({column!r} = -1); a split "
+                           "without labels cannot be audited")
+    if classes is None:
+        raise DatasetError(f"{where}: {column!r} is not a ClassLabel, so its class names are unknown; give "
+                           "--classes FILE (one name per line, in index order)")
+    if labels.max() >= len(classes):
+        raise DatasetError(f"{where}: label {int(labels.max())} is outside --classes ({len(classes)} classes)")
+    return labels, list(classes)
+
+
+def _finish(name: str, origin: str, classes: list[str], val, train, skipped: list[dict], reader: dict,
+            where: str) -> Dataset:
+    (vrec, vlab), tr = val, train
+    if not len(vrec):
+        raise DatasetError(f"{where}: none of the validation images could be decoded")
+    if len(classes) < 2:
+        raise DatasetError(f"{where}: only one class ({classes[0]!r}); an audit needs at least two")
+    train_split = Split(tr[1], records=tr[0]) if tr is not None and len(tr[0]) else None
+    return Dataset(name=name, classes=classes, val=Split(vlab, records=vrec), train=train_split, skipped=skipped,
+                   origin=origin, reader=reader)
+
+
+def _pick_columns(features: dict, image_column: str | None, label_column: str | None, where: str,
+                  is_image, is_label) -> tuple[str, str]:
+    names = list(features)
+    shown = ", ".join(names)
+    for given, what in ((image_column, "--image-column"), (label_column, "--label-column")):
+        if given is not None and given not in features:
+            raise DatasetError(f"{where}: no column {given!r} ({what}); columns: {shown}")
+    image = image_column or next((c for c in names if is_image(features[c])), None)
+    if image is None:
+        raise DatasetError(f"{where}: no Image or image-bytes column; name it with --image-column (columns: {shown})")
+    if not is_image(features[image]):
+        raise DatasetError(f"{where}: column {image!r} holds {features[image]}, not images; columns: {shown}")
+    label = label_column or next((c for c in names if is_label(features[c])), None)
+    if label is None:
+        raise DatasetError(f"{where}: no ClassLabel column; name the label column with --label-column "
+                           f"(columns: {shown})")
+    return image, label
+
+
+def _is_image_feature(f) -> bool:
+    ds = _needs("datasets")
+    if isinstance(f, ds.Image):
+        return True
+    if isinstance(f, ds.Value):
+        return f.dtype in ("binary", "large_binary")
+    return isinstance(f, dict) and "bytes" in f
+
+
+def _is_class_label(f) -> bool:
+    return isinstance(f, _needs("datasets").ClassLabel)
+
+
+def _classes_from(feature, classes_file: str | None) -> list[str] | None:
+    if classes_file:
+        return read_classes_file(classes_file)
+    if _is_class_label(feature):
+        return list(feature.names)
+    return None
+
+
+# --------------------------------------------------------------------------- hf:PATH
+def _hub_snapshot(path: Path) -> Path | None:
+    """The snapshot folder of a Hub-cache folder (datasets--OWNER--NAME or one of its snapshots), else None."""
+    repo = path
+    if path.parent.name == "snapshots":
+        return path if path.parent.parent.name.startswith("datasets--") else None
+    if not repo.name.startswith("datasets--") or not (repo / "snapshots").is_dir():
+        return None
+    ref = repo / "refs" / "main"
+    if ref.is_file() and (repo / "snapshots" / ref.read_text().strip()).is_dir():
+        return repo / "snapshots" / ref.read_text().strip()
+    snaps = sorted((p for p in (repo / "snapshots").iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    return snaps[-1] if snaps else None
+
+
+def _pick_split(splits: list[str], split: str | None, where: str) -> str:
+    if split is not None:
+        if split not in splits:
+            raise DatasetError(f"{where}: no split {split!r}; splits: {', '.join(splits)}")
+        return split
+    found = next((s for s in VAL_SPLITS if s in splits), None)
+    if found is None:
+        raise DatasetError(f"{where}: no validation split ({', '.join(VAL_SPLITS)}); pick one with --split "
+                           f"(splits: {', '.join(splits)})")
+    return found
+
+
+def load_hf(path: str, *, split: str | None = None, train_split: str | None = None, image_column: str | None = None,
+            label_column: str | None = None, classes: str | None = None, verify: bool = True,
+            workers: int = 8) -> Dataset:
+    """A dataset saved with `datasets`' `save_to_disk`, or a local Hub-cache folder of a dataset (Parquet files).
+
+    The validation split is --split (default: validation, val, valid or test); the training split is
+    --train-split (default: train, when there is one). Keys are row indices within the split.
+    """
+    where = f"hf:{path}"
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{where}: no such folder")
+    hf = _needs("datasets")
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        try:
+            obj = hf.load_from_disk(str(root))
+        except Exception as exc:  # datasets raises many types for a damaged folder
+            raise DatasetError(f"{where}: datasets.load_from_disk failed ({type(exc).__name__}: {exc})") from None
+        parts = dict(obj) if isinstance(obj, hf.DatasetDict) else {"": obj}
+        if "" in parts:
+            if split not in (None, ""):
+                raise DatasetError(f"{where} is a single split saved alone; leave out --split")
+            vname, tname = "", None
+            if train_split:
+                raise DatasetError(f"{where} is a single split saved alone, so it has no --train-split")
+        else:
+            vname = _pick_split(list(parts), split, where)
+            tname = train_split if train_split is not None else (TRAIN_SPLIT if TRAIN_SPLIT in parts else None)
+            if tname is not None and tname not in parts:
+                raise DatasetError(f"{where}: no split {tname!r} (--train-split); splits: {', '.join(parts)}")
+            if tname == vname:
+                tname = None
+        features = parts[vname].features
+        img, lab = _pick_columns(features, image_column, label_column, where, _is_image_feature, _is_class_label)
+        names = _classes_from(features[lab], classes)
+        skipped: list[dict] = []
+
+        def build(name: str, split_name: str):
+            ds = parts[name]
+            w = f"{where} split {split_name!r}" if name else where
+            if len(ds) == 0:
+                raise DatasetError(f"{w} is empty")
+            for col in (img, lab):
+                if col not in ds.features:
+                    raise DatasetError(f"{w}: no column {col!r}; columns: {', '.join(ds.features)}")
+            values = ds.select_columns([lab]).with_format("arrow")[:].column(0).to_pylist()
+            labels, found = _label_indices(values, names, w, lab)
+            backend = _ArrowBackend(str(root.resolve()), name or None, img)
+            rec = ImageRecords(backend, np.arange(len(ds)), [str(i) for i in range(len(ds))])
+            return _verified(rec, labels, split_name, skipped, workers, verify), found
+
+        (val, found) = build(vname, vname or "val")
+        train = build(tname, "train")[0] if tname is not None else None
+        reader = {"kind": "hf", "path": str(root.resolve()), "split": vname or None, "image_column": img}
+        return _finish(f"hf:{path}" + (f"[{vname}]" if vname else ""), str(root.resolve()), found, val, train,
+                       skipped, reader, where)
+    if (root / "snapshots").is_dir() and root.name.startswith("models--"):
+        raise DatasetError(f"{where} is the Hub cache of a model, not of a dataset")
+    snapshot = _hub_snapshot(root)
+    if snapshot is None:
+        raise DatasetError(f"{where} is not a dataset: neither a folder written by save_to_disk "
+                           "(dataset_dict.json or state.json) nor a Hub-cache folder of a dataset "
+                           "(datasets--OWNER--NAME with snapshots/)")
+    return _load_hub_snapshot(snapshot, where, split=split, train_split=train_split, image_column=image_column,
+                              label_column=label_column, classes=classes, verify=verify, workers=workers)
+
+
+def _load_hub_snapshot(snapshot: Path, where: str, *, split, train_split, **options) -> Dataset:
+    """A Hub-cache snapshot: its splits found by datasets' own data-file patterns, read as Parquet."""
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    try:
+        patterns = get_data_patterns(str(snapshot))
+        files = DataFilesDict.from_patterns(patterns, base_path=str(snapshot))
+    except Exception as exc:  # EmptyDatasetError and friends
+        raise DatasetError(f"{where}: the Hub-cache snapshot holds no data files ({type(exc).__name__})") from None
+    splits = {k: [str(f) for f in v] for k, v in files.items()}
+    for name, fs in splits.items():
+        odd = [f for f in fs if not f.endswith(".parquet")]
+        if odd:
+            raise DatasetError(f"{where}: split {name!r} is stored as {Path(odd[0]).suffix or odd[0]} files; hf: "
+                               "reads Hub datasets stored as Parquet")
+    vname = _pick_split(list(splits), split, where)
+    tname = train_split if train_split is not None else (TRAIN_SPLIT if TRAIN_SPLIT in splits else None)
+    if tname is not None and tname not in splits:
+        raise DatasetError(f"{where}: no split {tname!r} (--train-split); splits: {', '.join(splits)}")
+    ds = _load_parquet_files(splits[vname], splits[tname] if tname and tname != vname else None,
+                             where=f"{where} split {vname!r}", name=f"hf:{where[3:]}[{vname}]", **options)
+    ds.reader = {**ds.reader, "kind": "hf-hub", "path": str(snapshot), "split": vname}
+    return ds
+
+
+# --------------------------------------------------------------------------- parquet:GLOB
+def _expand_glob(pattern: str, where: str) -> list[str]:
+    files = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+    files = [f for f in files if os.path.isfile(f)]
+    if not files:
+        raise DatasetError(f"{where}: no file matches {pattern!r}")
+    return files
+
+
+def _parquet_features(file: str, where: str):
+    """The file's columns as `datasets` features (its 'huggingface' schema metadata when written by datasets)."""
+    import pyarrow.parquet as pq
+
+    hf = _needs("datasets")
+    try:
+        schema = pq.read_schema(file)
+    except Exception as exc:  # ArrowInvalid for a file that is not Parquet
+        raise DatasetError(f"{where}: {file} is not a Parquet file ({type(exc).__name__})") from None
+    try:
+        return hf.Features.from_arrow_schema(schema)
+    except Exception:  # a type datasets has no feature for: keep the plain columns
+        return {f.name: (hf.Value("binary") if str(f.type) in ("binary", "large_binary") else str(f.type))
+                for f in schema}
+
+
+def _load_parquet_files(val_files: list[str], train_files: list[str] | None, *, where: str, name: str,
+                        image_column=None, label_column=None, classes=None, verify=True, workers=8) -> Dataset:
+    import pyarrow.parquet as pq
+
+    features = _parquet_features(val_files[0], where)
+    img, lab = _pick_columns(features, image_column, label_column, where, _is_image_feature, _is_class_label)
+    names = _classes_from(features[lab], classes)
+    skipped: list[dict] = []
+
+    def build(files: list[str], split_name: str):
+        counts, values = [], []
+        for f in files:
+            with pq.ParquetFile(f) as pf:
+                present = pf.schema_arrow.names
+                for col in (img, lab):
+                    if col not in present:
+                        raise DatasetError(f"{where}: {f} has no column {col!r}; columns: {', '.join(present)}")
+                counts.append(pf.metadata.num_rows)
+                for batch in pf.iter_batches(batch_size=65536, columns=[lab]):
+                    values.extend(batch.column(0).to_pylist())
+        if not values:
+            raise DatasetError(f"{where}: the {split_name} split is empty (0 rows in {len(files)} file(s))")
+        labels, found = _label_indices(values, names, where, lab)
+        rec = ImageRecords(_ParquetBackend(files, img, counts), np.arange(len(values)),
+                           [str(i) for i in range(len(values))])
+        return _verified(rec, labels, split_name, skipped, workers, verify), found
+
+    val, found = build(val_files, "val")
+    train = build(train_files, "train")[0] if train_files else None
+    reader = {"kind": "parquet", "files": [str(Path(f).resolve()) for f in val_files], "image_column": img}
+    return _finish(name, val_files[0] if len(val_files) == 1 else os.path.dirname(val_files[0]), found, val, train,
+                   skipped, reader, where)
+
+
+def load_parquet(pattern: str, *, split: str | None = None, train_split: str | None = None,
+                 image_column: str | None = None, label_column: str | None = None, classes: str | None = None,
+                 verify: bool = True, workers: int = 8) -> Dataset:
+    """Parquet files matching GLOB (the validation images); --train-split GLOB names the training files.
+
+    The image column holds bytes, or `datasets`' {'bytes', 'path'} structs. Keys are row indices over the
+    files in sorted order.
+    """
+    where = f"parquet:{pattern}"
+    if split is not None:
+        raise DatasetError(f"{where}: the pattern names the validation files, so --split is not used; give "
+                           "--train-split GLOB for the training files")
+    val_files = _expand_glob(pattern, where)
+    train_files = _expand_glob(train_split, f"--train-split {train_split}") if train_split else None
+    return _load_parquet_files(val_files, train_files, where=where, name=where, image_column=image_column,
+                               label_column=label_column, classes=classes, verify=verify, workers=workers)
+
+
+# --------------------------------------------------------------------------- wds:PATTERN
+_META = re.compile(r"__[^/]*__($|/)")
+
+
+def expand_shards(pattern: str, where: str) -> list[str]:
+    """The shard files of a brace pattern (`val-{000000..000063}.tar`), as webdataset expands it."""
+    from braceexpand import braceexpand
+
+    shards = [os.path.expanduser(s) for s in braceexpand(pattern)]
+    missing = [s for s in shards if not os.path.isfile(s)]
+    if missing:
+        raise DatasetError(f"{where}: {len(missing)} of {len(shards)} shard(s) missing, e.g. {missing[0]}")
+    return shards
+
+
+def _scan_shard(path: str, image_ext: str | None, where: str) -> list[dict]:
+    """The samples of one shard, grouped by key as webdataset groups them: key, image member, label files."""
+    import tarfile
+
+    from webdataset.tariterators import base_plus_ext
+
+    samples: list[dict] = []
+    current = None
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            for info in tar:
+                name = info.name
+                if not info.isreg() or _META.match(name) or ("/" not in name and name.startswith("__")
+                                                            and name.endswith("__")):
+                    continue
+                key, ext = base_plus_ext(name)
+                if key is None:
+                    continue
+                ext = ext.lower()
+                if current is None or current["key"] != key:
+                    current = {"key": key, "members": {}, "labels": {}}
+                    samples.append(current)
+                if ext in current["members"]:
+                    raise DatasetError(f"{where}: {path}: {name} is a duplicate file name in sample {key!r}")
+                current["members"][ext] = (info.offset_data, info.size)
+                if ext in ("cls", "json"):
+                    current["labels"][ext] = tar.extractfile(info).read()
+    except tarfile.TarError as exc:
+        raise DatasetError(f"{where}: {path} is not a readable tar file ({exc})") from None
+    return samples
+
+
+def _wds_label(sample: dict, field: str | None, where: str):
+    labels = sample["labels"]
+    if "cls" in labels and field is None:
+        text = labels["cls"].decode("utf-8", "replace").strip()
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if "json" in labels:
+        try:
+            meta = json.loads(labels["json"])
+        except ValueError:
+            raise DatasetError(f"{where}: sample {sample['key']!r} has a .json that is not JSON") from None
+        key = field or "label"
+        if not isinstance(meta, dict) or key not in meta:
+            keys = ", ".join(meta) if isinstance(meta, dict) else type(meta).__name__
+            raise DatasetError(f"{where}: sample {sample['key']!r}'s .json has no field {key!r} (--label-column); "
+                               f"fields: {keys}")
+        return meta[key]
+    return None
+
+
+def _load_wds_split(pattern: str, where: str, split_name: str, image_ext: str | None, label_field: str | None):
+    shards = expand_shards(pattern, where)
+    keys, values, shard, offset, size = [], [], [], [], []
+    for s, path in enumerate(shards):
+        for sample in _scan_shard(path, image_ext, where):
+            members = sample["members"]
+            ext = image_ext or next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
+            if ext is None or ext not in members:
+                wanted = image_ext or "/".join(WDS_IMAGE_EXTENSIONS)
+                raise DatasetError(f"{where}: sample {sample['key']!r} in {os.path.basename(path)} has no .{wanted} "
+                                   f"image (it has: {', '.join('.' + e for e in members)})")
+            label = _wds_label(sample, label_field, where)
+            if label is None:
+                raise DatasetError(f"{where}: {os.path.basename(path)} has no labels: sample {sample['key']!r} has "
+                                   "neither .cls nor .json")
+            keys.append(sample["key"])
+            values.append(label)
+            shard.append(s)
+            offset.append(members[ext][0])
+            size.append(members[ext][1])
+    if not keys:
+        raise DatasetError(f"{where}: the {split_name} shards hold no samples")
+    seen: dict[str, int] = {}
+    for k in keys:
+        seen[k] = seen.get(k, 0) + 1
+        if seen[k] > 1:
+            raise DatasetError(f"{where}: the key {k!r} appears twice; keys must be unique to join back")
+    backend = _TarBackend(shards, np.asarray(shard, np.int32), np.asarray(offset, np.int64), np.asarray(size, np.int64))
+    return ImageRecords(backend, np.arange(len(keys)), keys), values, shards
+
+
+def load_wds(pattern: str, *, split: str | None = None, train_split: str | None = None,
+             image_column: str | None = None, label_column: str | None = None, classes: str | None = None,
+             verify: bool = True, workers: int = 8) -> Dataset:
+    """WebDataset shards matching a brace pattern: an image (.jpg/.jpeg/.png/.webp, or --image-column EXT)
+    and a label (.cls: an integer as text; or a .json field, `label` unless --label-column) per sample.
+
+    --train-split PATTERN names the training shards. Keys are WebDataset's `__key__`.
+    """
+    where = f"wds:{pattern}"
+    if split is not None:
+        raise DatasetError(f"{where}: the pattern names the validation shards, so --split is not used; give "
+                           "--train-split PATTERN for the training shards")
+    ext = image_column.lstrip(".").lower() if image_column else None
+    names = read_classes_file(classes) if classes else None
+    skipped: list[dict] = []
+    rec, values, shards = _load_wds_split(pattern, where, "val", ext, label_column)
+    labels, found = _label_indices(values, names, where, label_column or ".cls")
+    val = _verified(rec, labels, "val", skipped, workers, verify)
+    train = None
+    if train_split:
+        trec, tvalues, _ = _load_wds_split(train_split, f"--train-split {train_split}", "train", ext, label_column)
+        tlabels, _ = _label_indices(tvalues, found, f"--train-split {train_split}", label_column or ".cls")
+        train = _verified(trec, tlabels, "train", skipped, workers, verify)
+    reader = {"kind": "wds", "pattern": os.path.abspath(os.path.expanduser(pattern)), "image_column": ext,
+              "label_column": label_column}
+    return _finish(where, os.path.dirname(shards[0]), found, val, train, skipped, reader, where)
+
+
+# --------------------------------------------------------------------------- by prefix, and back from a manifest
+def load_table_source(spec: str, **options) -> Dataset:
+    """`hf:PATH`, `parquet:GLOB` or `wds:PATTERN` as a Dataset; options: split, train_split, image_column,
+    label_column, classes."""
+    prefix, _, rest = spec.partition(":")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise DatasetError(f"{prefix}: unknown option {unknown[0]!r}; options: {', '.join(OPTIONS[:5])}")
+    if "verify" in options and isinstance(options["verify"], str):
+        options["verify"] = options["verify"].lower() not in ("0", "false", "no")
+    if "workers" in options:
+        options["workers"] = int(options["workers"])
+    if not rest:
+        raise DatasetError(f"{spec!r}: give a path after {prefix}:")
+    loader = {"hf": load_hf, "parquet": load_parquet, "wds": load_wds}[prefix]
+    return loader(rest, **options)
+
+
+def open_reader(reader: dict) -> ImageRecords:
+    """Reopen the images of a manifest's `dataset.reader` (every image of the split, keyed by its own key)."""
+    kind = reader.get("kind")
+    if kind == "hf":
+        backend = _ArrowBackend(reader["path"], reader.get("split"), reader["image_column"])
+        n = len(backend.ds)
+        return ImageRecords(backend, np.arange(n), [str(i) for i in range(n)])
+    if kind in ("parquet", "hf-hub"):
+        import pyarrow.parquet as pq
+
+        files = reader["files"]
+        counts = [pq.ParquetFile(f).metadata.num_rows for f in files]
+        n = int(sum(counts))
+        return ImageRecords(_ParquetBackend(files, reader["image_column"], counts), np.arange(n),
+                            [str(i) for i in range(n)])
+    if kind == "wds":
+        where = f"wds:{reader['pattern']}"
+        shards = expand_shards(reader["pattern"], where)
+        keys, shard, offset, size = [], [], [], []
+        for s, path in enumerate(shards):
+            for sample in _scan_shard(path, reader.get("image_column"), where):
+                members = sample["members"]
+                ext = reader.get("image_column") or next((e for e in WDS_IMAGE_EXTENSIONS if e in members), None)
+                if ext in members:
+                    keys.append(sample["key"])
+                    shard.append(s)
+                    offset.append(members[ext][0])
+                    size.append(members[ext][1])
+        backend = _TarBackend(shards, np.asarray(shard, np.int32), np.asarray(offset, np.int64),
+                              np.asarray(size, np.int64))
+        return ImageRecords(backend, np.arange(len(keys)), keys)
+    raise DatasetError(f"unknown image reader {kind!r} in the audit's manifest")
+
+
+def records_by_key(reader: dict, keys: list[str]) -> ImageRecords:
+    """The images of `keys` (in that order) from a manifest's reader; a key the source lacks is an error."""
+    records = open_reader(reader)
+    where = {k: i for i, k in enumerate(records.keys)}
+    missing = [k for k in keys if k not in where]
+    if missing:
+        raise DatasetError(f"{len(missing)} image key(s) are not in the source, e.g. {missing[0]!r}; the source's "
+                           f"keys look like {', '.join(map(repr, records.keys[:3]))}")
+    return records.subset([where[k] for k in keys])
+
+
+_OPENED: dict[str, tuple[ImageRecords, dict[str, int]]] = {}
+
+
+def reader_image(reader: dict, key: str):
+    """The image of `key` in a manifest's reader, as an RGB PIL image (the last few sources stay open)."""
+    token = json.dumps(reader, sort_keys=True, default=str)
+    opened = _OPENED.get(token)
+    if opened is None:
+        records = open_reader(reader)
+        opened = (records, {k: i for i, k in enumerate(records.keys)})
+        while len(_OPENED) >= 4:
+            _OPENED.pop(next(iter(_OPENED)))
+        _OPENED[token] = opened
+    records, where = opened
+    if key not in where:
+        raise DatasetError(f"the image {key!r} is no longer in its source ({reader.get('kind')}); put the dataset "
+                           "back as the audit read it")
+    return records.open(where[key])
