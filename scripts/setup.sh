@@ -35,5 +35,5 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   $PIP install -q torch==2.14.1 torchvision==0.29.1
 fi
 echo "setup: installing ddd-audit and its extras"
-$PIP install -q -e ".[weights,app,study,deep,cluster,dev]"
+$PIP install -q -e ".[weights,app,study,deep,cluster,dev,sources]"
 echo "setup: done"
