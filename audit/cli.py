@@ -445,7 +445,12 @@ def import_(
                                        "indices, or a CSV with the columns image and label)."),
     classes: Path | None = typer.Option(None, help="Class names, one per line, in index order."),
     images: Path | None = typer.Option(None, help="The folder of the image files, so the app and a study "
-                                       "can show them."),
+                                       "can show them; or hf:PATH, parquet:GLOB or wds:PATTERN, whose keys (row "
+                                       "index or __key__) are the decisions' image keys."),
+    split: str | None = typer.Option(None, help="--images hf:PATH: the split (default: validation, val, valid "
+                                     "or test)."),
+    image_column: str | None = typer.Option(None, help="--images hf:, parquet: the image column; wds: the image "
+                                            "extension."),
     force: bool = typer.Option(False, "--force", help="Replace what --out holds."),
     relabel: Path | None = typer.Option(None, help="A CSV with the columns image (the image's key) and new_label: "
                                         "import with those labels corrected; the manifest records the file."),
@@ -456,6 +461,14 @@ def import_(
     from audit.importers import read_class_list, read_decisions_source, write_imported_audit
     from audit.relabel import read_relabel, record_relabel, relabel_imported
 
+    image_source = str(images) if images is not None and str(images).startswith(TABLE_PREFIXES) else None
+    if (split or image_column) and image_source is None:
+        _fail("--split and --image-column are for --images hf:PATH, parquet:GLOB or wds:PATTERN")
+    reader = None
+    if image_source:  # checked before anything is read or written
+        from audit.data.table_sources import source_reader
+
+        reader = source_reader(image_source, split=split, image_column=image_column)
     class_list = read_class_list(classes) if classes else None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
@@ -470,8 +483,12 @@ def import_(
         for note in decisions.notes:
             console.print(f"note: {note}", highlight=False)
         writing = bar.add_task("writing the audit", total=len(decisions.makers))
-        write_imported_audit(decisions, out, images_root=images, force=force, split_by=split_by,
-                             progress=lambda done, total: bar.update(writing, completed=done))
+        write_imported_audit(decisions, out, images_root=None if reader else images, force=force,
+                             split_by=split_by, progress=lambda done, total: bar.update(writing, completed=done))
+    if reader:
+        from audit.data.table_sources import attach_reader
+
+        attach_reader(out, image_source, reader)
     if relabelled:
         record_relabel(out, relabelled)
     _report_and_print(out)

@@ -414,6 +414,18 @@ def _hub_snapshot(path: Path) -> Path | None:
     return snaps[-1] if snaps else None
 
 
+def _empty_saved_splits(root: Path) -> list[str]:
+    """The splits of a save_to_disk folder that hold no data file."""
+    out = []
+    for state in sorted([root / "state.json", *root.glob("*/state.json")]):
+        try:
+            if state.is_file() and not json.loads(state.read_text()).get("_data_files"):
+                out.append(state.parent.name if state.parent != root else "")
+        except ValueError:
+            continue
+    return out
+
+
 def _pick_split(splits: list[str], split: str | None, where: str) -> str:
     if split is not None:
         if split not in splits:
@@ -443,6 +455,9 @@ def load_hf(path: str, *, split: str | None = None, train_split: str | None = No
         try:
             obj = hf.load_from_disk(str(root))
         except Exception as exc:  # datasets raises many types for a damaged folder
+            empty = _empty_saved_splits(root)
+            if empty:  # datasets saves an empty split without data files and cannot load it back
+                raise DatasetError(f"{where}: split {empty[0]!r} is empty") from None
             raise DatasetError(f"{where}: datasets.load_from_disk failed ({type(exc).__name__}: {exc})") from None
         parts = dict(obj) if isinstance(obj, hf.DatasetDict) else {"": obj}
         if "" in parts:
@@ -804,3 +819,73 @@ def reader_image(reader: dict, key: str):
         raise DatasetError(f"the image {key!r} is no longer in its source ({reader.get('kind')}); put the dataset "
                            "back as the audit read it")
     return records.open(where[key])
+
+
+# --------------------------------------------------------------------------- imported decisions' images
+def source_reader(spec: str, *, split: str | None = None, image_column: str | None = None) -> dict:
+    """The reader of a source's images alone (no labels needed): what `import --images hf:...` records."""
+    prefix, _, rest = spec.partition(":")
+    where = spec
+    if prefix not in PREFIXES or not rest:
+        raise DatasetError(f"--images {spec}: give hf:PATH, parquet:GLOB or wds:PATTERN")
+    if prefix == "wds":
+        expand_shards(rest, where)
+        ext = image_column.lstrip(".").lower() if image_column else None
+        return {"kind": "wds", "pattern": os.path.abspath(os.path.expanduser(rest)), "image_column": ext,
+                "label_column": None}
+    if prefix == "parquet":
+        files = _expand_glob(rest, where)
+        features = _parquet_features(files[0], where)
+        img, _ = _pick_columns(features, image_column, None, where, _is_image_feature, lambda f: True)
+        return {"kind": "parquet", "files": [str(Path(f).resolve()) for f in files], "image_column": img}
+    root = Path(rest).expanduser()
+    hf = _needs("datasets")
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        obj = hf.load_from_disk(str(root))
+        name = _pick_split(list(obj), split, where) if isinstance(obj, hf.DatasetDict) else None
+        features = obj[name].features if name else obj.features
+        img, _ = _pick_columns(features, image_column, None, where, _is_image_feature, lambda f: True)
+        return {"kind": "hf", "path": str(root.resolve()), "split": name, "image_column": img}
+    snapshot = _hub_snapshot(root) if root.is_dir() else None
+    if snapshot is None:
+        raise DatasetError(f"{where} is not a dataset: neither a folder written by save_to_disk nor a Hub-cache "
+                           "folder of a dataset")
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    splits = DataFilesDict.from_patterns(get_data_patterns(str(snapshot)), base_path=str(snapshot))
+    name = _pick_split(list(splits), split, where)
+    files = [str(f) for f in splits[name]]
+    img, _ = _pick_columns(_parquet_features(files[0], where), image_column, None, where, _is_image_feature,
+                           lambda f: True)
+    return {"kind": "hf-hub", "path": str(snapshot), "split": name, "files": files, "image_column": img}
+
+
+def attach_reader(out: str | os.PathLike, spec: str, reader: dict) -> int:
+    """Point an imported audit's images at a table or shard source; every image key must be a key of it.
+
+    On a key the source lacks, the audit just written is removed and DatasetError names the key.
+    Returns the number of images joined.
+    """
+    import shutil
+
+    import pandas as pd
+
+    from audit.store import AuditDir, write_parquet
+
+    out = Path(out)
+    images = pd.read_parquet(out / "images.parquet")
+    keys = images["image_key"].astype(str).tolist() if "image_key" in images.columns else \
+        images["source"].astype(str).tolist()
+    try:
+        records_by_key(reader, keys)
+    except DatasetError as exc:
+        shutil.rmtree(out, ignore_errors=True)
+        raise DatasetError(f"--images {spec}: {exc}") from None
+    images["source"] = keys
+    write_parquet(out / "images.parquet", images)
+    store = AuditDir(out)
+    manifest = store.read_manifest()
+    manifest["config"]["images"] = spec
+    manifest["dataset"]["reader"] = reader
+    store.write_manifest(manifest)
+    return len(keys)
