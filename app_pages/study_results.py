@@ -8,6 +8,7 @@ and opens no path typed in; it looks only where the app looks for studies.
 
 from __future__ import annotations
 
+import io
 import math
 
 import streamlit as st
@@ -49,9 +50,32 @@ def num(x: float, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+@st.cache_resource(max_entries=4, show_spinner="analysing the responses")
+def analysed(study_id: str, stamp: tuple[int, int], alpha: float, block: int, _admin) -> dict:
+    """The responses, their analysis, the figures and the two exports, computed once per change of the
+    study's responses (`stamp`) and settings; every rerun and every reader of the page draws from them."""
+    responses = _admin.responses_frame()
+    out = {"responses": responses}
+    if len(responses):
+        result = analyze(responses, alpha=alpha, block=block, n_numbers=results.n_numbers(_admin.study))
+        out.update(result=result, figures={name: png_of(fig) for name, fig in study_figures(result, responses).items()})
+    return out
+
+
+def png_of(fig) -> bytes:
+    """A figure as the PNG that st.pyplot would draw (dpi 200, tight), drawn once and kept."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=200, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def show_results(study, admin) -> None:
-    responses = admin.responses_frame()
-    base_url = server_base_url(st.context.url)
+    stamp = admin.response_stamp()
+    alpha = st.session_state.get("results_alpha", 0.05)
+    block = int(st.session_state.get("results_block", results.default_block(study)))
+    bundle = analysed(study.id, stamp, float(alpha), block, admin)
+    responses = bundle["responses"]
+    base_url = results.study_base_url(study) or server_base_url(st.context.url)
     people = results.observers_table(admin, responses, base_url=base_url)
     n_finished = sum(r["finished"] for r in people)
     st.subheader(f"{study.name} ({study.id})")
@@ -92,8 +116,8 @@ def show_results(study, admin) -> None:
         step=1,
         key="results_block",
     )
-    result = analyze(responses, alpha=alpha, block=int(block), n_numbers=results.n_numbers(study))
-    figures = study_figures(result, responses)
+    bundle = analysed(study.id, stamp, float(alpha), int(block), admin)  # the widgets' values of this run
+    result, figures = bundle["result"], bundle["figures"]
 
     st.markdown("#### Summary")
     st.markdown("  \n".join(paper_summary(result)))
@@ -104,7 +128,7 @@ def show_results(study, admin) -> None:
         "p: one-sided exact binomial test against 50%. Wilson and Clopper-Pearson intervals at "
         f"{100 * (1 - alpha):g}%. Catch trials are counted apart."
     )
-    st.pyplot(figures["accuracy"], width="content")
+    st.image(figures["accuracy"], width="content")
     st.dataframe(
         results.accuracy_table(result.observers),
         key="results_accuracy",
@@ -119,7 +143,7 @@ def show_results(study, admin) -> None:
     cols = st.columns(3)
     cols[0].metric("Mean accuracy", pct(acc["mean"]))
     cols[1].metric("Range", f"{pct(acc['min'])} - {pct(acc['max'])}")
-    cols[2].metric("SD over observers", pct(acc["sd"]))
+    cols[2].metric("SD over observers", pct(acc["sd"]) if len(result.observers) > 1 else "n/a (one observer)")
 
     st.markdown("#### Error consistency between observers")
     ec = result.consistency_summary
@@ -128,7 +152,7 @@ def show_results(study, admin) -> None:
             f"Mean kappa {num(ec['mean'])} (sd {num(ec['sd'])}, range {num(ec['min'])} to "
             f"{num(ec['max'])}) over {ec['n']} pairs of observers, on the trials both answered."
         )
-        st.pyplot(figures["consistency"], width="content")
+        st.image(figures["consistency"], width="content")
         st.dataframe(
             result.consistency,
             key="results_consistency",
@@ -152,7 +176,7 @@ def show_results(study, admin) -> None:
             f"{le.odds_ratio_first_to_last:.3g}."
         )
     if len(result.blocks):
-        st.pyplot(figures["learning"], width="content")
+        st.image(figures["learning"], width="content")
         st.dataframe(
             result.blocks,
             key="results_blocks",
@@ -161,7 +185,7 @@ def show_results(study, admin) -> None:
         )
 
     st.markdown("#### Response times (ms, main trials)")
-    st.pyplot(figures["response_times"], width="content")
+    st.image(figures["response_times"], width="content")
     st.dataframe(
         result.response_times,
         key="results_rts",
@@ -176,7 +200,7 @@ def show_results(study, admin) -> None:
     cols = st.columns(2)
     cols[0].download_button(
         "model-vs-human CSV",
-        results.csv_bytes(model_vs_human_frame(responses)),
+        lambda: results.csv_bytes(model_vs_human_frame(responses)),  # made when clicked
         file_name=f"{study.name}_model-vs-human.csv",
         mime="text/csv",
         key="results_download_mvh",
@@ -184,7 +208,7 @@ def show_results(study, admin) -> None:
     )
     cols[1].download_button(
         "All responses CSV",
-        results.csv_bytes(full_frame(responses)),
+        lambda: results.csv_bytes(full_frame(responses)),
         file_name=f"{study.name}_responses.csv",
         mime="text/csv",
         key="results_download_full",

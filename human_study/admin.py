@@ -83,8 +83,21 @@ def add_study(
     return store.get_study(study_id), token
 
 
+def normalize_token(token: object) -> str | None:
+    """An admin token as entered, without surrounding whitespace; None when there is none.
+
+    The rule, the same for the results page, `--token` and DDD_STUDY_TOKEN: spaces, tabs and newlines
+    around a token are dropped, because tokens are pasted from terminals and e-mails that add them; a
+    token itself never holds whitespace (it is URL-safe base64), so nothing else is changed or accepted.
+    """
+    if not isinstance(token, str):
+        return None
+    return token.strip() or None
+
+
 def token_matches(store, study_id: str, token: object) -> bool:
-    """True when `token` is the study's admin token (constant-time comparison)."""
+    """True when `token` (see `normalize_token`) is the study's admin token (constant-time comparison)."""
+    token = normalize_token(token)
     study = store.get_study(study_id)
     with reading(store.engine) as conn:
         stored = conn.execute(
@@ -96,8 +109,9 @@ def token_matches(store, study_id: str, token: object) -> bool:
 
 
 def open_admin(store, study_id: str, token: object) -> StudyAdmin:
-    """Admin access to one study; raises AccessDenied without the right token."""
-    if not isinstance(token, str) or not token:
+    """Admin access to one study; raises AccessDenied without the right token (see `normalize_token`)."""
+    token = normalize_token(token)
+    if not token:
         raise AccessDenied("an admin token is required for this study")
     if not token_matches(store, study_id, token):
         raise AccessDenied("wrong admin token for this study")
@@ -177,6 +191,16 @@ class StudyAdmin:
                 .all()
             )
         return [Observer.from_row(r) for r in rows]
+
+    def response_stamp(self) -> tuple[int, int]:
+        """(number of responses, largest response id) of the study: one cheap query that changes whenever
+        a response is added or removed, so the results page analyses the responses once per change."""
+        r, o = responses, observers
+        query = (sa.select(sa.func.count(r.c.id), sa.func.coalesce(sa.func.max(r.c.id), 0))
+                 .select_from(r.join(o, r.c.observer_id == o.c.id)).where(o.c.study_id == self.study.id))
+        with reading(self.store.engine) as conn:
+            n, last = conn.execute(query).one()
+        return int(n), int(last)
 
     def responses_frame(self):
         """Every response of the study, one row per answered trial, with its trial and observer.

@@ -7,7 +7,6 @@ frames, dataclasses or numbers. Nothing here reads a database, touches files or 
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -108,19 +107,22 @@ def observer_accuracy(responses: pd.DataFrame, *, alpha: float = 0.05, chance: f
     `chance`), wilson_low, wilson_high, cp_low, cp_high (1 - alpha), n_catch, catch_accuracy,
     n_catch_failed (failed attention checks: the noise image not picked as the harder one).
     """
+    kind = responses["kind"].to_numpy()
+    correct = responses["correct"].to_numpy(dtype=bool)
+    counts = pd.DataFrame({"subj": responses["subj"], "main": kind == "main", "main_right": (kind == "main") & correct,
+                           "catch": kind == "catch", "catch_right": (kind == "catch") & correct}
+                          ).groupby("subj", sort=True).sum()
     rows = []
-    for subj, group in responses.groupby("subj", sort=True):
-        main = _main(group)
-        catch = group[group["kind"] == "catch"]
-        n, k = len(main), int(main["correct"].sum())
+    for subj, c in zip(counts.index, counts.itertuples(index=False), strict=True):
+        n, k = int(c.main), int(c.main_right)
         row = {"subj": subj, "n_trials": n, "n_correct": k}
         if n:
             row.update(accuracy=k / n, p_value=binomial_p_value(k, n, chance=chance))
             row["wilson_low"], row["wilson_high"] = wilson_interval(k, n, alpha=alpha)
             row["cp_low"], row["cp_high"] = clopper_pearson_interval(k, n, alpha=alpha)
-        row["n_catch"] = len(catch)
-        row["catch_accuracy"] = float(catch["correct"].mean()) if len(catch) else math.nan
-        row["n_catch_failed"] = int((~catch["correct"].astype(bool)).sum())
+        row["n_catch"] = int(c.catch)
+        row["catch_accuracy"] = int(c.catch_right) / int(c.catch) if c.catch else math.nan
+        row["n_catch_failed"] = int(c.catch) - int(c.catch_right)
         rows.append(row)
     columns = [
         "subj",
@@ -160,25 +162,33 @@ def pairwise_error_consistency(responses: pd.DataFrame) -> pd.DataFrame:
     """Error consistency for every pair of observers on the main trials both answered.
 
     Trials are matched by trial_id (the same pair of images, whatever side or order it had).
-    Returns columns: subj_a, subj_b, n_trials, c_obs, c_exp, kappa.
+    Returns columns: subj_a, subj_b, n_trials, c_obs, c_exp, kappa. All pairs come from four matrix
+    products over an (n_trials, n_observers) table, equal to `error_consistency` pair by pair.
     """
+    columns = ["subj_a", "subj_b", "n_trials", "c_obs", "c_exp", "kappa"]
     main = _main(responses)
-    by_subj = {s: g.set_index("trial_id")["correct"].astype(bool) for s, g in main.groupby("subj", sort=True)}
-    rows = []
-    for (sa_, a), (sb, b) in itertools.combinations(by_subj.items(), 2):
-        common = a.index.intersection(b.index)
-        ec = error_consistency(a.loc[common].to_numpy(), b.loc[common].to_numpy())
-        rows.append(
-            {
-                "subj_a": sa_,
-                "subj_b": sb,
-                "n_trials": ec.n_trials,
-                "c_obs": ec.c_obs,
-                "c_exp": ec.c_exp,
-                "kappa": ec.kappa,
-            }
-        )
-    return pd.DataFrame(rows, columns=["subj_a", "subj_b", "n_trials", "c_obs", "c_exp", "kappa"])
+    if main.empty:
+        return pd.DataFrame(columns=columns)
+    subjects, subj_code = np.unique(main["subj"].to_numpy(dtype=str), return_inverse=True)
+    _, trial_code = np.unique(main["trial_id"].to_numpy(), return_inverse=True)
+    decided = np.zeros((trial_code.max() + 1, len(subjects)))
+    right = np.zeros_like(decided)
+    decided[trial_code, subj_code] = 1.0
+    right[trial_code, subj_code] = main["correct"].to_numpy(dtype=bool)
+    n = decided.T @ decided
+    right_a = right.T @ decided  # [a, b]: a right, on the trials both answered
+    both_right = right.T @ right
+    ia, ib = np.triu_indices(len(subjects), k=1)
+    n_ab, ra, rb, rr = n[ia, ib], right_a[ia, ib], right_a[ib, ia], both_right[ia, ib]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_obs = (n_ab - ra - rb + 2 * rr) / n_ab
+        p1, p2 = ra / n_ab, rb / n_ab
+        c_exp = p1 * p2 + (1 - p1) * (1 - p2)
+        kappa = np.where(c_obs == 1.0, 1.0, (c_obs - c_exp) / (1 - c_exp))
+    none = n_ab == 0
+    c_obs[none], c_exp[none], kappa[none] = math.nan, math.nan, math.nan
+    return pd.DataFrame({"subj_a": subjects[ia], "subj_b": subjects[ib], "n_trials": n_ab.astype(np.int64),
+                         "c_obs": c_obs, "c_exp": c_exp, "kappa": kappa}, columns=columns)
 
 
 # --------------------------------------------------------------------------- over trials
@@ -222,6 +232,7 @@ def learning_effect(responses: pd.DataFrame, *, alpha: float = 0.05) -> Learning
     """Fit `LearningEffect` with statsmodels (binomial GLM, logit link)."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+    from threadpoolctl import threadpool_limits
 
     x, y, _ = learning_design(responses)
     n, n_obs = len(y), int(x.shape[1] - 1)
@@ -239,7 +250,8 @@ def learning_effect(responses: pd.DataFrame, *, alpha: float = 0.05) -> Learning
         warnings.simplefilter("ignore", RuntimeWarning)  # exp overflow on the way to separation
         warnings.simplefilter("error", PerfectSeparationWarning)
         try:
-            fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+            with threadpool_limits(limits=1, user_api="blas"):  # a thin design: one BLAS thread is faster
+                fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
         except (PerfectSeparationWarning, np.linalg.LinAlgError, ValueError) as err:
             reason = "perfect separation" if isinstance(err, PerfectSeparationWarning) else type(err).__name__
             return LearningEffect(n, n_obs, note=f"the logistic regression cannot be fitted ({reason})")
@@ -422,10 +434,13 @@ def paper_summary(result: StudyAnalysis) -> list[str]:
     def k4(x: float) -> str:
         return "-" if math.isnan(x) else f"{x:.4f}"
 
-    lines = [
-        f"{acc['n']} observers: mean accuracy {p2(acc['mean'])}% (range {p2(acc['min'])}\u2013"
-        f"{p2(acc['max'])}%, SD {p2(acc['sd'])}%)"
-    ]
+    if acc["n"] == 1:  # no range and no SD over one observer
+        lines = [f"1 observer: accuracy {p2(acc['mean'])}% (SD n/a (one observer))"]
+    else:
+        lines = [
+            f"{acc['n']} observers: mean accuracy {p2(acc['mean'])}% (range {p2(acc['min'])}\u2013"
+            f"{p2(acc['max'])}%, SD {p2(acc['sd'])}%)"
+        ]
     if ec["n"]:
         lines.append(
             f"{ec['n']} pairs of observers: mean error consistency {k4(ec['mean'])} (range "
@@ -456,9 +471,12 @@ def format_analysis(result: StudyAnalysis) -> str:
     for r in flagged.itertuples():
         lines.append(f"  flagged: {r.subj} failed {r.n_catch_failed} of {r.n_catch} attention checks (catch trials)")
     acc = result.accuracy
-    lines.append(
-        f"  mean over {acc['n']} observers: {_pct(acc['mean'])} (sd {_pct(acc['sd'])}, range {_pct(acc['min'])} to {_pct(acc['max'])})"
-    )
+    if acc["n"] == 1:
+        lines.append(f"  one observer: {_pct(acc['mean'])} (sd n/a (one observer))")
+    else:
+        lines.append(
+            f"  mean over {acc['n']} observers: {_pct(acc['mean'])} (sd {_pct(acc['sd'])}, range {_pct(acc['min'])} to {_pct(acc['max'])})"
+        )
     ec = result.consistency_summary
     lines.append("")
     if ec["n"]:

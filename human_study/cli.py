@@ -76,8 +76,20 @@ STUDY_DIR = typer.Option(..., "--study-dir", help="The study folder (it holds st
 TOKEN = typer.Option(None, "--token", envvar=TOKEN_ENV, help=f"The study's admin token (or set {TOKEN_ENV}).")
 DB = typer.Option(None, "--db", help="SQLAlchemy URL of the study database, if not the one in study.json.")
 BASE_URL = typer.Option(
-    DEFAULT_BASE_URL, "--base-url", help="Address of the Streamlit app as observers reach it."
+    None, "--base-url", help="Address of the study server as observers reach it, e.g. http://10.0.0.5:8501. "
+    "The study keeps it (study.json) for every later link; giving it again replaces it. "
+    f"Without one, links use {DEFAULT_BASE_URL}, which opens only on this machine."
 )
+
+
+def _links_base(base_url: str | None) -> str:
+    """The base of the links to print, saying so when the study has no address of its own."""
+    if base_url:
+        return base_url
+    typer.echo(f"note: this study has no address of its own, so its links use {DEFAULT_BASE_URL}, which opens "
+               "only on this machine; give --base-url http://HOST:PORT for observers elsewhere (the study keeps it)",
+               err=True)
+    return DEFAULT_BASE_URL
 
 
 @study_app.command()
@@ -139,7 +151,7 @@ def create(
     open_enrolment: bool = typer.Option(
         False, "--open-enrolment", help="One link for a recruiting service; each participant id gets an observer."
     ),
-    base_url: str = BASE_URL,
+    base_url: str | None = BASE_URL,
 ) -> None:
     """Create a study from an audit and print its links and admin token.
 
@@ -159,7 +171,8 @@ def create(
         from human_study.links import observer_link, recruitment_link
         from human_study.schema import public_url
 
-        observer_link(base_url, "0" * 12, "CODE")  # checks the URL before anything is written
+        if base_url is not None:
+            observer_link(base_url, "0" * 12, "CODE")  # checks the URL before anything is written
         if not Path(audit).exists():
             _fail(f"audit directory {audit} does not exist")
         from human_study.design import SEQUENCE_PRESETS
@@ -189,7 +202,7 @@ def create(
             seed=seed,
             break_every=break_every,
         )
-        made = create_study(audit, name, config=config, db_url=db, n_observers=observers)
+        made = create_study(audit, name, config=config, db_url=db, n_observers=observers, base_url=base_url)
         d, c = made.design, made.design.config
         typer.echo(
             f"Created study {made.name!r} (id {made.study_id}): {c.n_trials} trials, {c.n_practice} practice, "
@@ -206,6 +219,7 @@ def create(
             f"{', then a mask' if c.mask else ''}, blank interval {c.iti_ms} ms; background {c.background}"
             f"{f', {c.size_deg:g} degrees (observers calibrate)' if c.size_deg else f', {c.size} px'}"
         )
+        base_url = _links_base(base_url)
         typer.echo(f"Observer link: {observer_link(base_url, made.study_id, 'CODE')}")
         if c.open_enrolment:
             typer.echo(f"Recruiting service's link (one for everyone): {recruitment_link(base_url, made.study_id)}")
@@ -220,8 +234,8 @@ def create(
             f"Admin token (shown once; needed to add observers, analyse and export): {made.admin_token}"
         )
         typer.echo(
-            f"Serve it to observers: streamlit run app.py --server.address 0.0.0.0 -- --study {made.folder}\n"
-            "  (that app shows only the experiment, and the results behind the admin token; "
+            f"Serve it to observers: ddd-audit study serve --study-dir {made.folder}\n"
+            "  (that server shows only the experiment, and the results at /results behind the admin token; "
             "read the report in your own app with -- --audit)"
         )
 
@@ -237,9 +251,9 @@ def add_observers(
         [], "--code", help="A code of your own (3-32 letters, digits, - or _); repeatable."
     ),
     db: str | None = DB,
-    base_url: str = BASE_URL,
+    base_url: str | None = BASE_URL,
 ) -> None:
-    """Create observer codes and print one link per observer.
+    """Create observer codes and print one link per observer, at the study's own address.
 
     Examples:
 
@@ -248,13 +262,18 @@ def add_observers(
         DDD_STUDY_TOKEN=TOKEN ddd-audit study add-observers --study-dir runs/fmnist/studies/pilot --code P01 --code P02
     """
     with _errors():
+        from human_study.folder import record_base_url, study_base_url
         from human_study.links import observer_link
 
-        observer_link(base_url, "0" * 12, "CODE")
+        if base_url is not None:
+            observer_link(base_url, "0" * 12, "CODE")
         n = count if count is not None else (0 if code else 1)
         store, study, admin = _open(study_dir, db, token)
         with store:
             made = admin.add_observers(n, codes=code)
+        if base_url is not None:
+            record_base_url(study_dir, base_url)
+        base_url = _links_base(base_url or study_base_url(study_dir))
         for obs in made:
             typer.echo(f"{obs.subject}  {obs.code}  {observer_link(base_url, study.id, obs.code)}")
 
@@ -306,6 +325,45 @@ def analyze(
 
             written = write_figures(result, frame, figures, prefix=study.name)
             typer.echo(f"\nWrote {len(written)} figure files to {figures}")
+
+
+@study_app.command()
+def serve(
+    study_dir: list[Path] = typer.Option(..., "--study-dir", help="A study folder to serve; repeatable."),
+    host: str | None = typer.Option(None, "--host", help="Address to listen on (default: 127.0.0.1 for a study "
+                                    "reached at localhost, else every interface, 0.0.0.0)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default: the study's own, else 8501)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the server's command line; start nothing."),
+) -> None:
+    """Serve studies to observers: the experiment at each observer's link, the results at /results behind
+    the admin token, and nothing of the report or of Streamlit's menus.
+
+    Examples:
+
+        ddd-audit study serve --study-dir runs/default/studies/pilot
+
+        ddd-audit study serve --study-dir runs/default/studies/pilot --host 0.0.0.0 --port 8502
+    """
+    with _errors():
+        import os
+        import subprocess
+
+        from human_study.folder import read_study_json, study_base_url
+        from human_study.serve import listen_address, study_server_command
+
+        for folder in study_dir:
+            read_study_json(folder)  # a study folder, or a clear error
+        recorded = study_base_url(study_dir[0])
+        listen_host, listen_port = listen_address(recorded, host, port)
+        cmd = study_server_command(study_dir, listen_host, listen_port)
+        typer.echo(f"Serving {len(study_dir)} {'study' if len(study_dir) == 1 else 'studies'} on "
+                   f"{listen_host}:{listen_port}; observers open their links at "
+                   f"{recorded or f'http://localhost:{listen_port}'} (stop with Ctrl+C)")
+        if dry_run:
+            typer.echo(" ".join(cmd))
+            return
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        raise typer.Exit(subprocess.call(cmd))
 
 
 @study_app.command()

@@ -34,24 +34,51 @@ def accuracy_figure(result: StudyAnalysis):
     ax.axhline(result.chance, color=CHANCE, ls="--", lw=1, label=f"chance ({100 * result.chance:.0f}%)")
     if len(acc):
         ax.axhline(float(acc.mean()), color=HUMAN, ls=":", lw=1, label=f"mean ({100 * acc.mean():.1f}%)")
-    ax.set_xticks(x, [s.replace("subject-", "") for s in table["subj"]])
+    _observer_ticks(ax, "x", list(table["subj"]))
     ax.set_xlabel("observer")
     ax.set_ylabel(f"accuracy ({100 * (1 - result.alpha):g}% Clopper\u2013Pearson)")
     ax.set_ylim(0, 1)
     style.percent_axis(ax)
-    ax.legend(loc="lower right", frameon=False)
+    _legend_above(ax)
     return fig
+
+
+def _observer_ticks(ax, axis: str, subjects: list[str], *, most: int = 20) -> None:
+    """Observer numbers as ticks, every k-th one where there are more than `most`, so none overlap."""
+    step = max(1, math.ceil(len(subjects) / most))
+    at = list(range(0, len(subjects), step))
+    getattr(ax, f"set_{axis}ticks")(at, [subjects[i].replace("subject-", "") for i in at])
+
+
+def _plain_log_ticks(axis) -> None:
+    """A log axis labelled in plain numbers at 1, 2 and 5 of each decade, with unlabelled minor ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _legend_above(ax) -> None:
+    """The legend above the axes, outside the data, in one row."""
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(handles), frameon=False,
+                  borderaxespad=0.2, handlelength=1.5, columnspacing=1.0)
 
 
 def consistency_matrix(result: StudyAnalysis) -> pd.DataFrame:
     """The symmetric observers x observers matrix of kappa (1 on the diagonal)."""
     subjects = list(result.observers["subj"])
-    matrix = pd.DataFrame(np.nan, index=subjects, columns=subjects)
-    for s in subjects:
-        matrix.loc[s, s] = 1.0
-    for r in result.consistency.itertuples():
-        matrix.loc[r.subj_a, r.subj_b] = matrix.loc[r.subj_b, r.subj_a] = r.kappa
-    return matrix
+    position = {s: i for i, s in enumerate(subjects)}
+    values = np.full((len(subjects), len(subjects)), np.nan)
+    np.fill_diagonal(values, 1.0)
+    pairs = result.consistency
+    if len(pairs):
+        a = pairs["subj_a"].map(position).to_numpy()
+        b = pairs["subj_b"].map(position).to_numpy()
+        values[a, b] = values[b, a] = pairs["kappa"].to_numpy(dtype=float)
+    return pd.DataFrame(values, index=subjects, columns=subjects)
 
 
 def consistency_figure(result: StudyAnalysis):
@@ -59,16 +86,15 @@ def consistency_figure(result: StudyAnalysis):
     matrix = consistency_matrix(result)
     fig, (left, right) = style.new_figure("two", 3.0, ncols=2)
     image = left.imshow(matrix.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
-    labels = [s.replace("subject-", "") for s in matrix.index]
-    left.set_xticks(range(len(labels)), labels)
-    left.set_yticks(range(len(labels)), labels)
+    _observer_ticks(left, "x", list(matrix.index))
+    _observer_ticks(left, "y", list(matrix.index))
     left.set_title("error consistency (\u03ba)")
     fig.colorbar(image, ax=left, shrink=0.8)
     kappas = result.consistency["kappa"].dropna().to_numpy(dtype=float)
     if len(kappas):
         right.hist(kappas, bins=np.linspace(-1, 1, 41), color=HUMAN)
         right.axvline(float(kappas.mean()), color="black", ls=":", lw=1, label=f"mean {kappas.mean():.3f}")
-        right.legend(loc="upper left", frameon=False)
+        _legend_above(right)
     right.axvline(0, color=CHANCE, ls="--", lw=1)
     right.set_xlabel("\u03ba between two observers")
     right.set_ylabel("pairs of observers")
@@ -95,7 +121,7 @@ def learning_figure(result: StudyAnalysis):
     ax.set_ylim(0, 1)
     style.percent_axis(ax)
     style.integer_ticks(ax, "x")
-    ax.legend(loc="lower right", frameon=False)
+    _legend_above(ax)
     return fig
 
 
@@ -110,9 +136,11 @@ def response_time_figure(responses: pd.DataFrame):
         ax.hist(rt[correct], bins=bins, color=HUMAN, alpha=0.7, label=f"right ({correct.sum()})")
         ax.hist(rt[~correct], bins=bins, color="black", alpha=0.5, label=f"wrong ({(~correct).sum()})")
         ax.set_xscale("log")
-        ax.legend(loc="upper right", frameon=False)
+        _plain_log_ticks(ax.xaxis)
+        _legend_above(ax)
     ax.set_xlabel("response time (ms)")
     ax.set_ylabel("responses")
+    style.integer_ticks(ax, "y")  # a count
     return fig
 
 
@@ -130,6 +158,9 @@ def study_figures(result: StudyAnalysis, responses: pd.DataFrame, *, style: str 
 def write_figures(result: StudyAnalysis, responses: pd.DataFrame, out_dir: str | os.PathLike,
                   *, prefix: str, formats="png,pdf") -> list[Path]:
     """Save every figure as <out_dir>/<prefix>_<name>.<format>; returns the paths written."""
+    from audit.store.safety import check_name
+
+    check_name(prefix, "study name")  # read from a study's database: it must not lead out of out_dir
     written = []
     for name, fig in study_figures(result, responses).items():
         written += style.save_figure(fig, Path(out_dir) / f"{prefix}_{name}", formats)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from audit.store import AuditResult, write_json
 from audit.store import load as load_audit
-from human_study.admin import StudyAdmin, add_study
+from human_study.admin import StudyAdmin, add_study, normalize_token
 from human_study.design import DesignConfig, StudyDesign, design_study
 from human_study.errors import StudyError, UnknownStudy, is_database_error
 from human_study.links import STUDY_ID_RE
@@ -81,16 +81,19 @@ def create_study(
     db_url: str | None = None,
     studies_root: str | os.PathLike | None = None,
     n_observers: int = 0,
+    base_url: str | None = None,
 ) -> CreatedStudy:
     """Design a study from an audit, render its stimuli and persist it.
 
     The study folder is `<studies_root>/<name>/` (default `<audit>/studies/<name>/`) with
     `images/*.png`, `study.json` (written last) and, without `db_url`, the SQLite `study.db`.
-    A failure removes the folder again.
+    `base_url`, the address observers reach the study server at, is kept in study.json for every later
+    link (`study_base_url`). A failure removes the folder again.
     """
-    if not isinstance(name, str) or not STUDY_NAME_RE.match(name):
+    if not isinstance(name, str) or not STUDY_NAME_RE.fullmatch(name) or ".." in name:  # audit.store.safety's rule
         raise StudyError(
-            f"study name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), got {name!r}"
+            f"study name must be 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit, without "
+            f"'..'), got {name!r}"
         )
     if isinstance(n_observers, bool) or not isinstance(n_observers, int) or not 0 <= n_observers <= 10000:
         raise StudyError(f"n_observers must be an integer from 0 to 10000, got {n_observers!r}")
@@ -119,12 +122,29 @@ def create_study(
                 "audit": str(Path(result.path).resolve()),
                 "database": DEFAULT_DB_NAME if db_url is None else public_url(url),
                 "config": design.to_json(),
+                "base_url": base_url,
             },
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return CreatedStudy(study.id, name, folder, url, token, codes, design)
+
+
+def study_base_url(folder: str | os.PathLike) -> str | None:
+    """The address observers reach the study at, as study.json keeps it (None if it was never given)."""
+    url = read_study_json(folder).get("base_url")
+    return url if isinstance(url, str) and url else None
+
+
+def record_base_url(folder: str | os.PathLike, base_url: str) -> None:
+    """Keep `base_url` in the study's study.json: later links use it (`--base-url` overrides and updates)."""
+    from human_study.links import observer_link
+
+    observer_link(base_url, "0" * 12, "CODE")  # checks the URL
+    info = read_study_json(folder)
+    info["base_url"] = base_url
+    write_json(Path(folder) / "study.json", info)
 
 
 # --------------------------------------------------------------------------- opening a study
@@ -289,9 +309,9 @@ def study_for_token(
     shows no study, no folder and no path, and it never opens a folder typed by the visitor.
     A study whose database cannot be opened is counted in `unreadable` and logged, never shown.
     """
-    if not isinstance(token, str) or not token.strip():
+    token = normalize_token(token)
+    if token is None:
         return TokenMatch(None, None)
-    token = token.strip()
     unreadable = 0
     for entry in list_study_folders(roots):
         try:

@@ -88,6 +88,17 @@ def default_block(study: Study) -> int:
     return max(1, math.ceil((study.n_trials + study.n_catch) / 8))
 
 
+def study_base_url(study: Study) -> str | None:
+    """The address the study's links use, as its study.json keeps it; None if never given or unreadable."""
+    from human_study.errors import StudyError
+    from human_study.folder import study_base_url as recorded
+
+    try:
+        return recorded(study.folder)
+    except StudyError:
+        return None
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 

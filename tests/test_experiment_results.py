@@ -132,8 +132,8 @@ def test_with_the_token_the_statistics_and_exports_are_shown(made):
 
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["model-vs-human CSV", "All responses CSV"]
-    urls = [b.proto.url for b in at.get("download_button")]
-    assert all(urls) and len(set(urls)) == 2
+    deferred = [b.proto.deferred_file_id for b in at.get("download_button")]  # made when clicked
+    assert all(deferred) and len(set(deferred)) == 2
 
 
 def test_csv_bytes_of_the_model_vs_human_export(made):
@@ -186,7 +186,34 @@ def test_a_database_that_fails_while_reading_results_gives_a_message(made, monke
         )
 
     monkeypatch.setattr(StudyAdmin, "responses_frame", down)
+    monkeypatch.setattr(StudyAdmin, "response_stamp", down)  # a database that is down fails every query
     at = with_token(open_page(), made.admin_token)
     assert not at.exception
     assert at.error and at.error[0].value == RESULTS_DATABASE_DOWN
     assert "10.9.8.7" not in shown(at) and "5432" not in shown(at)
+
+
+def test_one_observer_and_a_new_response_reach_the_page(made, tmp_path, monkeypatch):
+    """The page analyses once per change of the responses: a new answer shows at the next run, and a
+    single observer's SD reads "n/a (one observer)" rather than a dash."""
+    audit = make_study_audit(tmp_path / "audit")
+    created = create_study(audit, "solo", config=DesignConfig(n_trials=6, n_practice=0, size=16, seed=2),
+                           n_observers=1, base_url="http://10.0.0.5:8501")
+    monkeypatch.setenv(STUDY_DIRS_ENV, str(tmp_path))
+    store, _ = open_study_dir(created.folder)
+    observer = store.get_observer(created.study_id, created.observer_codes[0])
+    session = store.start_session(observer.id)
+    for _ in range(3):
+        trial = store.next_trial(observer.id)
+        store.record_response(session.id, trial.trial_id, trial.correct_side, rt_ms=500.0)
+    at = with_token(open_page(), created.admin_token)
+    assert not at.exception
+    assert "3 responses" in shown(at)
+    assert [m.value for m in at.metric if m.label == "SD over observers"] == ["n/a (one observer)"]
+    links = at.dataframe[0].value["link"].tolist()  # one observer: no consistency table
+    assert links and links[0].startswith("http://10.0.0.5:8501/experiment?study=")  # the study's own address
+    trial = store.next_trial(observer.id)
+    store.record_response(session.id, trial.trial_id, trial.correct_side, rt_ms=500.0)
+    store.close()
+    at.run()
+    assert "4 responses" in shown(at)

@@ -197,3 +197,37 @@ def test_empty_study():
     assert format_analysis(result) == "No responses yet."
     with pytest.raises(ValueError, match="lacks columns"):
         analyze(pd.DataFrame({"x": [1]}))
+
+
+def test_pairwise_consistency_of_many_observers_equals_each_pair():
+    """The matrix form equals `error_consistency` pair by pair: partial overlaps, identical observers,
+    one all right, and a pair with no trial in common."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for k in range(7):
+        n = 40 if k < 5 else 10
+        frame = _responses({f"subject-{k:02d}": rng.random(n) < 0.75})
+        if k == 6:
+            frame["trial_id"] += 500  # no trial shared with anyone
+        frames.append(frame)
+    frames.append(_responses({"subject-07": frames[0].loc[frames[0]["kind"] == "main", "correct"].to_numpy()}))
+    frames.append(_responses({"subject-08": np.ones(40, bool)}))
+    responses = pd.concat(frames, ignore_index=True)
+    pairs = pairwise_error_consistency(responses)
+    main = responses[responses["kind"] == "main"]
+    by = {s: g.set_index("trial_id")["correct"] for s, g in main.groupby("subj")}
+    assert len(pairs) == 9 * 8 // 2
+    for row in pairs.itertuples():
+        common = by[row.subj_a].index.intersection(by[row.subj_b].index)
+        want = error_consistency(by[row.subj_a].loc[common].to_numpy(bool), by[row.subj_b].loc[common].to_numpy(bool))
+        assert row.n_trials == want.n_trials
+        for got, expected in ((row.c_obs, want.c_obs), (row.c_exp, want.c_exp), (row.kappa, want.kappa)):
+            assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-12)
+    same = pairs[(pairs["subj_a"] == "subject-00") & (pairs["subj_b"] == "subject-07")]
+    assert same["kappa"].item() == 1.0
+
+
+def test_one_observer_has_no_sd():
+    result = analyze(_responses({"subject-01": np.r_[np.ones(30), np.zeros(10)]}))
+    text = format_analysis(result)
+    assert "SD n/a (one observer)" in text and "sd n/a (one observer)" in text and "-%" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -74,9 +75,47 @@ def test_create_prints_links_and_token(created):
 
 def test_create_says_how_to_serve_the_study_without_the_report(created):
     path, folder, token, output = created
-    serve = next(line for line in output.splitlines() if "streamlit run app.py" in line)
-    assert serve.rstrip().endswith(f"-- --study {folder.resolve()}")
-    assert "-- --audit" not in serve  # an app with the report is not for observers
+    serve = next(line for line in output.splitlines() if "study serve" in line)
+    assert serve.rstrip().endswith(f"ddd-audit study serve --study-dir {folder.resolve()}")
+    result = runner.invoke(study_app, ["serve", "--study-dir", str(folder), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    command = result.output.strip().splitlines()[-1]
+    # the study's own address (192.168.1.20:8501) is not this machine's name: every interface, its port
+    assert "--server.address 0.0.0.0 --server.port 8501" in command
+    assert "--client.toolbarMode minimal --ui.hideTopBar true" in command
+    assert command.endswith(f"-- --study {folder.resolve()}") and "--audit" not in command
+
+
+def test_links_keep_the_study_address_and_base_url_replaces_it(tmp_path):
+    path = make_study_audit(tmp_path / "audit")
+    made = runner.invoke(study_app, ["create", "--audit", str(path), "--name", "lab", "--trials", "4", "--practice",
+                                     "0", "--base-url", "http://192.168.1.20:8501"])
+    assert made.exit_code == 0, made.output
+    token = re.search(r"Admin token[^:]*: (\S+)", made.output).group(1)
+    folder = path / "studies" / "lab"
+    assert json.loads((folder / "study.json").read_text())["base_url"] == "http://192.168.1.20:8501"
+    result = runner.invoke(study_app, ["add-observers", "--study-dir", str(folder), "--token", token, "--count", "3"])
+    assert result.exit_code == 0, result.output
+    links = [line.split()[-1] for line in result.output.strip().splitlines()]
+    assert len(links) == 3 and all(link.startswith("http://192.168.1.20:8501/experiment?study=") for link in links)
+    result = runner.invoke(study_app, ["add-observers", "--study-dir", str(folder), "--token", token,
+                                       "--base-url", "https://lab.example.org/study"])
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[-1].startswith("https://lab.example.org/study/experiment?study=")
+    assert json.loads((folder / "study.json").read_text())["base_url"] == "https://lab.example.org/study"
+    result = runner.invoke(study_app, ["add-observers", "--study-dir", str(folder), "--token", token])
+    assert result.output.split()[-1].startswith("https://lab.example.org/study/experiment?study=")
+
+
+def test_a_study_without_an_address_says_so_when_links_are_printed(tmp_path):
+    path = make_study_audit(tmp_path / "audit")
+    result = runner.invoke(study_app, ["create", "--audit", str(path), "--name", "local", "--trials", "4",
+                                       "--practice", "0", "--observers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "links use http://localhost:8501, which opens only on this machine" in result.output
+    assert json.loads((path / "studies" / "local" / "study.json").read_text())["base_url"] is None
+    dry = runner.invoke(study_app, ["serve", "--study-dir", str(path / "studies" / "local"), "--dry-run"])
+    assert "--server.address 127.0.0.1 --server.port 8501" in dry.output
 
 
 def test_add_observers_analyze_and_export(created, tmp_path):
@@ -87,7 +126,8 @@ def test_add_observers_analyze_and_export(created, tmp_path):
     )
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("subject-03  P07  http://localhost:8501/experiment?study=")
+    # the study's own address, without --base-url again
+    assert len(lines) == 3 and lines[0].startswith("subject-03  P07  http://192.168.1.20:8501/experiment?study=")
 
     store, study = open_study_dir(folder)
     with store:
@@ -185,3 +225,17 @@ def test_create_takes_a_sequence_preset_and_overrides(created):
     assert {k: config[k] for k in ("fixation_ms", "stimulus_ms", "mask", "iti_ms", "size_deg", "open_enrolment")} == {
         "fixation_ms": 300, "stimulus_ms": 150, "mask": True, "iti_ms": 500, "size_deg": 3.5, "open_enrolment": True
     }
+
+
+def test_spaces_around_the_admin_token_are_dropped_everywhere(created):
+    """The documented token rule (human_study.admin.normalize_token): the CLI and the results page both
+    drop surrounding whitespace; a token with a space inside is wrong."""
+    from human_study.admin import normalize_token
+
+    _, folder, token, _ = created
+    assert normalize_token(f"  {token}\n") == token and normalize_token(" \t") is None
+    result = runner.invoke(study_app, ["analyze", "--study-dir", str(folder)], env={"DDD_STUDY_TOKEN": f" {token}\n"})
+    assert result.exit_code == 0, result.output
+    inside = token[:5] + " " + token[5:]
+    result = runner.invoke(study_app, ["analyze", "--study-dir", str(folder), "--token", inside])
+    assert result.exit_code != 0 and "wrong admin token" in result.output

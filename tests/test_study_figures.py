@@ -88,3 +88,18 @@ def test_figures_show_the_intervals_the_chance_line_and_the_kappa_matrix(nine):
     learning = figures["learning"].axes[0]
     assert learning.get_xlim()[1] == pytest.approx(N_TRIALS + 0.5)  # blocks end at trial 149
     assert len(figures["response_times"].axes[0].patches) > 0
+
+
+def test_legends_sit_outside_the_data_and_counts_are_whole_numbers(nine):
+    _, frame, _ = nine
+    figures = study_figures(analyze(frame), frame)
+    for name, fig in figures.items():
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:  # above the axes: nothing of it over the data
+                assert legend.get_window_extent(renderer).y0 >= ax.get_window_extent(renderer).y1 - 1, name
+    rt_axis = figures["response_times"].axes[0]
+    ticks = [t for t in rt_axis.get_yticks() if rt_axis.get_ylim()[0] <= t <= rt_axis.get_ylim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)

@@ -41,13 +41,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_streamlit(script: Path, *, app_args: list[str] = (), cwd: Path, log_path: Path, env: dict | None = None,
-                    timeout: float = 90.0):
-    """Start `streamlit run SCRIPT -- APP_ARGS`, wait for its health check, yield its URL, stop it."""
+                    timeout: float = 90.0, options: list[str] = ()):
+    """Start `streamlit run SCRIPT [OPTIONS] -- APP_ARGS`, wait for its health check, yield its URL, stop it."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(script),
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *options,
     ]
     if app_args:
         cmd += ["--", *app_args]
