@@ -84,6 +84,9 @@ def show_results(study, admin) -> None:
         f"{study.n_catch} catch trials per observer; {len(people)} observers, {n_finished} finished, "
         f"{len(responses)} responses. Response times measured: {results.rt_sources(responses)}."
     )
+    note = results.audit_note(study)
+    if note is not None:
+        (st.caption if note[0] else st.warning)(note[1])
     st.button("Refresh", key="results_refresh")
     with st.expander("Observers and their links", expanded=False):
         st.dataframe(

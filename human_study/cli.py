@@ -152,6 +152,10 @@ def create(
         False, "--open-enrolment", help="One link for a recruiting service; each participant id gets an observer."
     ),
     base_url: str | None = BASE_URL,
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Make the study even from an audit that is not complete or has fewer "
+        "models than its split needs (the results page then says so)."
+    ),
 ) -> None:
     """Create a study from an audit and print its links and admin token.
 
@@ -202,8 +206,13 @@ def create(
             seed=seed,
             break_every=break_every,
         )
-        made = create_study(audit, name, config=config, db_url=db, n_observers=observers, base_url=base_url)
+        made = create_study(audit, name, config=config, db_url=db, n_observers=observers, base_url=base_url,
+                            allow_incomplete=allow_incomplete)
         d, c = made.design, made.design.config
+        from human_study.folder import audit_state_of
+
+        for problem in (audit_state_of(made.folder) or {}).get("problems", []):
+            typer.echo(f"warning: {problem} (made anyway: --allow-incomplete)", err=True)
         typer.echo(
             f"Created study {made.name!r} (id {made.study_id}): {c.n_trials} trials, {c.n_practice} practice, "
             f"{c.n_catch} catch"

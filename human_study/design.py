@@ -389,6 +389,21 @@ def _class_name(class_names: Sequence[str], label) -> str:
     return str(class_names[label]) if 0 <= label < len(class_names) else str(label)
 
 
+def audit_problems(audit: AuditResult, tolerance: int) -> list[str]:
+    """Why an audit's split would make a meaningless study: an audit that is not complete, or fewer models
+    than the stability measure needs (audit.metrics.stability.min_models). Empty when it is fine."""
+    from audit.metrics.stability import min_models
+
+    problems = []
+    if not audit.is_complete:
+        problems.append(f"the audit is {audit.state} ({audit.state_text})")
+    need = min_models(tolerance)
+    if audit.n_models < need:
+        problems.append(f"it has {audit.n_models} {'model' if audit.n_models == 1 else 'models'}, and a split at "
+                        f"tolerance {tolerance} needs at least {need} to say anything about difficulty")
+    return problems
+
+
 def design_study(audit: AuditResult, config: DesignConfig | None = None, *, models=None) -> StudyDesign:
     """Build a study's trial list from an audit (final-epoch decisions of `models`, default all)."""
     config = config or DesignConfig()

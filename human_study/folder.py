@@ -18,7 +18,7 @@ from pathlib import Path
 from audit.store import AuditResult, write_json
 from audit.store import load as load_audit
 from human_study.admin import StudyAdmin, add_study, normalize_token
-from human_study.design import DesignConfig, StudyDesign, design_study
+from human_study.design import DesignConfig, StudyDesign, audit_problems, design_study
 from human_study.errors import StudyError, UnknownStudy, is_database_error
 from human_study.links import STUDY_ID_RE
 from human_study.records import Study
@@ -82,13 +82,16 @@ def create_study(
     studies_root: str | os.PathLike | None = None,
     n_observers: int = 0,
     base_url: str | None = None,
+    allow_incomplete: bool = False,
 ) -> CreatedStudy:
     """Design a study from an audit, render its stimuli and persist it.
 
     The study folder is `<studies_root>/<name>/` (default `<audit>/studies/<name>/`) with
     `images/*.png`, `study.json` (written last) and, without `db_url`, the SQLite `study.db`.
     `base_url`, the address observers reach the study server at, is kept in study.json for every later
-    link (`study_base_url`). A failure removes the folder again.
+    link (`study_base_url`). An audit that is not complete, or has too few models for its split to mean
+    anything (`design.audit_problems`), is refused unless `allow_incomplete`; study.json records the audit's
+    state either way. A failure removes the folder again.
     """
     if not isinstance(name, str) or not STUDY_NAME_RE.fullmatch(name) or ".." in name:  # audit.store.safety's rule
         raise StudyError(
@@ -98,7 +101,11 @@ def create_study(
     if isinstance(n_observers, bool) or not isinstance(n_observers, int) or not 0 <= n_observers <= 10000:
         raise StudyError(f"n_observers must be an integer from 0 to 10000, got {n_observers!r}")
     result = load_audit(audit_path)
-    design = design_study(result, config)
+    design = design_study(result, config)  # the settings' own errors first
+    problems = audit_problems(result, design.config.tolerance)
+    if problems and not allow_incomplete:
+        raise StudyError(f"{'; '.join(problems)}: observers' time would be spent on a split that says nothing; "
+                         "finish the audit first, or pass --allow-incomplete to make the study anyway")
     root = Path(studies_root) if studies_root is not None else Path(audit_path) / "studies"
     folder = (root / name).resolve()
     if folder.exists() and any(folder.iterdir()):
@@ -123,6 +130,7 @@ def create_study(
                 "database": DEFAULT_DB_NAME if db_url is None else public_url(url),
                 "config": design.to_json(),
                 "base_url": base_url,
+                "audit_state": {"state": result.state, "n_models": result.n_models, "problems": problems},
             },
         )
     except BaseException:
@@ -135,6 +143,13 @@ def study_base_url(folder: str | os.PathLike) -> str | None:
     """The address observers reach the study at, as study.json keeps it (None if it was never given)."""
     url = read_study_json(folder).get("base_url")
     return url if isinstance(url, str) and url else None
+
+
+def audit_state_of(folder: str | os.PathLike) -> dict | None:
+    """The state of the audit when the study was made ({state, n_models, problems}), or None for a study
+    made before it was recorded."""
+    state = read_study_json(folder).get("audit_state")
+    return state if isinstance(state, dict) else None
 
 
 def record_base_url(folder: str | os.PathLike, base_url: str) -> None:

@@ -99,6 +99,26 @@ def study_base_url(study: Study) -> str | None:
         return None
 
 
+def audit_note(study: Study) -> tuple[bool, str] | None:
+    """(fine, sentence) on the audit the study was made from, as study.json recorded it; None if unknown."""
+    from human_study.errors import StudyError
+    from human_study.folder import audit_state_of
+
+    try:
+        state = audit_state_of(study.folder)
+    except StudyError:
+        return None
+    if not state:
+        return None
+    n = int(state.get("n_models", 0))
+    made = f"Made from a{'n' if state.get('state', '')[:1] in 'aeiou' else ''} {state.get('state')} audit of {n} " \
+           f"{'model' if n == 1 else 'models'}"
+    problems = state.get("problems") or []
+    if problems:
+        return False, f"{made} (--allow-incomplete): {'; '.join(problems)}. Its split says little about difficulty."
+    return True, f"{made}."
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 

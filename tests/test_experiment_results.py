@@ -217,3 +217,17 @@ def test_one_observer_and_a_new_response_reach_the_page(made, tmp_path, monkeypa
     store.close()
     at.run()
     assert "4 responses" in shown(at)
+
+
+def test_the_page_says_when_the_study_was_made_from_a_weak_audit(made, tmp_path, monkeypatch):
+    audit = make_study_audit(tmp_path / "audit", n_models=1, n_near=0, n_mixed=0)
+    created = create_study(audit, "weak", config=DesignConfig(n_trials=4, n_practice=0, size=16, seed=2),
+                           n_observers=1, allow_incomplete=True)
+    monkeypatch.setenv(STUDY_DIRS_ENV, os.pathsep.join([str(tmp_path), str(made.folder.parent.parent)]))
+    at = with_token(open_page(), created.admin_token)
+    assert not at.exception
+    assert any("complete audit of 1 model (--allow-incomplete)" in w.value and "says little" in w.value
+               for w in at.warning)
+    at = with_token(open_page(), made.admin_token)  # a sound study: a plain caption
+    assert not at.warning
+    assert "Made from a complete audit of 5 models." in shown(at)

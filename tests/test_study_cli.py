@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -239,3 +240,31 @@ def test_spaces_around_the_admin_token_are_dropped_everywhere(created):
     inside = token[:5] + " " + token[5:]
     result = runner.invoke(study_app, ["analyze", "--study-dir", str(folder), "--token", inside])
     assert result.exit_code != 0 and "wrong admin token" in result.output
+
+
+def _interrupted(audit: Path) -> Path:
+    """The audit with its last job not done, as a run killed before the end leaves it."""
+    manifest = json.loads((audit / "manifest.json").read_text())
+    manifest["jobs"][-1]["status"] = "pending"
+    manifest["finished_at"] = "2026-01-01T00:00:00+00:00"
+    (audit / "manifest.json").write_text(json.dumps(manifest))
+    return audit
+
+
+@pytest.mark.parametrize("kind", ["interrupted", "one model"])
+def test_create_refuses_an_audit_whose_split_says_nothing(tmp_path, kind):
+    if kind == "interrupted":
+        audit = _interrupted(make_study_audit(tmp_path / "audit"))
+        needle = "the audit is interrupted"
+    else:
+        audit = make_study_audit(tmp_path / "audit", n_models=1, n_near=0, n_mixed=0)
+        needle = "it has 1 model, and a split at tolerance 0 needs at least 3"
+    base = ["create", "--audit", str(audit), "--name", "weak", "--trials", "4", "--practice", "0", "--size", "16"]
+    line = _error_line(runner.invoke(study_app, base))
+    assert needle in line and "--allow-incomplete" in line
+    assert not (audit / "studies" / "weak").exists()
+    made = runner.invoke(study_app, [*base, "--allow-incomplete"])
+    assert made.exit_code == 0, made.output
+    assert f"warning: {needle}" in made.output
+    state = json.loads((audit / "studies" / "weak" / "study.json").read_text())["audit_state"]
+    assert state["problems"] and state["n_models"] == (5 if kind == "interrupted" else 1)

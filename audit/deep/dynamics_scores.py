@@ -146,8 +146,8 @@ def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int =
     """The split under resampled models: shares and mean κ per number of models, per-image shares."""
     out = DeepReport()
     n_models = correct.shape[1]
-    if n_models < max(3, 2 * tolerance + 1):
-        out.notes.append(f"the stability of the split needs at least {max(3, 2 * tolerance + 1)} models; "
+    if n_models < stab.min_models(tolerance):
+        out.notes.append(f"the stability of the split needs at least {stab.min_models(tolerance)} models; "
                          f"this audit has {n_models}")
         return out
     from threadpoolctl import threadpool_limits

@@ -40,6 +40,12 @@ class SplitStability(NamedTuple):
     summary: dict
 
 
+def min_models(tolerance: int = 1) -> int:
+    """The fewest models whose split the stability measure examines (3, and more than 2 t so that trivial,
+    n_correct >= M - t, and impossible, n_correct <= t, cannot overlap): below it the split says little."""
+    return max(3, 2 * int(tolerance) + 1)
+
+
 def curve_sizes(n_models: int, *, tolerance: int = 0, max_sizes: int = MAX_SIZES) -> np.ndarray:
     """Subset sizes of the curve: every size from 2 (2 t + 1 for tolerance t, so one rule holds
     throughout) to M, or about `max_sizes` of them log-spaced (M included)."""
