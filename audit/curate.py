@@ -25,11 +25,17 @@ from audit.metrics.agreement import majority_vote
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import count_noun, report_state
 from audit.store import AuditError, AuditResult, utc_now
+from audit.store.files import to_people_csv
 
 SUBSETS = ("trivial", "inconclusive", "impossible", "balanced", "label-issues")
 FORMATS = ("csv", "parquet", "imagefolder", "list")
 CARD_FORMAT = "ddd-audit-export/1"
 CARD_FILE = "card.json"
+#: What the card says about the CSV files (audit.store.files.spreadsheet_safe).
+CSV_NOTE = ("In the CSV files, a text cell that begins with =, +, -, @, a tab or a carriage return and is not a "
+            "number starts with an added ' so that a spreadsheet shows it as text instead of running it as a "
+            "formula (OWASP, CSV injection). The Parquet files keep every value verbatim, as audit.load() does; "
+            "`ddd-audit run --relabel` reads relabel.csv back without the added '.")
 #: The label review list's columns (`--subset label-issues`), in order.
 REVIEW_COLUMNS = ("image_id", "image", "given_label", "suggested_label", "suggested_votes", "label_quality",
                   "n_correct", "category", "impossible_cause")
@@ -346,11 +352,11 @@ def _write(result, selection, tmp: Path, final: Path, fmt: str, copy: bool, arra
     written = {}
     if review:
         template = pd.DataFrame({"image": rows["image"], "new_label": ""})
-        template.to_csv(tmp / "relabel.csv", index=False)
+        to_people_csv(template, tmp / "relabel.csv")
         written["relabel_template"] = "relabel.csv"
     if fmt in ("csv", "parquet"):
         name = f"{stem}.{fmt}"
-        rows.to_csv(tmp / name, index=False) if fmt == "csv" else rows.to_parquet(tmp / name, index=False)
+        to_people_csv(rows, tmp / name) if fmt == "csv" else rows.to_parquet(tmp / name, index=False)
         written["table"] = name
         return written
     folders = _folder_names(result.class_names)
@@ -380,7 +386,7 @@ def _write(result, selection, tmp: Path, final: Path, fmt: str, copy: bool, arra
             written["images"] = "images/<class>/<image_id>.png"
     else:
         index = rows.assign(file=[str(p.relative_to(tmp)) for p in placed])
-        index.to_csv(tmp / "index.csv", index=False)
+        to_people_csv(index, tmp / "index.csv")
         written["index"] = "index.csv"
         written["images"] = "<class>/<image_id>.png" if arrays else "<class>/<image_id>_<file name>"
         written["folders"] = {f: {"class_name": result.class_names[c], "label": c}
@@ -438,6 +444,7 @@ def _card(result: AuditResult, selection: Selection, fmt: str, copy: bool, comma
             "by_category": {c: int((rows["category"] == c).sum()) for c in CATEGORIES},
         },
         "notes": list(selection.notes),
+        "csv_cells": CSV_NOTE,
         "command": command,
         "files": written,
     }
@@ -480,6 +487,7 @@ def card_markdown(card: dict) -> str:
               for m in card["models"]]
     if card["notes"]:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
+    lines += ["", "## Opening the CSV files", "", CSV_NOTE]
     if card["export_format"] == "imagefolder":
         lines += ["", "## Loading it", "", "```python",
                   "from torchvision.datasets import ImageFolder",

@@ -17,6 +17,7 @@ import pandas as pd
 
 from audit.data.base import Dataset
 from audit.store import AuditDir, AuditError
+from audit.store.files import read_people_csv
 
 RELABEL_COLUMNS = ("image", "new_label")
 
@@ -51,7 +52,7 @@ def read_relabel(path: str | Path) -> Relabel:
         raise AuditError(f"--relabel {path} does not exist or is not a file")
     data = path.read_bytes()
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = read_people_csv(path, dtype=str, keep_default_na=False)  # as exported: formula cells quoted
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise AuditError(f"--relabel {path} is not a readable CSV ({type(exc).__name__}: {exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]

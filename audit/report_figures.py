@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from audit.metrics import agreement
 from audit.plots import paper
 from audit.plots.style import check_style, parse_formats, save_figure
 from audit.report import model_fields, read_report_tables, report_state
 from audit.store import DEEP_TABLES, AuditError, AuditResult
+from audit.store.files import read_people_csv
 
 
 class _Pixels:
@@ -54,7 +54,7 @@ def figure_inputs(result: AuditResult) -> paper.FigureInputs:
     names = result.model_names
     groups = dict(zip(names, model_fields(result, names, "group"), strict=True))
     issues_path = result.report_path(DEEP_TABLES["label_issues_histogram"])
-    label_issues = pd.read_csv(issues_path) if issues_path.exists() else None
+    label_issues = read_people_csv(issues_path) if issues_path.exists() else None
     dyn = summary.get("dynamics") or {}
     histograms = None
     if dyn.get("models"):

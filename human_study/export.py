@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.store import write_csv
+from audit.store.safety import check_name
 
 MVH_COLUMNS = ("subj", "session", "trial", "rt", "object_response", "category", "condition", "imagename")
 FULL_COLUMNS = (
@@ -107,15 +108,17 @@ def full_frame(responses: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_csv(path, frame)
-
-
 def write_exports(responses: pd.DataFrame, out_dir: str | os.PathLike, *, prefix: str) -> tuple[Path, Path]:
-    """Write `<prefix>_model-vs-human.csv` and `<prefix>_responses.csv` into `out_dir` (atomically)."""
+    """Write `<prefix>_model-vs-human.csv` and `<prefix>_responses.csv` into `out_dir` (atomically).
+
+    The complete table is for people: its formula cells (class names, say) are neutralised. The
+    model-vs-human table keeps that format's own rules, verbatim: every value in it is made by the
+    tool (subject-NN, trivial/impossible, main/catch, stimulus names), never read from an audit.
+    """
+    check_name(prefix, "study name")  # read from a study's database: it must not lead out of out_dir
     out_dir = Path(out_dir)
     mvh = out_dir / f"{prefix}_model-vs-human.csv"
     full = out_dir / f"{prefix}_responses.csv"
-    _write_csv(model_vs_human_frame(responses), mvh)
-    _write_csv(full_frame(responses), full)
+    write_csv(mvh, model_vs_human_frame(responses), for_people=False)
+    write_csv(full, full_frame(responses))
     return mvh, full

@@ -120,7 +120,10 @@ def audit_note(study: Study) -> tuple[bool, str] | None:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    """A table as CSV for a download; formula cells neutralised (audit.store.files.spreadsheet_safe)."""
+    from audit.store.files import csv_bytes as safe_csv_bytes
+
+    return safe_csv_bytes(frame)
 
 
 def token_message(match: TokenMatch) -> str:
