@@ -170,6 +170,9 @@ def run(
     relabel: Path | None = typer.Option(None, help="A CSV with the columns image and new_label (a reviewed "
                                         "label list, see `ddd-audit export --subset label-issues`): audit with "
                                         "those validation labels corrected; the manifest records the file."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="imagefolder: also audit images behind "
+                                         "symbolic links that leave the dataset folder (by default they are "
+                                         "skipped and counted in the summary)."),
 ):
     """Train the variants, run the pretrained models, store every decision, and print a summary."""
     from audit.engine import AuditConfig, plan_audit, run_audit
@@ -197,7 +200,7 @@ def run(
         cache_dir=str(cache_dir) if cache_dir else None, dataset_options=dataset_options,
         depth=depth, depth_train=depth_train, depth_reference=depth_reference, learnability=learnability,
         probs=not no_probs, depth_types=depth_types, compile=compile, resizer=resizer,
-        relabel=str(relabel) if relabel else None, rsa_images=rsa_images,
+        relabel=str(relabel) if relabel else None, rsa_images=rsa_images, follow_symlinks=follow_symlinks,
     )
     with console.status("loading the dataset and planning the jobs"):
         plan = plan_audit(cfg)
@@ -294,12 +297,14 @@ def report(
                               "figure and the tables in one self-contained file."),
     pdf: bool = typer.Option(False, "--pdf", help="Also write report/report.pdf: the summary, then every paper "
                              "figure, one per page."),
+    images_root: Path | None = typer.Option(None, "--images-root", help="Read the image files from this folder "
+                                            "(needed for an audit folder that was not created on this machine)."),
 ):
     """Rebuild the report's tables and figures from a stored audit (no decisions are recomputed)."""
     from audit import load
     from audit.report import build_report, format_summary
 
-    result = load(path)
+    result = load(path, images_root=images_root)
     summary = build_report(result, tolerance=tolerance)
     stdout.print(format_summary(summary), highlight=False)
     stdout.print(f"\nreport written to {path / 'report'}", highlight=False)
@@ -307,7 +312,7 @@ def report(
 
     if html and result.n_models:
         with console.status("drawing the figures of the HTML report"):
-            page = write_html_report(load(path))
+            page = write_html_report(load(path, images_root=images_root))
         stdout.print(f"HTML report: {page}", highlight=False)
     elif result.report_path(HTML_FILE).exists():
         stdout.print(f"report/{HTML_FILE} is from an earlier build; --html rewrites it", highlight=False)
@@ -315,7 +320,7 @@ def report(
         from audit.report_pdf import write_pdf_report
 
         with console.status("drawing the figures of the PDF report"):
-            stdout.print(f"PDF report: {write_pdf_report(load(path))}", highlight=False)
+            stdout.print(f"PDF report: {write_pdf_report(load(path, images_root=images_root))}", highlight=False)
     _exit_on_failures(summary, path)
 
 
@@ -339,6 +344,8 @@ def figures(
     style: str = typer.Option("paper", help="paper (one and two journal columns) or slides (larger text)."),
     only: str | None = typer.Option(None, help="Comma-separated figure names to draw (default: all), e.g. "
                                     "histogram,kappa_by_condition."),
+    images_root: Path | None = typer.Option(None, "--images-root", help="Read the image files from this folder "
+                                            "(needed for an audit folder that was not created on this machine)."),
 ):
     """Draw the paper figures of an audit (meding2022 Fig. 2-6, 12-17; hacohen2020 Fig. 3) from its report."""
     from audit import load
@@ -352,7 +359,7 @@ def figures(
             check_figure_names(only)
     except ValueError as exc:
         _fail(f"--format/--style/--only: {exc}")
-    result = load(path)
+    result = load(path, images_root=images_root)
     with console.status("drawing the figures") as status:
         written = write_figures(result, out, formats=formats, style=style, only=only,
                                 progress=lambda name: status.update(f"drawing {name}"))
@@ -524,6 +531,11 @@ def export(
     seed: int = typer.Option(0, help="balanced: the seed of the draw."),
     copy: bool = typer.Option(False, "--copy", help="imagefolder: copy the image files instead of linking them."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier export in --out."),
+    images_root: Path | None = typer.Option(None, "--images-root", help="Read the image files from this folder "
+                                            "(needed for an audit folder that was not created on this machine)."),
+    follow_symlinks: bool | None = typer.Option(None, "--follow-symlinks/--no-follow-symlinks", help="Export images "
+                                                "behind symbolic links that leave the dataset folder (default: as "
+                                                "the audit was run)."),
 ):
     """Export a subset of an audit's images as a benchmark: rows, an ImageFolder tree or a list, with its card."""
     import shlex
@@ -537,7 +549,7 @@ def export(
         _fail("--bins and --per-bin need --subset balanced")
     if copy and export_format != "imagefolder":
         _fail(f"--copy needs --format imagefolder; --format {export_format} links or copies no file")
-    result = load(path)
+    result = load(path, images_root=images_root, follow_symlinks=follow_symlinks)
     selection = select_images(result, subset, tolerance=tolerance, bins=bins or "n_correct", per_bin=per_bin,
                               seed=seed)
     for note in selection.notes:

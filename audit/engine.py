@@ -35,6 +35,7 @@ from audit.store import (
     write_npy,
     write_parquet,
 )
+from audit.store.safety import check_name
 
 
 @dataclass
@@ -68,6 +69,8 @@ class AuditConfig:
     resizer: str = "pil"
     relabel: str | None = None
     rsa_images: int | None = 2000
+    #: Audit images behind symbolic links that leave the dataset folder (by default they are skipped)
+    follow_symlinks: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -132,8 +135,10 @@ def audited_dataset(config: AuditConfig) -> Dataset:
 
 def _audited_dataset(config: AuditConfig) -> tuple[Dataset, dict | None]:
     """`audited_dataset`, and the record of the relabel file applied (None without one)."""
-    ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download,
-                      **config.dataset_options)
+    options = dict(config.dataset_options)
+    if config.dataset.startswith("imagefolder:"):  # the one symlink policy (docs/security.md)
+        options.setdefault("follow_symlinks", config.follow_symlinks)
+    ds = load_dataset(config.dataset, data_root=config.data_root, download=config.download, **options)
     ds = _val_subset(ds, config.val_size, config.seed)
     if not config.relabel:
         return ds, None
@@ -166,6 +171,8 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     if not jobs:
         raise AuditError("nothing to run: give --variants PRESET and/or --models NAME[,NAME...]")
     names = [j.name for j in jobs]
+    for name in names:  # each becomes a file name in the audit: checked before anything is written
+        check_name(name, "job name")
     if len(set(names)) != len(names):
         raise AuditError(f"two jobs share a name: {sorted({n for n in names if names.count(n) > 1})}")
     return AuditPlan(config=config, dataset=ds, jobs=jobs, notes=notes, context=ctx, relabel=relabelled)
@@ -216,9 +223,9 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
         for name in store.finished_jobs() + store.finished_aux_jobs():
             store.remove_job(name)
     store.path.mkdir(parents=True, exist_ok=True)
-    write_parquet(store.path / "images.parquet", _images_frame(ds))
+    write_parquet(store.file("images.parquet"), _images_frame(ds))
     if ds.val.images is not None and ds.val.paths is None and ds.val.records is None:
-        write_npy(store.path / "images.npy", np.ascontiguousarray(ds.val.images))
+        write_npy(store.file("images.npy"), np.ascontiguousarray(ds.val.images))
     return store
 
 
@@ -251,7 +258,7 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
         if job.name in errors:
             entry["error"] = errors[job.name]
         jobs.append(entry)
-    store.write_manifest(
+    store.write_manifest(  # the dataset root comes from this user's own --dataset: sealed as made here
         {
             "config": plan.config.to_dict(),
             "dataset": plan.dataset.describe(),
@@ -264,7 +271,8 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
             "process": process or current_process(),
             "updated_at": utc_now(),
             **({"finished_at": utc_now()} if finished else {}),
-        }
+        },
+        seal=True,
     )
 
 
@@ -298,7 +306,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     process = current_process()
     write_manifest(store, plan, status, errors, process=process)
     listener.plan(plan.jobs, todo)
-    checkpoints = store.path.resolve() / "checkpoints"  # the variants' per-epoch state: a killed run loses no epoch
+    checkpoints = store.file("checkpoints")  # the variants' per-epoch state: a killed run loses no epoch
     if force:
         shutil.rmtree(checkpoints, ignore_errors=True)
     for name in skipped:  # a run killed between writing a job and removing its checkpoint

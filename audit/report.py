@@ -32,6 +32,7 @@ from audit.scoring import format_scored_summary, scored_report
 from audit.store import (
     BASE_IMAGE_COLUMNS,
     DEEP_TABLES,
+    REPORT_DIR,
     REPORT_FIGURES,
     REPORT_FILES,
     REPORT_MAPS,
@@ -44,6 +45,7 @@ from audit.store import (
     write_npy,
     write_parquet,
 )
+from audit.store.files import read_people_csv
 
 #: Per-image columns that the report owns in images.parquet (rewritten on every build).
 REPORT_COLUMNS = (
@@ -230,25 +232,26 @@ def build_report(
     result.keep_final_decisions()  # the app's pages then read one matrix per field, not every decision file
     if result.state != "running":  # a live run's temporary files are its writes in progress
         AuditDir(result.path).remove_temporary_files()
-    out = result.report_path()
+    store = AuditDir(result.path)
+    out = store.file(REPORT_DIR)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[str]] = {"tables": [], "figures": []}
     for name, value in content.outputs.items():
         if isinstance(value, pd.DataFrame):
-            _write_csv(out / name, value)
+            _write_csv(store.file(REPORT_DIR, name), value)
             files["tables"].append(name)
         elif isinstance(value, np.ndarray):
-            write_npy(out / name, value)
+            write_npy(store.file(REPORT_DIR, name), value)
             files["tables"].append(name)
         else:
-            _save_figure(out / name, value())
+            _save_figure(store.file(REPORT_DIR, name), value())
             files["figures"].append(name)
     if result.model_names:
         _write_images(result, content.scores)
     summary = content.summary
     summary["files"] = files
     _remove_stale(out, set(content.outputs))
-    write_json(out / SUMMARY_FILE, summary)
+    write_json(store.file(REPORT_DIR, SUMMARY_FILE), summary)
     return summary
 
 
@@ -274,7 +277,7 @@ def read_report_tables(result: AuditResult) -> tuple[dict, dict]:
     for key, name in REPORT_TABLES.items():
         p = result.report_path(name)
         if p.exists():
-            tables[key] = pd.read_csv(p, index_col=0 if key in ("ec_all", "ec_inconclusive") else None)
+            tables[key] = read_people_csv(p, index_col=0 if key in ("ec_all", "ec_inconclusive") else None)
     for key, name in REPORT_MAPS.items():
         p = result.report_path(name)
         if p.exists():
@@ -627,7 +630,7 @@ def _write_images(result: AuditResult, scores: dict[str, np.ndarray]) -> None:
     for col in REPORT_COLUMNS + OPTIONAL_COLUMNS:
         if col in scores:
             frame[col] = scores[col]
-    write_parquet(result.path / "images.parquet", frame)
+    write_parquet(AuditDir(result.path).file("images.parquet"), frame)
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 from audit.plots import paper
 from audit.report import format_summary
 from audit.report_figures import figure_inputs
-from audit.store import REPORT_FIGURES, AuditResult, atomic_path
+from audit.store import REPORT_DIR, REPORT_FIGURES, AuditDir, AuditResult, atomic_path
 
 HTML_FILE = "report.html"
 #: κ matrices with more models than this are left out of the tables (the figure shows them)
@@ -158,7 +158,7 @@ def write_html_report(result: AuditResult, path: str | Path | None = None, *, st
     others = {name: result.report_path(name).read_bytes() for name in written
               if name not in REPORT_FIGURES.values() and name.endswith(".png") and result.report_path(name).exists()}
     page = render_html(inputs, title=f"Dichotomous data difficulty: {dataset}", style=style, other_figures=others)
-    out = Path(path) if path is not None else result.report_path(HTML_FILE)
+    out = Path(path) if path is not None else AuditDir(result.path).file(REPORT_DIR, HTML_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, ".html") as tmp:
         Path(tmp).write_text(page, encoding="utf-8")

@@ -13,7 +13,7 @@ from audit.plots.style import new_figure
 from audit.report import format_summary
 from audit.report_figures import figure_inputs
 from audit.report_html import headline
-from audit.store import AuditResult, atomic_path
+from audit.store import REPORT_DIR, AuditDir, AuditResult, atomic_path
 
 PDF_FILE = "report.pdf"
 #: A4 portrait, in inches
@@ -65,7 +65,7 @@ def write_pdf_report(result: AuditResult, path: str | Path | None = None, *, sty
     dataset = result.manifest.get("dataset", {}).get("name") or result.path.name
     lines = _wrapped(format_summary(inputs.summary))
     line = headline(inputs.summary)
-    out = Path(path) if path is not None else result.report_path(PDF_FILE)
+    out = Path(path) if path is not None else AuditDir(result.path).file(REPORT_DIR, PDF_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, ".pdf") as tmp, PdfPages(tmp, metadata={"Title": f"ddd-audit report: {dataset}"}) as pdf:
         for start in range(0, len(lines), LINES_PER_PAGE):

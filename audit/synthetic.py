@@ -138,8 +138,8 @@ def make_synthetic_audit(
             "jobs": jobs,
         }
     )
-    write_parquet(store.path / "images.parquet", images)
-    write_npy(store.path / "images.npy", _images(rng, labels, difficulty, n_classes, image_size))
+    write_parquet(store.file("images.parquet"), images)
+    write_npy(store.file("images.npy"), _images(rng, labels, difficulty, n_classes, image_size))
 
     for m, (name, kind, group) in enumerate(zip(names, kinds, groups, strict=True)):
         model_rng = np.random.default_rng([random_state, m])

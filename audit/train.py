@@ -264,10 +264,15 @@ def _load_checkpoint(path: Path | None, meta: str) -> dict | None:
     if path is None or not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file, written below
+        # tensors and plain values only: a checkpoint in an audit folder from elsewhere runs no code
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a torn or foreign file: start the variant again
         return None
-    return state if state.get("meta") == meta else None
+    if not isinstance(state, dict) or state.get("meta") != meta:
+        return None
+    state["records"] = {k: [v.numpy() if isinstance(v, torch.Tensor) else v for v in values]
+                        for k, values in state["records"].items()}
+    return state
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -380,7 +385,9 @@ def train_variant(
         if ckpt is not None and epoch < spec.epochs:
             _save_checkpoint(ckpt, {"meta": meta, "epoch": epoch, "model": model.state_dict(),
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                    "generator": gen.get_state(), "records": records, "val_accuracy": val_acc,
+                                    "generator": gen.get_state(), "val_accuracy": val_acc,
+                                    "records": {k: [torch.from_numpy(np.ascontiguousarray(v)) for v in values]
+                                                for k, values in records.items()},
                                     "train_loss": losses})
     # a checkpoint from before the margins were recorded has fewer epochs of them: left out then
     stack = lambda key: np.stack(records[key]) if len(records.get(key, ())) == len(records["pred"]) else None  # noqa: E731

@@ -163,7 +163,7 @@ def test_bad_long_tables(tmp_path, case, needle):
     elif case == "bad_kind":
         base["kind"] = "robot"
     elif case == "file_name_clash":
-        base["maker"] = ["net/a", "net/a", "net a", "net a"]
+        base["maker"] = ["net:a", "net:a", "net a", "net a"]
     path = tmp_path / "t.csv"
     base.to_csv(path, index=False)
     with pytest.raises(ImportDataError, match=needle.replace("(", r"\(").replace(")", r"\)")) as err:

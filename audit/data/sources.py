@@ -30,12 +30,22 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 def skipped_files_notes(skipped: list[dict], classes: list[str], val_labels: np.ndarray) -> list[str]:
     """Say how many files could not be decoded, and which classes lost every validation image."""
+    from audit.data.links import is_link_skip
+
     if not skipped:
         return []
-    by_split = {s: sum(1 for f in skipped if f.get("split") == s) for s in ("val", "train")}
-    parts = ", ".join(f"{n} {s}" for s, n in by_split.items() if n)
-    notes = [f"skipped {len(skipped)} {'file' if len(skipped) == 1 else 'files'} that could not be decoded "
-             f"({parts}); manifest.json lists them under dataset.skipped"]
+    links = [f for f in skipped if is_link_skip(f)]
+    skipped = [f for f in skipped if not is_link_skip(f)]
+    notes = []
+    if links:
+        notes.append(f"skipped {len(links)} symbolic {'link' if len(links) == 1 else 'links'} that "
+                     "leave the dataset folder (--follow-symlinks audits them); manifest.json lists them under "
+                     "dataset.skipped")
+    if skipped:
+        by_split = {s: sum(1 for f in skipped if f.get("split") == s) for s in ("val", "train")}
+        parts = ", ".join(f"{n} {s}" for s, n in by_split.items() if n)
+        notes.append(f"skipped {len(skipped)} {'file' if len(skipped) == 1 else 'files'} that could not be "
+                     f"decoded ({parts}); manifest.json lists them under dataset.skipped")
     empty = [c for i, c in enumerate(classes) if not np.any(np.asarray(val_labels) == i)]
     if empty:
         notes.append(f"no readable validation image in {', '.join(empty)}: "
@@ -260,7 +270,10 @@ def load_digits(data_root: Path | None = None, download: bool = True, *, random_
 
 
 # --------------------------------------------------------------------------- ImageFolder
-def _scan_split(folder: Path, classes: list[str] | None) -> tuple[list[str], list[str], list[int]]:
+def _scan_split(folder: Path, classes: list[str] | None, *, root: Path | None = None, follow_symlinks: bool = False,
+                skipped: list[dict] | None = None) -> tuple[list[str], list[str], list[int]]:
+    from audit.data.links import walk_images  # the one symlink policy (docs/security.md)
+
     found = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     classes = classes or found
     index = {c: i for i, c in enumerate(classes)}
@@ -268,19 +281,20 @@ def _scan_split(folder: Path, classes: list[str] | None) -> tuple[list[str], lis
     for c in found:
         if c not in index:
             raise DatasetError(f"{folder}/{c} is a class that the train split does not have")
-        for root, _, files in os.walk(folder / c, followlinks=True):
-            for f in sorted(files):
-                if f.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(root, f))
-                    labels.append(index[c])
+        for path in walk_images(folder / c, root or folder.parent, follow_symlinks=follow_symlinks,
+                                skipped=skipped, split=folder.name):
+            paths.append(path)
+            labels.append(index[c])
     return classes, paths, labels
 
 
-def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8) -> Dataset:
+def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8,
+                     follow_symlinks: bool = False) -> Dataset:
     """An ImageFolder tree: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg.
 
     A val/ folder alone is allowed (for audits with pretrained models only).
-    Files that do not decode are skipped and listed in `Dataset.skipped`.
+    Files that do not decode are skipped and listed in `Dataset.skipped`, and so are images behind
+    symbolic links that leave ROOT unless `follow_symlinks` (audit.data.links).
     """
     root = Path(root)
     if not root.is_dir():
@@ -293,8 +307,10 @@ def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8)
     train = None
     skipped: list[dict] = []
     if train_dir.is_dir():
-        classes, tpaths, tlabels = _scan_split(train_dir, None)
-    vclasses, vpaths, vlabels = _scan_split(val_dir, classes)
+        classes, tpaths, tlabels = _scan_split(train_dir, None, root=root, follow_symlinks=follow_symlinks,
+                                               skipped=skipped)
+    vclasses, vpaths, vlabels = _scan_split(val_dir, classes, root=root, follow_symlinks=follow_symlinks,
+                                            skipped=skipped)
     classes = classes or vclasses
     if not vpaths:
         raise DatasetError(f"imagefolder: {val_dir} holds no images (extensions: {', '.join(IMAGE_EXTENSIONS)})")

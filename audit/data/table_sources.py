@@ -887,5 +887,6 @@ def attach_reader(out: str | os.PathLike, spec: str, reader: dict) -> int:
     manifest = store.read_manifest()
     manifest["config"]["images"] = spec
     manifest["dataset"]["reader"] = reader
-    store.write_manifest(manifest)
+    store.write_manifest(manifest, seal=True)  # the reader comes from this user's own --images
     return len(keys)
+    write_parquet(store.file("images.parquet"), images)

@@ -36,6 +36,7 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     if images_root is not None and not Path(images_root).is_dir():
         raise ImportDataError(f"--images {images_root} is not a folder")
     makers = decisions.makers
+    check_maker_names(makers)  # before anything is written
     models = makers if split_by == "all" else decisions.models()
     humans = [m for m in makers if m not in set(models)]
     notes = list(decisions.notes)
@@ -71,15 +72,15 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
         "image_key": units["image"].to_numpy(),
         "condition": units["condition"].to_numpy(),
     })
-    write_parquet(out / "images.parquet", images)
+    write_parquet(store.file("images.parquet"), images)
     jobs = []
     for in_split, names in ((True, models), (False, humans)):
         for name in names:
             kind = "human" if decisions.kind(name) == "human" else "imported"
             rows = decisions.rows(name)  # a maker in the split covers every unit at every epoch
             record = _record(name, kind, rows, decisions)
-            write_parquet(out / ("decisions" if in_split else "humans") / f"{file_name(name)}.parquet", rows)
-            write_json(out / ("jobs" if in_split else "humans") / f"{file_name(name)}.json", record)
+            write_parquet(store.file("decisions" if in_split else "humans", f"{file_name(name)}.parquet"), rows)
+            write_json(store.file("jobs" if in_split else "humans", f"{file_name(name)}.json"), record)
             jobs.append({"name": file_name(name), "kind": kind, "group": record["group"], "status": "done",
                          "in_split": in_split})
             if progress is not None:
@@ -103,6 +104,18 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     }
     store.write_manifest(manifest)
     return out
+
+
+def check_maker_names(makers) -> None:
+    """Refuse a maker whose name looks like a path (a separator or '..'); the file name that `file_name`
+    makes of every other name follows the store's name rule (audit.store.safety.check_name)."""
+    from audit.store.safety import UnsafeNameError, check_name
+
+    for maker in makers:
+        text = str(maker)
+        if "/" in text or "\\" in text or ".." in text:
+            raise UnsafeNameError(f"maker name {text!r} holds a path separator or '..'; rename the maker")
+        check_name(file_name(text), "maker file name")
 
 
 def _record(name: str, kind: str, rows: pd.DataFrame, decisions: DecisionSource) -> dict:

@@ -97,6 +97,9 @@ class VariantSpec:
     def check(self) -> None:
         """Raise ValueError, naming the field, for values that would only fail once training starts."""
         from audit.models.architectures import check_architecture
+        from audit.store.safety import check_name
+
+        check_name(self.name, "variant name")  # it becomes the name of the variant's files in the audit
 
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)

@@ -256,7 +256,12 @@ class _FinalCache:
         if not self.enabled:
             return
         from audit.store.files import atomic_path
+        from audit.store.safety import inside
 
+        try:
+            self.folder = inside(self.folder.parent, self.folder.name)  # a link out of the audit: not written
+        except AuditError:
+            return
         try:
             self.folder.mkdir(exist_ok=True)
             for old in self.folder.glob("final-*"):

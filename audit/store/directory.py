@@ -16,6 +16,7 @@ import pandas as pd
 
 from audit.store.decisions import DECISION_COLUMNS, decision_columns, decision_path
 from audit.store.files import AuditError, read_json, write_json, write_npy, write_npz, write_parquet
+from audit.store.safety import check_name, inside, seal_manifest
 
 FORMAT = "ddd-audit/1"
 BASE_IMAGE_COLUMNS = ("image_id", "label", "class_name", "split", "source")
@@ -121,6 +122,13 @@ class AuditDir:
         self.path = Path(path)
 
     # paths
+    def file(self, *parts: str) -> Path:
+        """A path inside the audit directory, resolved; AuditError for anything that would lie outside it.
+
+        Every write of the audit goes through here (see audit.store.safety.inside).
+        """
+        return inside(self.path, *parts)
+
     @property
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
@@ -130,6 +138,11 @@ class AuditDir:
 
     def job_path(self, model: str) -> Path:
         return self.path / "jobs" / f"{model}.json"
+
+    def _job_file(self, *parts: str, name: str) -> Path:
+        """The file of a job named `name` (checked against the name rule) at `parts` inside the audit."""
+        check_name(name, "job name")
+        return self.file(*parts)
 
     # manifest
     def exists(self) -> bool:
@@ -148,10 +161,18 @@ class AuditDir:
             raise AuditError(f"{self.path} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
         return manifest
 
-    def write_manifest(self, manifest: dict) -> None:
+    def write_manifest(self, manifest: dict, *, seal: bool | None = None) -> None:
+        """Write manifest.json. `seal` records that the dataset root comes from this user's own flags
+        (audit.store.safety.seal_manifest); by default only a new audit directory's first manifest is
+        sealed, and a rewrite keeps the seal it was given (which holds only while the root is unchanged)."""
         manifest = dict(manifest)
         manifest["format"] = FORMAT
-        write_json(self.manifest_path, manifest)
+        if seal is None:
+            seal = not self.manifest_path.exists()
+        if seal and isinstance(manifest.get("dataset"), dict):
+            manifest["dataset"] = dict(manifest["dataset"])
+            seal_manifest(manifest)
+        write_json(self.file("manifest.json"), manifest)
 
     # jobs
     def job_done(self, model: str) -> bool:
@@ -183,25 +204,30 @@ class AuditDir:
         missing = set(DECISION_COLUMNS) - set(decisions.columns)
         if missing:
             raise ValueError(f"decisions for {model} lack columns {sorted(missing)}")
-        write_parquet(self.decision_path(model), decisions[decision_columns(decisions)])
+        check_name(model, "model name")
+        write_parquet(self.file(*self.decision_path(model).relative_to(self.path).parts),
+                      decisions[decision_columns(decisions)])
         if train_decisions is not None:
-            write_parquet(self.decision_path(model, "train"), train_decisions[decision_columns(train_decisions)])
+            write_parquet(self.file(*self.decision_path(model, "train").relative_to(self.path).parts),
+                          train_decisions[decision_columns(train_decisions)])
         self.write_extras(extras or {})
-        write_json(self.job_path(model), {"name": model, **record})
+        write_json(self._job_file("jobs", f"{model}.json", name=model), {"name": model, **record})
 
     def write_extras(self, extras: dict) -> None:
         """Write per-job extra files atomically: {relative path: DataFrame (.parquet), ndarray (.npy) or
         dict of arrays (.npz)}."""
         for rel, obj in extras.items():
             rel_path = Path(rel)
-            if rel_path.is_absolute() or ".." in rel_path.parts or rel_path.parts[0] not in EXTRA_FOLDERS:
+            if rel_path.is_absolute() or ".." in rel_path.parts or rel_path.parts[0] not in EXTRA_FOLDERS \
+                    or len(rel_path.parts) != 2:
                 raise ValueError(f"extra file {rel!r} must lie in one of {EXTRA_FOLDERS}")
+            target = self._job_file(*rel_path.parts, name=rel_path.stem)
             if rel_path.suffix == ".parquet" and isinstance(obj, pd.DataFrame):
-                write_parquet(self.path / rel_path, obj)
+                write_parquet(target, obj)
             elif rel_path.suffix == ".npy" and isinstance(obj, np.ndarray):
-                write_npy(self.path / rel_path, obj)
+                write_npy(target, obj)
             elif rel_path.suffix == ".npz" and isinstance(obj, dict):
-                write_npz(self.path / rel_path, obj)
+                write_npz(target, obj)
             else:
                 raise ValueError(f"extra file {rel!r}: expected a DataFrame for .parquet, an array for .npy or "
                                  "a dict of arrays for .npz, "
@@ -214,17 +240,17 @@ class AuditDir:
     def write_aux_job(self, name: str, record: dict, extras: dict | None = None) -> None:
         """Store a finished job that is not a model; its record (written last) marks completion."""
         self.write_extras(extras or {})
-        write_json(self.aux_path(name), {"name": name, **record})
+        write_json(self._job_file("aux", f"{name}.json", name=name), {"name": name, **record})
 
     def finished_aux_jobs(self) -> list[str]:
         folder = self.path / "aux"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
 
     def write_failure(self, model: str, error: str) -> None:
-        write_json(self.path / "failures" / f"{model}.json", {"name": model, "error": error})
+        write_json(self._job_file("failures", f"{model}.json", name=model), {"name": model, "error": error})
 
     def clear_failure(self, model: str) -> None:
-        (self.path / "failures" / f"{model}.json").unlink(missing_ok=True)
+        self._job_file("failures", f"{model}.json", name=model).unlink(missing_ok=True)
 
     def failures(self) -> dict[str, str]:
         folder = self.path / "failures"
@@ -233,12 +259,13 @@ class AuditDir:
         return {p.stem: read_json(p)["error"] for p in sorted(folder.glob("*.json"))}
 
     def remove_job(self, model: str) -> None:
+        check_name(model, "job name")
         for p in (self.job_path(model), self.aux_path(model), self.decision_path(model),
                   self.decision_path(model, "train")):
-            p.unlink(missing_ok=True)
+            self.file(*p.relative_to(self.path).parts).unlink(missing_ok=True)
         for folder in EXTRA_FOLDERS:
             for suffix in (".parquet", ".npy", ".npz"):
-                (self.path / folder / f"{model}{suffix}").unlink(missing_ok=True)
+                self.file(folder, f"{model}{suffix}").unlink(missing_ok=True)
 
     def remove_temporary_files(self) -> list[Path]:
         """Delete the temporary files (".NAME.XXXX.SUFFIX.tmp") that a killed writer left behind.
@@ -265,5 +292,5 @@ class AuditDir:
             row = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in rec.items()}
             rows.append(row)
         frame = pd.DataFrame(rows) if rows else pd.DataFrame({"name": pd.Series(dtype=str)})
-        write_parquet(self.path / "models.parquet", frame)
+        write_parquet(self.file("models.parquet"), frame)
         return frame

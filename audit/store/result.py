@@ -26,6 +26,7 @@ from audit.store.decisions import (
 )
 from audit.store.directory import REPORT_DIR, SCORED_KIND, SUMMARY_FILE, AuditDir
 from audit.store.files import AuditError, read_json
+from audit.store.safety import name_problem, recorded_follow_symlinks, refused_root, root_is_sealed
 from audit.store.state import describe_run_state, run_state
 
 
@@ -48,6 +49,11 @@ class AuditResult:
     images: pd.DataFrame
     models: pd.DataFrame
     scored: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["name"]))
+    #: The folder to read the image files from, named by the user (`--images-root`); None: the recorded
+    #: root, read only when this user recorded it on this machine (see `image_path`)
+    images_root: Path | None = None
+    #: Read images behind symbolic links that leave the root (`--follow-symlinks`); None: as recorded
+    follow_symlinks: bool | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ---- basic facts
@@ -63,7 +69,8 @@ class AuditResult:
     @property
     def human_names(self) -> list[str]:
         """Human observers stored beside the models (imported audits); they take no part in the split."""
-        return [h["name"] for h in self.manifest.get("humans") or []]
+        return [h["name"] for h in self.manifest.get("humans") or []
+                if isinstance(h, dict) and name_problem(h.get("name")) is None]  # each names a file
 
     def human_decisions(self) -> dict[str, np.ndarray]:
         """Every human's final decisions: {"correct", "decided", "rt"}, each (n_images, n_humans).
@@ -268,6 +275,10 @@ class AuditResult:
             return Image.fromarray(img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img)
         reader = (self.manifest.get("dataset") or {}).get("reader")
         if reader:  # a table or shard source (hf:, parquet:, wds:): read by the image's key
+            if not root_is_sealed(self.manifest):  # the files it names come from the manifest
+                raise AuditError(f"image {image_id}: this audit folder was not created by you on this machine, so "
+                                 "the table or shard source its manifest names is not read; audit or import the "
+                                 "images here")
             from audit.data.table_sources import reader_image
 
             try:
@@ -281,22 +292,50 @@ class AuditResult:
             raise AuditError(f"image {image_id}: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
 
     def image_path(self, image_id: int) -> Path:
-        """The file of a validation image, refused unless it lies under the dataset root in the manifest.
+        """The file of a validation image; AuditError unless it lies inside the folder it is read from.
 
-        A crafted images.parquet could otherwise make a reader (the app) open any file on the server.
+        That folder is `images_root` when the user names one (`--images-root`). Otherwise it is the dataset
+        root recorded in the manifest, read only when this user recorded it on this machine (its seal holds,
+        see audit.store.safety) and when it is not `/`, a system folder or the home folder. An audit folder
+        from anyone else could otherwise make a reader (export, report, the app) open any file.
+        A symbolic link that leaves the folder is followed only with `follow_symlinks` (or as recorded).
         """
-        source = str(self.images.iloc[int(image_id)]["source"])
-        dataset = self.manifest.get("dataset", {})
-        origin = dataset["root"] if "root" in dataset else dataset.get("origin")  # before "root", the folder was here
-        if not origin or not Path(origin).is_dir():
-            raise AuditError(f"image {image_id}: this audit records no folder of image files, so {source!r} is not "
-                             "read (an imported audit shows its images with `ddd-audit import ... --images ROOT`)")
-        root = Path(origin).resolve()
-        path = (root / source).resolve()  # a relative source lies under the root; an absolute one stays as it is
-        if not path.is_relative_to(root):
-            raise AuditError(f"image {image_id}: {source!r} lies outside the audit's dataset folder {root}; "
-                             "it is not read")
-        return path
+        row = self.images.iloc[int(image_id)]
+        source = str(row["source"])
+        dataset = self.manifest.get("dataset", {}) if isinstance(self.manifest.get("dataset"), dict) else {}
+        recorded = dataset["root"] if "root" in dataset else dataset.get("origin")  # before "root": "origin"
+        if self.images_root is not None:
+            base = Path(self.images_root)
+            if not base.is_dir():
+                raise AuditError(f"--images-root {base} is not a folder")
+            follow = bool(self.follow_symlinks)
+        else:
+            hint = "pass --images-root DIR, the folder that holds this audit's images"
+            if not recorded or not Path(str(recorded)).is_dir():
+                raise AuditError(f"image {image_id}: this audit records no folder of image files, so {source!r} is "
+                                 f"not read ({hint}; an imported audit shows its images with "
+                                 "`ddd-audit import ... --images ROOT`)")
+            if not root_is_sealed(self.manifest):
+                raise AuditError(f"image {image_id}: this audit folder was not created by you on this machine (its "
+                                 f"dataset root {str(recorded)!r} carries no seal of yours), so its images are read "
+                                 f"only from a folder you name: {hint}")
+            why = refused_root(str(recorded))
+            if why:
+                raise AuditError(f"image {image_id}: the recorded dataset root is not read: {why}; {hint}")
+            base = Path(str(recorded))
+            follow = recorded_follow_symlinks(self.manifest) if self.follow_symlinks is None \
+                else bool(self.follow_symlinks)
+        rel = _relative_source(source, recorded, dataset.get("origin"),
+                               row["image_key"] if "image_key" in row.index else None)
+        if rel is None:
+            raise AuditError(f"image {image_id}: {source!r} lies outside the audit's dataset folder; it is not read")
+        root = base.resolve()
+        path = root.joinpath(*rel)
+        resolved = path.resolve()
+        if not follow and resolved != root and not resolved.is_relative_to(root):
+            raise AuditError(f"image {image_id}: {source!r} is a symbolic link that leaves the dataset folder "
+                             f"{root}; it is not read (--follow-symlinks reads it)")
+        return resolved
 
     # ---- report files
     def report_path(self, *parts: str) -> Path:
@@ -309,8 +348,13 @@ class AuditResult:
         return read_json(p) if p.exists() else None
 
 
-def load(path: str | os.PathLike) -> AuditResult:
+def load(path: str | os.PathLike, *, images_root: str | os.PathLike | None = None,
+         follow_symlinks: bool | None = None) -> AuditResult:
     """Read an audit directory.
+
+    `images_root` is the folder to read the image files from (`--images-root`; needed for an audit folder
+    that was not created by this user on this machine), `follow_symlinks` whether images behind links
+    that leave it are read (default: as the audit recorded). Values are returned as stored, verbatim.
 
     Works while the audit is still running: only finished jobs are listed in
     `models`; models scored after the audit (kind "scored") are in `scored`, not in
@@ -347,4 +391,34 @@ def load(path: str | os.PathLike) -> AuditResult:
     models = models.sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
     scored = models["kind"].eq(SCORED_KIND).to_numpy() if "kind" in models.columns else np.zeros(len(models), bool)
     return AuditResult(path=path, manifest=manifest, images=images, models=models[~scored].reset_index(drop=True),
-                       scored=models[scored].reset_index(drop=True))
+                       scored=models[scored].reset_index(drop=True),
+                       images_root=Path(images_root) if images_root is not None else None,
+                       follow_symlinks=follow_symlinks)
+
+
+def _relative_source(source: str, recorded, origin, image_key) -> tuple[str, ...] | None:
+    """The parts of an image's path inside its dataset folder, or None when the source lies outside it.
+
+    Sources are absolute paths under the recorded root, paths relative to it, or (a folder given as a
+    relative path) paths that start with the recorded origin; an imported audit's image key is relative.
+    """
+    text = os.path.normpath(source)
+    parts: tuple[str, ...] | None = None
+    if os.path.isabs(text):
+        for folder in (recorded, origin):
+            if folder and os.path.isabs(str(folder)):
+                top = os.path.normpath(str(folder))
+                if text == top or text.startswith(top.rstrip(os.sep) + os.sep):
+                    parts = Path(os.path.relpath(text, top)).parts
+                    break
+        if parts is None and isinstance(image_key, str) and image_key and not os.path.isabs(image_key):
+            parts = Path(os.path.normpath(image_key)).parts
+    else:
+        parts = Path(text).parts
+        if origin and not os.path.isabs(str(origin)):
+            top = Path(os.path.normpath(str(origin))).parts
+            if parts[:len(top)] == top and len(parts) > len(top):
+                parts = parts[len(top):]
+    if not parts or any(p in ("..", "") for p in parts) or os.path.isabs(parts[0]):
+        return None
+    return tuple(parts)
