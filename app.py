@@ -29,8 +29,14 @@ REPORT_PAGES = (
     ("scored.py", "Scored", ":material/leaderboard:"),
 )
 
-st.set_page_config(page_title="ddd-audit", page_icon=":material/analytics:", layout="wide")
+# The tab's icon is drawn here and served by this server: a ":material/...:" or emoji icon is fetched
+# from a font or emoji CDN, and nothing of the app may call a host but its own server (docs/security.md).
+st.set_page_config(page_title="ddd-audit", page_icon=_common.page_icon(), layout="wide")
 args = _data.parse_app_args(sys.argv)
+if not args.serving and not st.get_option("server.address"):
+    st.sidebar.warning("This report is served on every network interface. Start it with "
+                       "`--server.address 127.0.0.1` (the default of this repository's .streamlit/config.toml) "
+                       "unless others should read it.")
 
 if args.serving:
     # Observers see the experiment only. Streamlit serves the default page at "/" alone, so the

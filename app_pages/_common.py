@@ -89,16 +89,27 @@ def compare_groups(path: str, stamp: tuple, group_a: tuple, group_b: tuple) -> d
     return _frames.compare_groups(path, list(group_a), list(group_b), data.image_ids, data.images["label"].to_numpy())
 
 
+def page_icon():
+    """The tab's icon, three bars drawn with PIL (served by the app itself; see app.py)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for x, top, colour in ((3, 6, (76, 114, 176)), (13, 16, (221, 132, 82)), (23, 10, (85, 168, 104))):
+        draw.rectangle((x, top, x + 6, 29), fill=colour)
+    return img
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def thumbnails(path: str, stamp: tuple, image_ids: tuple, size: int) -> list:
     """The images as uint8 arrays of side about `size`."""
-    return _frames.thumbnails(path, list(image_ids), size)
+    return _frames.thumbnails(path, list(image_ids), size, **_data.parse_app_args(sys.argv).image_options(path))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def pixels_note(path: str, stamp: tuple) -> str | None:
     """Why the audit's images cannot be shown, or None (read once per audit version)."""
-    return _frames.pixels_note(path)
+    return _frames.pixels_note(path, **_data.parse_app_args(sys.argv).image_options(path))
 
 
 # --------------------------------------------------------------------------- choosing the audit

@@ -40,6 +40,17 @@ class AppArgs:
     audit: str | None = None
     runs: str = "runs"
     study: tuple[str, ...] = ()
+    #: `--images-root DIR`: where the images of the audit given by --audit are read (an audit folder that
+    #: was not created on this machine shows no image without it); `--follow-symlinks`: also images
+    #: behind links that leave that folder
+    images_root: str | None = None
+    follow_symlinks: bool | None = None
+
+    def image_options(self, path: str | Path) -> dict:
+        """`audit.store.load`'s image options for the audit at `path` (the flags apply to --audit only)."""
+        if not self.audit or Path(path).resolve() != Path(self.audit).resolve():
+            return {}
+        return {"images_root": self.images_root, "follow_symlinks": self.follow_symlinks}
 
     @property
     def serving(self) -> bool:
@@ -61,7 +72,9 @@ def parse_app_args(argv: Sequence[str]) -> AppArgs:
     i = 0
     while i < len(args):
         token = args[i]
-        for name in ("audit", "runs", "study"):
+        if token == "--follow-symlinks":
+            values["follow_symlinks"] = "1"
+        for name in ("audit", "runs", "study", "images-root"):
             flag = f"--{name}"
             value = None
             if token == flag and i + 1 < len(args) and not args[i + 1].startswith("--"):
@@ -76,7 +89,9 @@ def parse_app_args(argv: Sequence[str]) -> AppArgs:
             else:
                 values[name] = value
         i += 1
-    return AppArgs(audit=values.get("audit"), runs=values.get("runs", "runs"), study=tuple(studies))
+    return AppArgs(audit=values.get("audit"), runs=values.get("runs", "runs"), study=tuple(studies),
+                   images_root=values.get("images-root"),
+                   follow_symlinks=True if values.get("follow_symlinks") else None)
 
 
 def list_audits(runs_dir: str | Path) -> list[str]:

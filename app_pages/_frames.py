@@ -6,7 +6,6 @@ no Streamlit, so each function is tested without the app.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from audit.store import (
     load,
     read_decisions,
 )
+from audit.store.files import csv_bytes, read_people_csv
 
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")
@@ -424,15 +424,14 @@ def deep_filter_options(images: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A frame as UTF-8 CSV without the index (for download buttons)."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    return buf.getvalue().encode("utf-8")
+    """A frame as UTF-8 CSV without the index (for download buttons); formula cells neutralised."""
+    return csv_bytes(frame)
 
 
-def pixels_note(path: str | Path) -> str | None:
-    """Why the audit's images cannot be shown (e.g. an import without --images), or None when they can."""
-    result = load(path)
+def pixels_note(path: str | Path, **image_options) -> str | None:
+    """Why the audit's images cannot be shown (e.g. an import without --images, or an audit folder from
+    elsewhere opened without --images-root), or None when they can. `image_options`: audit.store.load's."""
+    result = load(path, **image_options)
     try:
         result.image(0)
     except (AuditError, OSError) as err:
@@ -440,10 +439,11 @@ def pixels_note(path: str | Path) -> str | None:
     return None
 
 
-def thumbnails(path: str | Path, image_ids: Sequence[int], size: int = 112) -> list[np.ndarray]:
+def thumbnails(path: str | Path, image_ids: Sequence[int], size: int = 112, **image_options) -> list[np.ndarray]:
     """The images as uint8 arrays of side about `size` (small images enlarged without blur); a light grey
-    square for an image that cannot be read (see `pixels_note`)."""
-    result = load(path)
+    square for an image that cannot be read (see `pixels_note`). Every image is read through
+    `AuditResult.image_path`'s rule: inside the folder it may be read from, and no other file."""
+    result = load(path, **image_options)
     out = []
     for i in image_ids:
         try:
@@ -788,7 +788,7 @@ def _interval(value, low, high, *, percent: bool = False) -> str:
 def report_file(data: AuditData, name: str, index_col=None) -> pd.DataFrame | None:
     """A table the report wrote (report/<name>), or None when this audit's report has none."""
     p = Path(data.path) / REPORT_DIR / name
-    return pd.read_csv(p, index_col=index_col) if p.exists() else None
+    return read_people_csv(p, index_col=index_col) if p.exists() else None
 
 
 def matrix_long_form(matrix: pd.DataFrame) -> pd.DataFrame:
