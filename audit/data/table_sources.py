@@ -148,9 +148,25 @@ class _ArrowBackend:
         return _cell_bytes(self._cells([row])[0])
 
     def stream_rows(self, rows: np.ndarray) -> Iterator[bytes]:
-        for lo in range(0, len(rows), BATCH_ROWS):
-            for cell in self._cells(rows[lo:lo + BATCH_ROWS]):
-                yield _cell_bytes(cell)
+        """Read the Arrow files as streams, a record batch at a time (not memory-mapped, so the pages of
+        images already decoded do not stay in the process's memory)."""
+        import pyarrow as pa
+
+        k, first = 0, 0
+        for file in [f["filename"] for f in self.ds.cache_files]:
+            if k >= len(rows):
+                return
+            with pa.OSFile(file) as source:
+                for batch in pa.ipc.open_stream(source):
+                    n = batch.num_rows
+                    if k < len(rows) and rows[k] < first + n:
+                        column = batch.column(batch.schema.get_field_index(self.column))
+                        while k < len(rows) and rows[k] < first + n:
+                            yield _cell_bytes(column[int(rows[k] - first)].as_py())
+                            k += 1
+                    first += n
+        if k < len(rows):
+            raise DatasetError(f"hf:{self.path}: row {int(rows[k])} is past the dataset's end ({first} rows)")
 
     def to_pil(self, data: bytes):
         return _to_pil(data, self.exif)
@@ -882,11 +898,10 @@ def attach_reader(out: str | os.PathLike, spec: str, reader: dict) -> int:
         shutil.rmtree(out, ignore_errors=True)
         raise DatasetError(f"--images {spec}: {exc}") from None
     images["source"] = keys
-    write_parquet(out / "images.parquet", images)
     store = AuditDir(out)
+    write_parquet(store.file("images.parquet"), images)
     manifest = store.read_manifest()
     manifest["config"]["images"] = spec
     manifest["dataset"]["reader"] = reader
     store.write_manifest(manifest, seal=True)  # the reader comes from this user's own --images
     return len(keys)
-    write_parquet(store.file("images.parquet"), images)
