@@ -151,7 +151,7 @@ def run(
                                  "compile per variant, then faster steps; pays on long runs (see Scaling up)."),
     no_download: bool = typer.Option(False, "--no-download", help="Never download; use local files only."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs and their estimated cost, run nothing."),
-    force: bool = typer.Option(False, "--force", help="Recompute every job; overwrite a different audit in --out."),
+    force: bool = typer.Option(False, "--force", help="Recompute every job; replace a different audit in --out (never a folder of other files)."),
     depth: str = typer.Option("base", help="Prediction depth (k-NN probes, baldock2021) for none, the base "
                               "variant(s), or all trained variants."),
     depth_train: bool = typer.Option(False, "--depth-train", help="Also the prediction depth of the probes' "
@@ -458,7 +458,8 @@ def import_(
                                      "or test)."),
     image_column: str | None = typer.Option(None, help="--images hf:, parquet: the image column; wds: the image "
                                             "extension."),
-    force: bool = typer.Option(False, "--force", help="Replace what --out holds."),
+    force: bool = typer.Option(False, "--force", help="Replace the audit in --out (never a folder of other files; "
+                               "its studies/ stay)."),
     relabel: Path | None = typer.Option(None, help="A CSV with the columns image (the image's key) and new_label: "
                                         "import with those labels corrected; the manifest records the file."),
     split_by: str = typer.Option("models", help="Who makes the split: models (humans are read per category) "

@@ -30,6 +30,7 @@ from audit.store import (
     AuditError,
     current_process,
     process_alive,
+    refuse_foreign,
     run_state,
     utc_now,
     write_npy,
@@ -196,9 +197,10 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
     check_writable_folder("--out", store.path)
     ds = plan.dataset
     fingerprint = ds.fingerprint()
-    if store.path.exists() and not store.exists() and any(store.path.iterdir()):
-        if not force:
-            raise AuditError(f"{store.path} exists and is not an audit directory; choose another --out or pass --force")
+    # a folder of someone else's files is never mixed into, --force or not; one that holds only what a run
+    # killed before its manifest had begun is resumed (folder_state)
+    if refuse_foreign(store.path) == "begun":
+        store.remove_temporary_files()
     if store.exists():
         old = store.read_manifest()
         writer = old.get("process") or {}

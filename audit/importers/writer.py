@@ -23,7 +23,16 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     Units are images under a condition; `images_root` is the folder of the image files, if the app should
     show them. `progress(done, total)` is called after each maker's file.
     """
-    from audit.store import AuditDir, AuditError, current_process, utc_now, write_json, write_parquet
+    from audit.store import (
+        AuditDir,
+        AuditError,
+        clear_for_replacement,
+        current_process,
+        refuse_foreign,
+        utc_now,
+        write_json,
+        write_parquet,
+    )
 
     if split_by not in SPLIT_BY:
         raise ImportDataError(f"--split-by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
@@ -31,8 +40,9 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     store = AuditDir(out)
     if out.exists() and not out.is_dir():
         raise ImportDataError(f"--out {out} is a file; give a folder for the audit")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise AuditError(f"{out} is not empty; choose another --out or pass --force to replace it")
+    state = refuse_foreign(out)  # someone else's files: refused, --force or not
+    if state == "audit" and not force:
+        raise AuditError(f"{out} holds an audit; choose another --out or pass --force to replace it")
     if images_root is not None and not Path(images_root).is_dir():
         raise ImportDataError(f"--images {images_root} is not a folder")
     makers = decisions.makers
@@ -56,10 +66,8 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
                               f"{' unless --split-by all' if humans else ''}")
     decisions.notes = notes
     units = decisions.units(models)
-    if force and out.exists():
-        import shutil
-
-        shutil.rmtree(out)
+    if state in ("audit", "begun"):  # replace an audit (--force) or finish what a killed import began
+        clear_for_replacement(out)  # the tool's own files; studies/ stays
     out.mkdir(parents=True, exist_ok=True)
     root = Path(images_root).resolve() if images_root is not None else None
     labels = units["label"].to_numpy(np.int64)

@@ -47,6 +47,9 @@ from audit.store.directory import (
     SPLITS,
     SUMMARY_FILE,
     AuditDir,
+    clear_for_replacement,
+    folder_state,
+    refuse_foreign,
 )
 from audit.store.files import (
     AuditError,
@@ -74,5 +77,5 @@ __all__ = [
     "RUN_STATES", "SCORED_KIND", "SCORE_TABLES", "SCORED_TABLE", "SPLITS", "SUMMARY_FILE", "AuditDir", "AuditError", "AuditResult", "atomic_path", "current_process",
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
     "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "utc_now", "write_csv", "write_json",
-    "write_npy", "write_parquet",
+    "write_npy", "write_parquet", "folder_state", "refuse_foreign", "clear_for_replacement",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.store.decisions import DECISION_COLUMNS, decision_columns, decision_path
+from audit.store.decisions import DECISION_COLUMNS, FINAL_CACHE_DIR, decision_columns, decision_path
 from audit.store.files import AuditError, read_json, write_json, write_npy, write_npz, write_parquet
 from audit.store.safety import check_name, inside, seal_manifest
 
@@ -23,6 +23,60 @@ BASE_IMAGE_COLUMNS = ("image_id", "label", "class_name", "split", "source")
 SPLITS = ("val", "train")
 #: Per-job files beside the decisions (see AuditDir): probe depths, final softmax, learnability.
 EXTRA_FOLDERS = ("depth", "probs", "learnability", "representation")
+
+#: What the tool writes at the top of an audit directory. A folder that holds nothing else (and the
+#: temporary files of a killed writer) was begun by a run or an import stopped before its manifest.
+AUDIT_ENTRIES = ("manifest.json", "images.parquet", "images.npy", "models.parquet", "decisions",
+                 "decisions_train", "jobs", "humans", "failures", "checkpoints", "aux", "report", "studies",
+                 FINAL_CACHE_DIR, *EXTRA_FOLDERS)
+#: What `--force` may remove of an audit to replace it: all the tool wrote but the studies (human data).
+REPLACEABLE_ENTRIES = tuple(e for e in AUDIT_ENTRIES if e != "studies")
+
+
+def folder_state(path: str | os.PathLike) -> tuple[str, list[str]]:
+    """What a folder given as `--out` holds: ("missing" | "empty" | "audit" | "begun" | "foreign", names).
+
+    "audit": the tool's manifest is there; "begun": only what the tool writes (AUDIT_ENTRIES, temporary
+    files), from a run or import killed before its manifest, which the same command resumes; "foreign":
+    anything else, whose names (the first few) come back: no command may replace or mix into it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return "missing", []
+    if not path.is_dir():
+        return "foreign", [path.name]
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return "empty", []
+    if "manifest.json" in entries:
+        return "audit", []
+    foreign = [e for e in entries if e not in AUDIT_ENTRIES and not (e.startswith(".") and e.endswith(".tmp"))]
+    return ("foreign", foreign[:5]) if foreign else ("begun", [])
+
+
+def refuse_foreign(path: str | os.PathLike, option: str = "--out") -> str:
+    """folder_state(path)[0], after raising AuditError for a folder that holds files the tool did not write."""
+    state, names = folder_state(path)
+    if state == "foreign":
+        shown = ", ".join(names)
+        raise AuditError(f"{option} {path} holds files that ddd-audit did not write ({shown}); it is not an audit "
+                         "directory, and --force replaces only an audit directory or an empty folder; choose "
+                         "another " + option)
+    return state
+
+
+def clear_for_replacement(path: str | os.PathLike) -> None:
+    """Remove what the tool wrote in an audit directory (REPLACEABLE_ENTRIES), keeping its studies/."""
+    import shutil
+
+    path = Path(path)
+    for name in REPLACEABLE_ENTRIES:
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
 
 # The report under report/, written by audit.report and read back by the app. Tables (CSV) and
 # decision maps (.npy) are keyed as the app reads them; figures and the deeper measures' files by name.
