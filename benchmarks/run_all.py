@@ -118,6 +118,15 @@ HEADLINES = [
      "bench_scores.stability.speedup", "{:.2f}x"),
     ("default audit: CPU the new measures add (margins recorded, scores and stability in the report)", "-",
      "bench_scores.default_audit.total_cpu_s", "{:.2f} s"),
+    ("10,000 JPEGs, one pretrained model: hf: (saved datasets) over ImageFolder, wall time", "<= 1.2x",
+     "sources.ratios.hf.time", "{:.2f}x"),
+    ("  peak memory", "-", "sources.ratios.hf.peak_memory", "{:.2f}x"),
+    ("  parquet: over ImageFolder, wall time", "<= 1.2x", "sources.ratios.parquet.time", "{:.2f}x"),
+    ("  peak memory", "-", "sources.ratios.parquet.peak_memory", "{:.2f}x"),
+    ("  wds: (WebDataset shards) over ImageFolder, wall time", "<= 1.2x", "sources.ratios.wds.time", "{:.2f}x"),
+    ("  peak memory", "-", "sources.ratios.wds.peak_memory", "{:.2f}x"),
+    ("  the ImageFolder run itself (mean of two): wall time and peak memory", "-", "sources.imagefolder_summary",
+     "{}"),
 ]
 
 
