@@ -210,9 +210,14 @@ def run(
         _print_plan(plan, out)
         return
     ex = _make_executor(executor, ray_address, workers, gpus_per_job)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        outcome = run_audit(plan, out, force=force, executor=ex, listener=CliProgress(progress))
+    if not console.is_terminal:  # a log file or a pipe: plain lines at most every 10 s, not bars
+        from audit.progress_lines import PlainProgress
+
+        outcome = run_audit(plan, out, force=force, executor=ex, listener=PlainProgress())
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            outcome = run_audit(plan, out, force=force, executor=ex, listener=CliProgress(progress))
     if outcome.skipped:
         console.print(f"resumed: {len(outcome.skipped)} finished jobs kept ({', '.join(outcome.skipped[:6])}"
                       f"{', ...' if len(outcome.skipped) > 6 else ''})")
