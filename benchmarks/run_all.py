@@ -125,7 +125,7 @@ HEADLINES = [
     ("  peak memory", "-", "sources.ratios.parquet.peak_memory", "{:.2f}x"),
     ("  wds: (WebDataset shards) over ImageFolder, wall time", "<= 1.2x", "sources.ratios.wds.time", "{:.2f}x"),
     ("  peak memory", "-", "sources.ratios.wds.peak_memory", "{:.2f}x"),
-    ("  the ImageFolder run itself (mean of two): wall time and peak memory", "-", "sources.imagefolder_summary",
+    ("  the ImageFolder run itself (best of two; highest peak): wall time and peak memory", "-", "sources.imagefolder_summary",
      "{}"),
 ]
 
