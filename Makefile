@@ -26,7 +26,7 @@ test-fast: $(STAMP)
 
 ## make app: open the report of the default audit
 app: $(STAMP)
-	$(VENV)/bin/streamlit run app.py -- --audit $(OUT)
+	$(VENV)/bin/ddd-audit app $(OUT)
 
 ## make figures: the README's figures, drawn from the default audit's report into docs/figures/
 FIGURES ?= histogram,kappa_by_condition

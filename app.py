@@ -2,10 +2,10 @@
 
 Two modes, chosen by the command line:
 
-- `streamlit run app.py -- --audit runs/NAME` (or `--runs DIR` to pick among audits) shows an
+- `ddd-audit app runs/NAME` (`streamlit run app.py -- --audit runs/NAME`, or `--runs DIR` to pick among audits) shows an
   audit's report and, behind a study's admin token, its results. Run it for yourself; it is not
   for observers, and study links (`?study=`) get a short message here, not the experiment.
-- `streamlit run app.py -- --study DIR` (repeatable) serves studies: every URL shows observers
+- `ddd-audit study serve --study-dir DIR` (`streamlit run app.py -- --study DIR`, repeatable) serves studies: every URL shows observers
   only the experiment (or, without `?study=`, a note to open their link); the results are at
   /results behind the admin token; no report, whatever the link.
 """

@@ -24,7 +24,7 @@ from audit.store import REPORT_DIR, SUMMARY_FILE, AuditDir, load
 MAKE_AUDIT_HELP = (
     "Make one with `make audit` (Fashion-MNIST, quick preset; writes `runs/default`), or with "
     "`ddd-audit run --dataset digits --variants minimal --out runs/digits`. Then open it with "
-    "`streamlit run app.py -- --audit runs/default`, or pick it in the sidebar."
+    "`ddd-audit app runs/default`, or pick it in the sidebar."
 )
 
 

@@ -32,7 +32,7 @@ SERVING_HOME = (
 STUDY_LINK_ON_REPORT = (
     "This is a study link, but this app was started to show an audit's report, not to run studies. "
     "If you are taking part in a study, please tell the researcher.\n\n"
-    "Researchers: serve studies with `streamlit run app.py -- --study STUDY_DIR`."
+    "Researchers: serve studies with `ddd-audit study serve --study-dir STUDY_DIR`."
 )
 
 

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(
@@ -22,10 +21,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# soft_wrap: long lines stay whole when the output is a file or a pipe (no breaks mid-figure at 80 columns)
-_WIDTH = None if sys.stdout.isatty() else 200  # tables keep whole names in a file or pipe
-console = Console(stderr=True, soft_wrap=True)
-stdout = Console(soft_wrap=True, width=_WIDTH)
+from audit.cli_output import (  # noqa: E402  (after the app, as its commands use them)
+    CliProgress,
+    console,
+    count_text,
+    exit_on_failures,
+    print_plan,
+    report_and_print,
+    stdout,
+)
 
 RUN_EXAMPLES = """
 Examples:
@@ -39,36 +43,6 @@ Examples:
 
   ddd-audit run --dry-run                          # list the jobs and their estimated cost
 """
-
-
-class CliProgress:
-    """A `RunListener` that draws Rich progress bars: one bar for the run, one per running job."""
-
-    def __init__(self, progress: Progress):
-        self.progress = progress
-        self.overall = None
-        self.running: dict[str, object] = {}
-
-    def plan(self, jobs, todo):
-        self.overall = self.progress.add_task("jobs", total=len(todo))
-
-    def job_started(self, name, index, total):
-        self.running[name] = self.progress.add_task(f"  {name}", total=None)
-
-    def job_progress(self, name, stage, done, total):
-        task = self.running.get(name)
-        if task is not None:
-            self.progress.update(task, description=f"  {name} ({stage})", completed=done, total=total)
-
-    def job_finished(self, name, status, seconds, error=None):
-        task = self.running.pop(name, None)
-        if task is not None:
-            self.progress.remove_task(task)
-        self.progress.advance(self.overall)
-        mark = "[green]done[/]" if status == "done" else f"[red]{status}[/]"
-        first = (error or "").splitlines()[0] if error else ""
-        first = first if len(first) <= 160 else first[:157] + "..."  # the whole line is in the summary
-        self.progress.console.print(f"{name}: {mark} in {seconds:.1f} s {first}".rstrip(), highlight=False)
 
 
 def _fail(message: str, code: int = 2):
@@ -207,7 +181,7 @@ def run(
     for note in plan.notes:
         console.print(f"note: {note}")
     if dry_run:
-        _print_plan(plan, out)
+        print_plan(plan, out)
         return
     ex = _make_executor(executor, ray_address, workers, gpus_per_job)
     if not console.is_terminal:  # a log file or a pipe: plain lines at most every 10 s, not bars
@@ -221,19 +195,8 @@ def run(
     if outcome.skipped:
         console.print(f"resumed: {len(outcome.skipped)} finished jobs kept ({', '.join(outcome.skipped[:6])}"
                       f"{', ...' if len(outcome.skipped) > 6 else ''})")
-    summary = _report_and_print(out)
-    _exit_on_failures(summary, out)
-
-
-def _exit_on_failures(summary: dict, audit_dir: Path) -> None:
-    """Exit 1 with one line when jobs failed (each failure is listed in the summary above)."""
-    facts = summary.get("audit", {})
-    failed = facts.get("failed") or {}
-    if failed:
-        console.print(f"[red]error:[/] failed jobs: {len(failed)} of {facts.get('jobs_total', 0)} "
-                      f"(full errors in {audit_dir / 'failures'}); fix the cause and rerun the same command "
-                      "to resume", highlight=False)
-        raise typer.Exit(1)
+    summary = report_and_print(out)
+    exit_on_failures(summary, out)
 
 
 def _make_executor(name: str, address: str | None, workers: int = 1, gpus_per_job: float = 1.0):
@@ -246,50 +209,6 @@ def _make_executor(name: str, address: str | None, workers: int = 1, gpus_per_jo
 
         return RayExecutor(address=address, gpus_per_job=gpus_per_job)
     _fail(f"unknown executor {name!r}; valid: local, ray")
-
-
-def _print_plan(plan, audit_dir: Path):
-    from rich.table import Table
-
-    from audit.store import AuditDir
-
-    store = AuditDir(audit_dir)
-    done = set(store.finished_jobs() + store.finished_aux_jobs()) if store.exists() else set()
-    table = Table(title=f"{_count(len(plan.jobs), 'job')} on {plan.dataset.name} "
-                        f"({_count(len(plan.dataset.val), 'validation image')})")
-    for col in ("job", "kind", "group", "epochs", "status", "estimate"):
-        table.add_column(col)
-    total = 0.0
-    for job in plan.jobs:
-        d = job.describe()
-        sec = 0.0 if job.name in done else job.estimate_seconds(plan.context)
-        total += sec
-        spec = d.get("spec")
-        epochs = spec.get("epochs", "-") if isinstance(spec, dict) else d.get("epochs", "-")  # pretrained: a name
-        table.add_row(job.name, d["kind"], d.get("group", ""), str(epochs),
-                      "done" if job.name in done else "to run", f"{sec:.0f} s")
-    stdout.print(table)
-    stdout.print(f"estimated cost: {total / 60:.1f} min on {plan.context.torch_device()}")
-
-
-def _count(n: int, noun: str) -> str:
-    from audit.report import count_noun
-
-    return count_noun(n, noun)
-
-
-def _report_and_print(path: Path):
-    from audit import load
-    from audit.report import build_report, format_summary
-
-    with console.status("computing the report"):
-        result = load(path)
-        summary = build_report(result)
-    stdout.print(format_summary(summary), highlight=False)
-    stdout.print(f"\naudit directory: {path}", highlight=False)
-    if result.n_models:
-        stdout.print(f"view it: streamlit run app.py -- --audit {path}", highlight=False)
-    return summary
 
 
 @app.command(epilog="Examples:\n\n  ddd-audit report runs/default --tolerance 0\n\n"
@@ -326,7 +245,7 @@ def report(
 
         with console.status("drawing the figures of the PDF report"):
             stdout.print(f"PDF report: {write_pdf_report(load(path, images_root=images_root))}", highlight=False)
-    _exit_on_failures(summary, path)
+    exit_on_failures(summary, path)
 
 
 FIGURES_EXAMPLES = """
@@ -497,14 +416,11 @@ def import_(
             console.print(f"note: {note}", highlight=False)
         writing = bar.add_task("writing the audit", total=len(decisions.makers))
         write_imported_audit(decisions, out, images_root=None if reader else images, force=force,
-                             split_by=split_by, progress=lambda done, total: bar.update(writing, completed=done))
-    if reader:
-        from audit.data.table_sources import attach_reader
-
-        attach_reader(out, image_source, reader)
+                             split_by=split_by, progress=lambda done, total: bar.update(writing, completed=done),
+                             images_reader=(image_source, reader) if reader else None)
     if relabelled:
         record_relabel(out, relabelled)
-    _report_and_print(out)
+    report_and_print(out)
 
 
 EXPORT_EXAMPLES = """
@@ -560,11 +476,11 @@ def export(
                               seed=seed)
     for note in selection.notes:
         console.print(f"note: {note}", highlight=False)
-    with console.status(f"writing {_count(len(selection.images), 'image')}"):
+    with console.status(f"writing {count_text(len(selection.images), 'image')}"):
         card = export_selection(result, selection, out, fmt=export_format, copy=copy, force=force,
                                 command=shlex.join(["ddd-audit", *sys.argv[1:]]))
     counts = ", ".join(f"{n:,} {c}" for c, n in card["counts"]["by_category"].items() if n)
-    stdout.print(f"{_count(card['n_images'], 'image')} ({counts}) written to {out} as {export_format}", highlight=False)
+    stdout.print(f"{count_text(card['n_images'], 'image')} ({counts}) written to {out} as {export_format}", highlight=False)
     stdout.print(f"rule: {card['rule']}", highlight=False)
     stdout.print(f"card: {out / 'card.json'} and {out / 'README.md'}", highlight=False)
 
@@ -593,6 +509,15 @@ def list_(what: str = typer.Argument("all", help="datasets, presets, architectur
             stdout.print("offline pretrained models: " + ", ".join(list_offline_models()))
         except ImportError:
             pass
+
+
+def _mount_app():
+    from audit.cli_app import app_command
+
+    app.command(name="app")(app_command)
+
+
+_mount_app()
 
 
 def _mount_study():

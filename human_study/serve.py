@@ -9,22 +9,19 @@ follows the study's own address (study.json's base URL) unless a host and port a
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from audit import app_server as server
 from human_study.errors import StudyError
 
-#: Streamlit settings of the study server: no chrome in front of observers, no usage statistics, no
-#: browser opened on the server, no watching of source files.
+#: Streamlit settings of the study server (beside audit.app_server.SERVER_OPTIONS): no chrome in front of
+#: observers, and no error details.
 STUDY_SERVER_OPTIONS = (
     "--client.toolbarMode", "minimal",
     "--ui.hideTopBar", "true",
     "--client.showErrorDetails", "none",
-    "--browser.gatherUsageStats", "false",
-    "--server.headless", "true",
-    "--server.fileWatcherType", "none",
 )
 DEFAULT_PORT = 8501
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -32,10 +29,10 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 def app_script() -> Path:
     """The Streamlit entry point (app.py beside the packages)."""
-    script = Path(__file__).resolve().parents[1] / "app.py"
-    if not script.is_file():
-        raise StudyError(f"the app's entry point {script} is missing; reinstall ddd-audit")
-    return script
+    try:
+        return server.app_script()
+    except FileNotFoundError as exc:
+        raise StudyError(str(exc)) from None
 
 
 def listen_address(base_url: str | None, host: str | None = None, port: int | None = None) -> tuple[str, int]:
@@ -56,8 +53,6 @@ def study_server_command(study_dirs: Sequence[str | os.PathLike], host: str, por
     """The `streamlit run` command line that serves `study_dirs` to observers on host:port."""
     if not study_dirs:
         raise StudyError("name at least one study folder to serve")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_script()), "--server.address", host,
-           "--server.port", str(port), *STUDY_SERVER_OPTIONS, "--"]
-    for folder in study_dirs:
-        cmd += ["--study", str(folder)]
-    return cmd
+    app_script()  # a clear StudyError when the app is missing
+    args = [a for folder in study_dirs for a in ("--study", str(folder))]
+    return server.streamlit_command(host, port, STUDY_SERVER_OPTIONS, args)

@@ -25,7 +25,7 @@ class Split:
     `images` (uint8, shape (n_images, H, W, C)) and/or `paths` or `records` is set:
     file datasets keep their paths (pretrained models decode them at their own
     resolution) and may also carry a small decoded copy for trained variants;
-    table and shard datasets keep `records` (`audit.data.table_sources.ImageRecords`),
+    table and shard datasets keep `records` (`audit.data.table_records.ImageRecords`),
     which read each image's bytes from its source.
     """
 

@@ -14,14 +14,17 @@ SPLIT_BY = ("models", "all")
 
 
 def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_root: str | Path | None = None,
-                         force: bool = False, split_by: str = "models", progress=None) -> Path:
+                         force: bool = False, split_by: str = "models", progress=None,
+                         images_reader: tuple[str, dict] | None = None) -> Path:
     """Write `decisions` as an audit directory at `out` and return its path.
 
     The split is over the models (`split_by="models"`) or over every maker, humans too (`"all"`). Makers in
     the split get decisions/<name>.parquet over the units they all decided (the others are dropped, with a
     note); the other makers (humans) get humans/<name>.parquet with the units they decided among those.
     Units are images under a condition; `images_root` is the folder of the image files, if the app should
-    show them. `progress(done, total)` is called after each maker's file.
+    show them, or `images_reader` (the `--images` spec and its reader, audit.data.table_sources) a table or
+    shard source whose keys every image key must be, checked before anything is written. `progress(done,
+    total)` is called after each maker's file.
     """
     from audit.store import (
         AuditDir,
@@ -66,6 +69,8 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
                               f"{' unless --split-by all' if humans else ''}")
     decisions.notes = notes
     units = decisions.units(models)
+    if images_reader is not None:
+        _check_reader_keys(*images_reader, units["image"].astype(str).tolist())
     if state in ("audit", "begun"):  # replace an audit (--force) or finish what a killed import began
         clear_for_replacement(out)  # the tool's own files; studies/ stays
     out.mkdir(parents=True, exist_ok=True)
@@ -97,12 +102,14 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     fingerprint = _fingerprint(images)
     manifest = {
         "config": {"import": decisions.source, "source_kind": decisions.kind_of_source,
-                   "images": str(root) if root else None, "split_by": split_by},
+                   "images": str(root) if root else (images_reader[0] if images_reader else None),
+                   "split_by": split_by},
         "dataset": {"name": f"imported:{Path(decisions.source).name}", "origin": decisions.source,
                     "root": str(root) if root else None, "classes": decisions.classes,
                     "n_classes": len(decisions.classes), "n_val": len(units), "n_train": 0,
                     "fingerprint": fingerprint, "skipped": [],
-                    "conditions": sorted(set(units["condition"]) - {""})},
+                    "conditions": sorted(set(units["condition"]) - {""}),
+                    **({"reader": images_reader[1]} if images_reader else {})},
         "seed": 0,
         "notes": notes,
         "jobs": [j for j in jobs if j["in_split"]],
@@ -112,6 +119,17 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     }
     store.write_manifest(manifest)
     return out
+
+
+def _check_reader_keys(spec: str, reader: dict, keys: list[str]) -> None:
+    """Every image key must be a key (row index or __key__) of the `--images` table or shard source."""
+    from audit.data.base import DatasetError
+    from audit.data.table_sources import records_by_key
+
+    try:
+        records_by_key(reader, keys)
+    except DatasetError as exc:
+        raise ImportDataError(f"--images {spec}: {exc}") from None
 
 
 def check_maker_names(makers) -> None:
