@@ -81,7 +81,7 @@ def show_results(study, admin) -> None:
     st.subheader(f"{study.name} ({study.id})")
     st.markdown(
         f"Question: *{question_text(study)}*  \n{study.n_trials} main, {study.n_practice} practice and "
-        f"{study.n_catch} catch trials per observer; {len(people)} observers, {n_finished} finished, "
+        f"{study.n_catch} catch trials per observer; {len(people)} observer{'' if len(people) == 1 else 's'}, {n_finished} finished, "
         f"{len(responses)} responses. Response times measured: {results.rt_sources(responses)}."
     )
     note = results.audit_note(study)
@@ -145,8 +145,9 @@ def show_results(study, admin) -> None:
     acc = result.accuracy
     cols = st.columns(3)
     cols[0].metric("Mean accuracy", pct(acc["mean"]))
-    cols[1].metric("Range", f"{pct(acc['min'])} - {pct(acc['max'])}")
-    cols[2].metric("SD over observers", pct(acc["sd"]) if len(result.observers) > 1 else "n/a (one observer)")
+    one = len(result.observers) <= 1
+    cols[1].metric("Range", "n/a (one observer)" if one else f"{pct(acc['min'])} - {pct(acc['max'])}")
+    cols[2].metric("SD over observers", "n/a (one observer)" if one else pct(acc["sd"]))
 
     st.markdown("#### Error consistency between observers")
     ec = result.consistency_summary

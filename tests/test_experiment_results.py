@@ -209,7 +209,8 @@ def test_one_observer_and_a_new_response_reach_the_page(made, tmp_path, monkeypa
     at = with_token(open_page(), created.admin_token)
     assert not at.exception
     assert "3 responses" in shown(at)
-    assert [m.value for m in at.metric if m.label == "SD over observers"] == ["n/a (one observer)"]
+    assert [m.value for m in at.metric if m.label in ("Range", "SD over observers")] == ["n/a (one observer)"] * 2
+    assert "1 observer, 0 finished" in shown(at)
     links = at.dataframe[0].value["link"].tolist()  # one observer: no consistency table
     assert links and links[0].startswith("http://10.0.0.5:8501/experiment?study=")  # the study's own address
     trial = store.next_trial(observer.id)
