@@ -28,10 +28,12 @@ test-fast: $(STAMP)
 app: $(STAMP)
 	$(VENV)/bin/ddd-audit app $(OUT)
 
-## make figures: the README's figures, drawn from the default audit's report into docs/figures/
+## make figures: the README's figures, drawn from the default audit's report into $(OUT)/figures/ (untracked);
+## `make figures FIGURES_OUT=docs/figures` replaces the README's copies on purpose
 FIGURES ?= histogram,kappa_by_condition
+FIGURES_OUT ?= $(OUT)/figures
 figures: $(STAMP)
-	$(PY) -m audit figures $(OUT) --out docs/figures --format png --only $(FIGURES)
+	$(PY) -m audit figures $(OUT) --out $(FIGURES_OUT) --format png --only $(FIGURES)
 
 ## make bench: run every benchmark and rewrite benchmarks/RESULTS.md
 bench: $(STAMP)
