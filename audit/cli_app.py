@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 from pathlib import Path
 
 import typer
@@ -44,4 +44,4 @@ def app_command(
     if dry_run:
         typer.echo(" ".join(cmd))
         return
-    raise typer.Exit(subprocess.call(cmd))
+    os.execv(cmd[0], cmd)  # the server takes this process's place: a signal to it stops the server

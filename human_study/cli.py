@@ -355,7 +355,6 @@ def serve(
     """
     with _errors():
         import os
-        import subprocess
 
         from human_study.folder import read_study_json, study_base_url
         from human_study.serve import listen_address, study_server_command
@@ -372,7 +371,7 @@ def serve(
             typer.echo(" ".join(cmd))
             return
         os.environ.setdefault("PYTHONUNBUFFERED", "1")
-        raise typer.Exit(subprocess.call(cmd))
+        os.execv(cmd[0], cmd)  # the server takes this process's place: a signal to it stops the server
 
 
 @study_app.command()

@@ -45,3 +45,10 @@ def test_the_report_is_served_from_another_folder(digits_audit, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+    # the server was that process (no child left behind): its port no longer answers
+    time.sleep(0.5)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+        raise AssertionError("a server still answers after its command was stopped")
+    except OSError:
+        pass
