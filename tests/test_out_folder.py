@@ -14,7 +14,8 @@ from audit.store import AuditError, folder_state, load
 from tests.conftest import run_cli
 from tests.test_importers import write_mvh_folder
 
-DIGITS = ("--dataset", "digits", "--variants", "minimal", "--epochs", "1", "--device", "cpu")
+DIGITS = ("--dataset", "digits", "--variants", "minimal", "--epochs", "1", "--device", "cpu", "--train-size", "300",
+          "--val-size", "200", "--depth", "none", "--rsa-images", "0")
 
 
 def _user_folder(path: Path) -> dict[str, str]:
@@ -85,7 +86,8 @@ def test_a_run_killed_before_its_manifest_resumes(tmp_path):
     """The state a kill leaves between making the folder and writing the manifest (prepare_directory's own
     writes, a temporary file of the writer) is resumed by the same command, not refused."""
     out = tmp_path / "run"
-    cfg = AuditConfig(dataset="digits", variants="minimal", epochs=1, device="cpu")
+    cfg = AuditConfig(dataset="digits", variants="minimal", epochs=1, device="cpu", train_size=300, val_size=200,
+                      depth="none", rsa_images=0)  # the same as DIGITS
     prepare_directory(plan_audit(cfg), out)
     (out / ".images.parquet.k1ll.parquet.tmp").write_bytes(b"half")
     assert folder_state(out) == ("begun", [])

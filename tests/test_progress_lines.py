@@ -39,6 +39,7 @@ def test_lines_are_throttled_and_estimate_the_time_left():
 
 def test_a_run_into_a_pipe_prints_plain_lines(tmp_path):
     res = run_cli("run", "--dataset", "digits", "--variants", "minimal", "--epochs", "1", "--device", "cpu",
+                  "--train-size", "300", "--val-size", "200", "--depth", "none", "--rsa-images", "0",
                   "--out", str(tmp_path / "a"), timeout=600)
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stderr.splitlines() if re.match(r"^\[\d+:\d\d\] ", line)]
