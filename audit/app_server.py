@@ -27,7 +27,9 @@ def app_script() -> Path:
     """The Streamlit entry point (app.py beside the packages)."""
     script = Path(__file__).resolve().parents[1] / "app.py"
     if not script.is_file():
-        raise FileNotFoundError(f"the app's entry point {script} is missing; reinstall ddd-audit")
+        raise FileNotFoundError(f"the app's entry point {script} is not there: this copy of ddd-audit has no app "
+                                "(a wheel carries only the library for now); run it from a checkout of the "
+                                "repository")
     return script
 
 
