@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 
+import statsmodels.api  # noqa: F401  (the analysis' heaviest import, paid while the token is asked for)
 import streamlit as st
 
 from app_pages import _study
@@ -63,9 +64,9 @@ def analysed(study_id: str, stamp: tuple[int, int], alpha: float, block: int, _a
 
 
 def png_of(fig) -> bytes:
-    """A figure as the PNG that st.pyplot would draw (dpi 200, tight), drawn once and kept."""
+    """A figure as a PNG at st.pyplot's 200 dpi, drawn once and kept."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=200, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=200)  # constrained layout already fits it: no second, "tight" pass
     return buffer.getvalue()
 
 

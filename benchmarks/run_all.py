@@ -127,6 +127,10 @@ HEADLINES = [
     ("  peak memory", "-", "sources.ratios.wds.peak_memory", "{:.2f}x"),
     ("  the ImageFolder run itself (best of two; highest peak): wall time and peak memory", "-", "sources.imagefolder_summary",
      "{}"),
+    ("study results page, 50 observers x 200 trials: first render after the token (AppTest)", "< 2 s",
+     "bench_study_results.first_s", "{:.2f} s"),
+    ("  pairwise error consistency: speedup over the per-pair loop", "-",
+     "bench_study_results.consistency.speedup", "{:.0f}x"),
 ]
 
 

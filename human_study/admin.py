@@ -251,8 +251,8 @@ class StudyAdmin:
             .order_by(o.c.ordinal, r.c.position)
         )
         with reading(self.store.engine) as conn:
-            frame = pd.DataFrame(
-                conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
+            frame = pd.DataFrame.from_records(  # rows as tuples: no dict per row
+                conn.execute(query).all(), columns=list(query.selected_columns.keys())
             )
         # The session number counts the observer's sessions that hold answers (1, 2, ...): a
         # reload that answered nothing, or another observer's session, never makes a gap.
