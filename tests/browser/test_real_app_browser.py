@@ -150,6 +150,8 @@ def test_a_link_without_its_study_shows_no_report(made, study_app, page, path):
         assert "personal link" in text
         shot(page, "study-serving-without-study")
     if path == "/results":
+        page.locator("input").first.wait_for()  # the token field's component may load after the page's text
+        text = page.locator("body").inner_text().lower()
         assert "admin token" in text and page.locator("input").count() == 1
 
 
