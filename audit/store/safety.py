@@ -98,11 +98,20 @@ def _key(create: bool) -> bytes | None:
             return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written whole under a temporary name, then linked into place: a process that starts at the same
+        # moment either makes the key or reads the complete one, never a half-written file
+        tmp = path.with_name(f".audit.key.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32) + "\n")
-    except FileExistsError:
-        pass
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError:  # no writable home: audits made here are then treated as received
         return None
     try:
