@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-# Two workers (pytest-xdist; an idle worker takes over tests queued for the other). DDD_TEST_WORKERS=0: one process.
+# Two workers (pytest-xdist), each taking whole test files, so a file's fixtures are built once; each worker
+# and what it starts computes on one thread, so two workers never fight over the cores.
+# DDD_TEST_WORKERS=0: one process, with torch's own thread count.
 WORKERS=${DDD_TEST_WORKERS:-2}
 if [ "$WORKERS" != 0 ]; then
-  set -- -n "$WORKERS" --dist worksteal "$@"
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+  set -- -n "$WORKERS" --dist loadfile "$@"
 fi
 if command -v pg_virtualenv >/dev/null 2>&1 && [ -z "${DDD_NO_POSTGRES:-}" ]; then
   exec pg_virtualenv sh -c 'DDD_STUDY_TEST_DB_URL="postgresql+psycopg://$PGUSER@$PGHOST:$PGPORT/$PGDATABASE" exec "$0" -m pytest "$@"' "$PY" "$@"
