@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from tests.browser.streamlit_server import free_port
+from tests.browser.streamlit_server import free_port, wait_healthy
 from tests.conftest import run_cli
 
 
@@ -30,16 +30,7 @@ def test_the_report_is_served_from_another_folder(digits_audit, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "audit", "app", str(digits_audit), "--port", str(port)],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the app did not start"
-            time.sleep(0.3)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=60)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
     finally:

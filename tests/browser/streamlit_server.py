@@ -39,6 +39,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, *, timeout: float = 90.0, log_path: Path | None = None) -> None:
+    """Wait until the Streamlit server of `proc` answers its health check at `url` (bounded by `timeout`)."""
+    log = (lambda: log_path.read_text()) if log_path is not None else (lambda: "")
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"streamlit did not answer within {timeout:.0f} s:\n{log()}")
+        time.sleep(0.3)
+
+
 @contextlib.contextmanager
 def serve_streamlit(script: Path, *, app_args: list[str] = (), cwd: Path, log_path: Path, env: dict | None = None,
                     timeout: float = 90.0, options: list[str] = ()):
@@ -55,19 +73,7 @@ def serve_streamlit(script: Path, *, app_args: list[str] = (), cwd: Path, log_pa
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer within {timeout:.0f} s:\n{log_path.read_text()}")
-            time.sleep(0.3)
+        wait_healthy(url, proc, timeout=timeout, log_path=log_path)
         yield url
     finally:
         proc.terminate()
