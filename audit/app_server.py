@@ -1,4 +1,4 @@
-"""The report app's command line: `streamlit run app.py` with the settings the report needs wherever it is
+"""The report app's command line: `streamlit run audit_app/app.py` with the settings the report needs wherever it is
 started from (the repository's .streamlit/config.toml is read only from the repository root).
 
 The report is for the person who runs it: it listens on 127.0.0.1 unless a host is given, sends no usage
@@ -7,6 +7,7 @@ statistics, opens no browser on a server and does not watch source files.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -24,12 +25,13 @@ DEFAULT_PORT = 8501
 
 
 def app_script() -> Path:
-    """The Streamlit entry point (app.py beside the packages)."""
-    script = Path(__file__).resolve().parents[1] / "app.py"
-    if not script.is_file():
-        raise FileNotFoundError(f"the app's entry point {script} is not there: this copy of ddd-audit has no app "
-                                "(a wheel carries only the library for now); run it from a checkout of the "
-                                "repository")
+    """The Streamlit entry point: the router of the installed `audit_app` package (found without importing
+    Streamlit)."""
+    spec = importlib.util.find_spec("audit_app")
+    script = Path(spec.origin).resolve().parent / "app.py" if spec and spec.origin else None
+    if script is None or not script.is_file():
+        raise FileNotFoundError("this installation of ddd-audit has no app (the package audit_app is missing); "
+                                "reinstall it: pip install 'ddd-audit[app]'")
     return script
 
 

@@ -30,7 +30,7 @@ GOAL_S = 2.0
 def _app(audit: Path):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=300)
     at.session_state["audit_path"] = str(audit)
     return at
 
@@ -51,7 +51,7 @@ def time_page(audit: Path, page: str, repeats: int) -> dict:
     runs = []
     for _ in range(repeats):
         st.cache_data.clear()
-        at.switch_page(f"app_pages/{page}.py")
+        at.switch_page(f"{page}.py")
         t = time.perf_counter()
         at.run()
         runs.append(time.perf_counter() - t)
@@ -81,7 +81,7 @@ def time_inspect(audit: Path) -> dict:
 
     at = _app(audit)
     at.run()
-    at.switch_page("app_pages/images.py").run()
+    at.switch_page("images.py").run()
     st.cache_data.clear()
     at.run()
     button = next(b for b in at.button if b.key and b.key.startswith("images_inspect_"))

@@ -1,7 +1,7 @@
 """Benchmark of the study-results page: its first render for 50 observers x 200 main trials (AppTest).
 
 Builds a study of 50 observers who each answer 200 main trials (kept under benchmarks/out/, reused), then
-renders app_pages/study_results.py in a fresh process: "first" = the token entered 2 s after the page opened
+renders audit_app/study_results.py in a fresh process: "first" = the token entered 2 s after the page opened
 (as a person pastes it; the page imports its libraries meanwhile) and the results drawn with nothing
 cached, "warm" = a rerun. The peer,
 in the same process, is the error-consistency loop the page used before (one pandas intersection and one
@@ -63,7 +63,7 @@ def time_page(studies: Path, token: str) -> dict:
     from human_study.folder import STUDY_DIRS_ENV
 
     os.environ[STUDY_DIRS_ENV] = str(studies)
-    at = AppTest.from_file(str(ROOT / "app_pages" / "study_results.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "audit_app" / "study_results.py"), default_timeout=300).run()
     time.sleep(TYPING_S)  # a person pastes the token; the page imports the analysis' libraries meanwhile
     t = time.perf_counter()
     at.text_input(key="results_token").input(token).run()

@@ -1,7 +1,7 @@
 """What an observer's visit to the experiment page does, without Streamlit: the screen to show
 next, answers from the browser, committing them, and what each screen says and shows.
 
-The page (app_pages/experiment.py) lays out widgets and calls this module. The database decides
+The page (audit_app/experiment.py) lays out widgets and calls this module. The database decides
 which trial comes next; nothing here shows an observer any analysis or another observer's data.
 """
 

@@ -33,7 +33,7 @@ def main(out: Path = OUT) -> Path:
         with store:
             answer_like_the_paper(store, study, made.observer_codes)
         print(f"study {made.study_id}: 9 observers answered 149 trials each", flush=True)
-        with serve_streamlit(ROOT / "app.py", app_args=["--study", str(made.folder)], cwd=ROOT,
+        with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--study", str(made.folder)], cwd=ROOT,
                              log_path=Path(tmp) / "streamlit.log") as url, chromium_page(1100, 2600) as page:
             page.goto(f"{url}/results")
             page.get_by_test_id("stTextInputField").fill(made.admin_token)

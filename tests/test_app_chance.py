@@ -1,6 +1,6 @@
 """Models at or near chance in the app: the Overview names them, and the Compare page explains why
 there is nothing to compare instead of drawing a one-point chart; accuracies are percentages.
-Through the app's data layer (app_pages/_data.py, _frames.py) and Streamlit's AppTest on the real
+Through the app's data layer (audit_app/_data.py, _frames.py) and Streamlit's AppTest on the real
 app.py."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from app_pages import _data, _frames
 from audit.store import AuditDir, decisions_frame, load, write_parquet
 from audit.synthetic import make_synthetic_audit
+from audit_app import _data, _frames
 from tests.test_app_status import _no_runs_folder, open_page  # noqa: F401 (an autouse fixture)
 
 

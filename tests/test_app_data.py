@@ -1,4 +1,4 @@
-"""Tests of the report viewer's data functions (app_pages/_data.py and _frames.py), without Streamlit.
+"""Tests of the report viewer's data functions (audit_app/_data.py and _frames.py), without Streamlit.
 
 Numbers are checked against the store's own readers (AuditResult), the report
 files, scikit-learn and hand counts.
@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app_pages import _data, _frames
 from audit.metrics import agreement, difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.report import build_report
 from audit.store import AuditDir, decisions_by_epoch, final_decisions, load, read_decisions
 from audit.synthetic import make_synthetic_audit
+from audit_app import _data, _frames
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_the_library_and_the_app_data_import_no_streamlit():
         "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
         "        if not m.name.endswith('__main__'):\n"
         "            importlib.import_module(m.name)\n"
-        "import app_pages._data, app_pages._frames\n"
+        "import audit_app._data, audit_app._frames\n"
         "assert 'streamlit' not in sys.modules, sorted(m for m in sys.modules if m.startswith('streamlit'))[:3]\n"
         "print('no streamlit')\n"
     )

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import _data as app_data
-from app_pages._study import study_roots
+from audit_app import _data as app_data
+from audit_app._study import study_roots
 from human_study import experiment as xp
 from human_study.design import DesignConfig
 from human_study.folder import STUDY_DIRS_ENV, create_study
@@ -38,7 +38,7 @@ def no_study_dirs(monkeypatch):
 def serve(monkeypatch, *app_args: str, query: dict | None = None) -> AppTest:
     """Run app.py as `streamlit run app.py -- APP_ARGS`, opened at `?QUERY`."""
     monkeypatch.setattr(sys, "argv", ["app.py", *app_args])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=60)
     for name, value in (query or {}).items():
         at.query_params[name] = value
     at.run()
@@ -79,7 +79,7 @@ def test_serving_app_without_the_study_link_shows_no_report(made, monkeypatch, e
     assert "open the personal link" in shown(at)
     for page in ("overview", "consistency", "images", "compare"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
-            at.switch_page(f"app_pages/{page}.py")  # not registered: no URL reaches the report
+            at.switch_page(f"{page}.py")  # not registered: no URL reaches the report
     at = serve(monkeypatch, *args, query={"observer": made.observer_codes[0]})  # the code alone
     no_report(at, made)
 
@@ -104,7 +104,7 @@ def test_serving_app_finds_only_the_studies_it_serves(made, tmp_path, monkeypatc
 
 def test_serving_app_shows_results_only_with_the_token(made, monkeypatch):
     at = serve(monkeypatch, "--study", str(made.folder))
-    at.switch_page("app_pages/study_results.py").run()
+    at.switch_page("study_results.py").run()
     assert not at.exception and not at.dataframe and not at.selectbox
     assert [t.key for t in at.text_input] == ["results_token"]
     at.text_input(key="results_token").input("wrong").run()

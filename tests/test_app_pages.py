@@ -27,13 +27,13 @@ PAGES = ("overview", "consistency", "dynamics", "classes", "images", "compare")
 
 def open_page(audit, page: str, *, tolerance: int | None = None) -> AppTest:
     """Run the app on `audit` and switch to `page`."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(audit)
     if tolerance is not None:
         at.session_state["tolerance"] = tolerance
     at.run()
     if page != "overview":
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -229,9 +229,9 @@ def test_compare_split_half_and_groups(digits_audit):
 def test_tolerance_carries_across_pages(digits_audit):
     at = open_page(digits_audit, "overview")
     at.slider(key="tolerance").set_value(0).run()
-    at.switch_page("app_pages/images.py").run()
+    at.switch_page("images.py").run()
     assert "At tolerance 0" in at.multiselect(key="images_category").help
-    at.switch_page("app_pages/overview.py").run()
+    at.switch_page("overview.py").run()
     assert at.slider(key="tolerance").value == 0
 
 
@@ -307,7 +307,7 @@ def test_running_audit_shows_the_finished_models(bad_audits):
 
 # --------------------------------------------------------------------------- router
 def test_no_audit_explains_how_to_make_one():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert "make audit" in texts(at)
     assert "No audit under" in texts(at) or "No audit to show" in texts(at)
@@ -320,7 +320,7 @@ def test_picker_lists_audits_under_runs(monkeypatch, tmp_path, digits_audit):
     small = make_synthetic_audit(runs / "small", n_images=80, n_models=3, n_epochs=2)
     os.utime(small / "manifest.json", (1_000_000, 1_000_000))  # older: listed after digits
     monkeypatch.setattr(sys, "argv", ["app.py", "--runs", str(runs)])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert at.selectbox(key="audit_picker").options == ["digits", "small"]
     assert at.session_state["audit_path"] == str(runs / "digits")  # the newest first
@@ -332,14 +332,14 @@ def test_picker_lists_audits_under_runs(monkeypatch, tmp_path, digits_audit):
 
 def test_audit_from_the_command_line(monkeypatch, digits_audit):
     monkeypatch.setattr(sys, "argv", ["app.py", "--audit", str(digits_audit), "--runs", "nowhere-at-all"])
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert at.session_state["audit_path"] == str(digits_audit)
     assert at.title[0].value == "Overview"
 
 
 def test_study_link_shows_only_the_experiment(digits_audit):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=60)
     at.session_state["audit_path"] = str(digits_audit)
     at.query_params["study"] = "some-study"
     at.query_params["observer"] = "X1"

@@ -1,5 +1,5 @@
 """What the app says about a run that is not complete: an interrupted run (its process is gone) or
-a failed one is never shown as "still running". Through the app's data layer (app_pages/_data.py)
+a failed one is never shown as "still running". Through the app's data layer (audit_app/_data.py)
 and Streamlit's AppTest on the real app.py."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import _data
 from audit.store import AuditDir, current_process
 from audit.synthetic import make_synthetic_audit
+from audit_app import _data
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_SUCH_PID = 4_194_305  # above Linux's largest pid_max (2**22): never a running process
@@ -26,11 +26,11 @@ def _no_runs_folder(monkeypatch, tmp_path):
 
 
 def open_page(audit, page: str = "overview") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(audit)
     at.run()
     if page != "overview":
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -72,7 +72,7 @@ def test_a_run_whose_process_is_gone_is_interrupted_not_running(unfinished):
     assert {m.label: m.value for m in at.metric}["Status"] == "interrupted (3/5)"
     shown = texts(at)
     assert "rerun the same command to resume" in shown and "still running" not in shown
-    at.switch_page("app_pages/dynamics.py").run()  # every page says it
+    at.switch_page("dynamics.py").run()  # every page says it
     assert "rerun the same command to resume" in texts(at) and "still running" not in texts(at)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app_pages import _frames
 from audit.store import load
+from audit_app import _frames
 from tests.conftest import cli_exit_code
 from tests.test_app_pages import open_page, tables, texts
 

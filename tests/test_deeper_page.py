@@ -44,10 +44,10 @@ def audit_with_representations(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def open_page(audit: Path, page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(audit)
     at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(f"{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

@@ -14,14 +14,14 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from app_pages._study import open_study
+from audit_app._study import open_study
 from human_study import experiment as xp
 from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
 from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
 from human_study.schema import studies
 from tests.study_fixtures import make_study_audit
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "experiment.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "audit_app" / "experiment.py")
 
 
 def set_break_every(folder, n: int) -> None:

@@ -19,7 +19,7 @@ from human_study.folder import STUDY_DIRS_ENV, STUDY_FORMAT, create_study, open_
 from human_study.results import RESULTS_DATABASE_DOWN, csv_bytes
 from tests.study_fixtures import make_study_audit
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "study_results.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "audit_app" / "study_results.py")
 N_MAIN = 10
 
 

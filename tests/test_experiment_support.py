@@ -1,4 +1,4 @@
-"""human_study.experiment and app_pages._study without a browser: finding studies, link checks, the screen order,
+"""human_study.experiment and audit_app._study without a browser: finding studies, link checks, the screen order,
 answers from the browser, committing answers and the stimulus HTML."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app_pages._study import session_audit_dir, study_roots
+from audit_app._study import session_audit_dir, study_roots
 from human_study import experiment as xp
 from human_study.design import CATCH_TRIAL_NOTE, QUESTIONS, DesignConfig
 from human_study.errors import StudyError, UnknownObserver, UnknownStudy

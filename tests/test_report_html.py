@@ -130,7 +130,7 @@ def test_report_html_is_one_self_contained_file(reported, capsys):
 def test_overview_opens_with_the_headline(reported):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(reported)
     at.run()
     assert not at.exception, [e.message for e in at.exception]

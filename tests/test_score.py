@@ -137,7 +137,7 @@ def test_scored_models_stay_out_of_the_split(digits_audit, tmp_path):
         if mask.any():
             assert table.loc[0, f"{c}_accuracy"] == pytest.approx(correct[mask].mean())
     # the app's data layer and the report state do not count it either
-    from app_pages._data import load_audit_data
+    from audit_app._data import load_audit_data
 
     data = load_audit_data(path)
     assert data.model_names == before.model_names and data.report == "current"
@@ -310,10 +310,10 @@ def _no_runs_folder(monkeypatch, tmp_path):
 def _open_scored_page(audit: Path):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(audit)
     at.run()
-    at.switch_page("app_pages/scored.py").run()
+    at.switch_page("scored.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 

@@ -104,10 +104,10 @@ def test_deeper_page_shows_the_scores_and_the_stability(tmp_path):
 
     path = make_synthetic_audit(tmp_path / "audit", n_images=300, n_models=6, n_epochs=3)
     summary = build_report(load(path))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(path)
     at.run()
-    at.switch_page("app_pages/deeper.py").run()
+    at.switch_page("deeper.py").run()
     assert not at.exception, [e.message for e in at.exception]
     specs = [el.proto.spec for el in at.get("vega_lite_chart")]
     assert any("Spearman" in s for s in specs) and any("Cartography map" in s for s in specs)

@@ -23,7 +23,7 @@ from human_study.records import Progress
 from human_study.results import csv_bytes, default_block
 from tests.study_fixtures import make_study_audit
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "experiment.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "audit_app" / "experiment.py")
 
 
 def twenty_trials(n_observers: int = 2) -> pd.DataFrame:

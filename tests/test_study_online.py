@@ -25,7 +25,7 @@ from human_study.results import csv_bytes
 from human_study.schema import SCHEMA_VERSION
 from tests.study_fixtures import make_study_audit
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "experiment.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "audit_app" / "experiment.py")
 PID = "5f1e2d3c4b5a69788796a5b4"  # a Prolific-style participant id
 
 

@@ -173,8 +173,8 @@ WRITERS = {"write_csv", "write_json", "write_parquet", "write_npy", "write_npz",
 
 def _writer_calls():
     """(file, function, writer, path argument's source) for every write call in the tool's code."""
-    files = [*ROOT.glob("audit/**/*.py"), *ROOT.glob("human_study/**/*.py"), *ROOT.glob("app_pages/**/*.py"),
-             ROOT / "app.py"]
+    files = [*ROOT.glob("audit/**/*.py"), *ROOT.glob("human_study/**/*.py"), *ROOT.glob("audit_app/**/*.py"),
+             ROOT / "audit_app" / "app.py"]
     for path in sorted(files):
         source = path.read_text()
         for fn in ast.walk(ast.parse(source)):
@@ -278,7 +278,7 @@ def test_root_slash_with_a_seal_of_ours_is_still_refused(root_slash, tmp_path, c
 
 
 def test_root_slash_report_reads_no_image_and_the_app_shows_none(root_slash, tmp_path, capsys):
-    from app_pages import _frames
+    from audit_app import _frames
 
     code, text = invoke(["report", str(root_slash), "--html"], capsys)
     assert code == 0, text
@@ -453,7 +453,7 @@ def test_run_skips_links_out_of_the_root_and_says_so(linked, capsys):
 
 
 def test_export_and_app_follow_the_same_policy(linked, tmp_path, capsys):
-    from app_pages import _frames
+    from audit_app import _frames
 
     data, outside, default, follow = linked
     followed = load(follow)

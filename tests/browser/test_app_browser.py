@@ -45,7 +45,7 @@ def app_url(digits_epochs_audit, tmp_path_factory):
     chromium()  # skips, with the reason, where there is no Chromium
     pytest.importorskip("playwright.sync_api")
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with serve_streamlit(ROOT / "app.py", app_args=["--audit", str(digits_epochs_audit)], cwd=ROOT,
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--audit", str(digits_epochs_audit)], cwd=ROOT,
                          log_path=log) as url:
         yield url
 

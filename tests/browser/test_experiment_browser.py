@@ -19,7 +19,7 @@ from tests.study_fixtures import make_study_audit
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = ROOT / "app_pages" / "experiment.py"
+PAGE = ROOT / "audit_app" / "experiment.py"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 N_PRACTICE, N_TRIALS, BREAK_EVERY = 2, 12, 5
 WAIT_MS = 700
@@ -69,7 +69,7 @@ def server(made, tmp_path):
     """A router script for the experiment page, served by streamlit on 127.0.0.1 and a free port."""
     router = tmp_path / "router.py"
     router.write_text(ROUTER.format(page=str(PAGE)))
-    # The page imports app_pages/ helpers, which app.py finds beside it; this router, in tmp_path, needs the root.
+    # The page imports audit_app/ helpers, which app.py finds beside it; this router, in tmp_path, needs the root.
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
     with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:

@@ -24,7 +24,7 @@ def imported_url(tmp_path_factory):
     base = tmp_path_factory.mktemp("imported")
     out = write_imported_audit(read_model_vs_human(write_mvh_folder(base / "raw", seed=5)), base / "audit")
     build_report(load(out))
-    with serve_streamlit(ROOT / "app.py", app_args=["--audit", str(out)], cwd=ROOT, log_path=base / "log") as url:
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--audit", str(out)], cwd=ROOT, log_path=base / "log") as url:
         yield url
 
 

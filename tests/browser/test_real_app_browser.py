@@ -47,7 +47,7 @@ def study_app(made, tmp_path_factory):
     chromium()
     pytest.importorskip("playwright.sync_api")
     cwd = tmp_path_factory.mktemp("study-app")
-    with serve_streamlit(ROOT / "app.py", app_args=["--study", str(made.folder)], cwd=cwd, env=environment(),
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--study", str(made.folder)], cwd=cwd, env=environment(),
                          log_path=cwd / "streamlit.log") as url:
         yield url
 
@@ -164,7 +164,7 @@ def test_the_report_names_models_at_chance_and_an_interrupted_run(tmp_path, brow
     manifest["process"] = {**current_process(), "pid": 4_194_305, "process_start": "1"}  # a pid that never runs
     store.write_manifest(manifest)
     args = ["--audit", str(audit), "--runs", str(tmp_path / "no-runs")]
-    with serve_streamlit(ROOT / "app.py", app_args=args, cwd=tmp_path, env=environment(),
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=args, cwd=tmp_path, env=environment(),
                          log_path=tmp_path / "streamlit.log") as url:
         context = browser.new_context(viewport={"width": 1440, "height": 1000})
         page = context.new_page()

@@ -47,7 +47,7 @@ def _drawn(png: bytes) -> tuple[float, int]:
 
 def test_overview_headline_is_in_the_first_screen(reported, tmp_path):
     line = headline(audit.load(reported).summary())
-    with serve_streamlit(ROOT / "app.py", app_args=["--audit", str(reported)], cwd=ROOT,
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--audit", str(reported)], cwd=ROOT,
                          log_path=tmp_path / "server.log") as url, chromium_page(**FIRST_SCREEN) as page:
         page.goto(url)
         box = page.locator(".st-key-overview_headline")

@@ -90,7 +90,7 @@ def test_hostile_audit_opens_without_dialogs_leaks_or_outside_requests(received,
     from playwright.sync_api import sync_playwright
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with serve_streamlit(ROOT / "app.py", app_args=["--audit", str(received)], cwd=ROOT, env=env,
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--audit", str(received)], cwd=ROOT, env=env,
                          log_path=tmp_path / "server.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -125,7 +125,7 @@ def test_experiment_requests_nothing_from_other_hosts(tmp_path):
     made = create_study(make_study_audit(tmp_path / "audit", image_shape=(24, 24, 3)), "offline",
                         config=DesignConfig(n_trials=3, n_practice=0, size=64, seed=5), n_observers=1)
     env = {k: v for k, v in os.environ.items() if k != STUDY_DIRS_ENV}
-    with serve_streamlit(ROOT / "app.py", app_args=["--study", str(made.folder)], cwd=ROOT,
+    with serve_streamlit(ROOT / "audit_app" / "app.py", app_args=["--study", str(made.folder)], cwd=ROOT,
                          env={**env, "PYTHONUNBUFFERED": "1"}, log_path=tmp_path / "server.log") as url, \
             sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)

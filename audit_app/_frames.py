@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from app_pages._data import AuditData, near_chance_models
 from audit.metrics import agreement, consistency, difficulty, dynamics, groups
 from audit.metrics.agreement import majority_vote
 from audit.metrics.confusion import ensemble_confusion, row_shares
@@ -27,6 +26,7 @@ from audit.store import (
     read_decisions,
 )
 from audit.store.files import csv_bytes, read_people_csv
+from audit_app._data import AuditData, near_chance_models
 
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")

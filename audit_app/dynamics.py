@@ -8,7 +8,7 @@ learned-epoch and Accessibility views (meding2022 Fig. 4, 5, 12; hacohen2020 §2
 import altair as alt
 import streamlit as st
 
-from app_pages import _common, _frames
+from audit_app import _common, _frames
 
 data = _common.require_audit()
 _common.header("Dynamics", data, "How the decisions change while the models train")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common, _frames
+from audit_app import _common, _frames
 
 data = _common.require_audit()
 _common.header("Consistency", data, "Do the models err on the same images?")

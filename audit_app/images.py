@@ -10,8 +10,8 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from app_pages import _common, _frames
 from audit.metrics.difficulty import CATEGORIES
+from audit_app import _common, _frames
 
 SELECTED = "images_selected"
 TABLE_IDS = "images_table_ids"
@@ -124,7 +124,7 @@ if deep:
     if "is_label_issue" in deep:
         label_issues_only = dcols[2].checkbox("Label issues only", key="images_label_issues",
                                               help="Images that cleanlab flags as likely mislabeled.")
-    st.page_link("app_pages/deeper.py", label="Prediction depth, label issues and learnability by category: "
+    st.page_link(_common.page_file("deeper.py"), label="Prediction depth, label issues and learnability by category: "
                  "Deeper measures", icon=":material/layers:")
 filtered = _frames.filter_images(
     data, tolerance=t, categories=categories, classes=classes, sort_by=sort_by, ascending=order == "lowest first",

@@ -8,11 +8,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common, _data, _frames
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import REFERENCE_COLOURS
 from audit.report_html import headline
+from audit_app import _common, _data, _frames
 
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")

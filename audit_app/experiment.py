@@ -1,8 +1,8 @@
 """The 2AFC experiment an observer opens through a link: ?study=ID&observer=CODE (or, with
 open enrolment, a recruiting service's ?study=ID&PROLIFIC_PID=...).
 
-UI only: human_study.experiment picks the screen and commits answers, app_pages._study finds
-and opens the study, and the trial player (app_pages._rt_component) runs each trial in the
+UI only: human_study.experiment picks the screen and commits answers, audit_app._study finds
+and opens the study, and the trial player (audit_app._rt_component) runs each trial in the
 browser. The next trial always comes from the database, so each answer is stored before the
 next is shown.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import _study
-from app_pages._rt_component import KEY as PLAYER_KEY
-from app_pages._rt_component import trial_player
+from audit_app import _study
+from audit_app._rt_component import KEY as PLAYER_KEY
+from audit_app._rt_component import trial_player
 from human_study import experiment as xp
 from human_study.design import study_setting
 from human_study.errors import StudyError, UnknownObserver, is_database_error

@@ -69,7 +69,7 @@ def open_study_for_observer(folder: str | os.PathLike) -> tuple[Store, Study]:
 # --------------------------------------------------------------------------- where studies are
 def _app_args(argv: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
     """(--audit, --runs, --study folders) from the app's command line, as the report pages read them."""
-    from app_pages._data import parse_app_args
+    from audit_app._data import parse_app_args
 
     args = parse_app_args(argv)
     return args.audit, args.runs, args.study

@@ -7,8 +7,8 @@ the category shares follow the tolerance chosen on Overview. UI only.
 import altair as alt
 import streamlit as st
 
-from app_pages import _common, _frames
 from audit.metrics.difficulty import CATEGORIES
+from audit_app import _common, _frames
 
 data = _common.require_audit()
 _common.header("Classes", data, "Which classes are easy and which are hard")

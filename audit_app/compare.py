@@ -8,8 +8,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common, _frames
 from audit.report import count_noun
+from audit_app import _common, _frames
 
 data = _common.require_audit()
 _common.header("Compare", data, "Do two groups of models learn the same images first?")

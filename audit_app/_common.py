@@ -17,13 +17,13 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from app_pages import _data, _frames
 from audit import store
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import CATEGORY_COLOURS, condition_palette
 from audit.report import count_noun
 from audit.store import AuditError
+from audit_app import _data, _frames
 
 AUDIT_KEY = "audit_path"
 TOLERANCE_KEY = "tolerance"
@@ -87,6 +87,11 @@ def compare_groups(path: str, stamp: tuple, group_a: tuple, group_b: tuple) -> d
     """Accessibility of both groups, its correlation, and the accuracy-matched counts."""
     data = load_data(path, stamp)
     return _frames.compare_groups(path, list(group_a), list(group_b), data.image_ids, data.images["label"].to_numpy())
+
+
+def page_file(name: str) -> str:
+    """A page's file, absolute, for `st.page_link` (the router registers the pages by absolute path)."""
+    return str(Path(__file__).resolve().parent / name)
 
 
 def page_icon():

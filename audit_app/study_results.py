@@ -15,7 +15,7 @@ import threading
 
 import streamlit as st
 
-from app_pages import _study
+from audit_app import _study
 from human_study import results
 from human_study.analysis import analyze, format_p_value, paper_summary
 from human_study.design import study_setting

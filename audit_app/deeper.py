@@ -10,9 +10,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common, _frames
 from audit.plots.style import CATEGORY_COLOURS
 from audit.store import DEEP_TABLES, SCORE_TABLES
+from audit_app import _common, _frames
 
 data = _common.require_audit()
 _common.header("Deeper measures", data, "Do the models agree inside, and do other difficulty measures agree?")
@@ -81,7 +81,7 @@ else:
         ).properties(height=180, title="Each model against the base model (meding2022 Fig. 7)")
         _common.chart(bars, key="deeper_rsa_vs_base")
     st.caption(_common.chart_help())
-st.page_link("app_pages/classes.py", label="What impossible images are taken for (the ensemble confusion matrix): "
+st.page_link(_common.page_file("classes.py"), label="What impossible images are taken for (the ensemble confusion matrix): "
              "Classes", icon=":material/category:")
 
 # ---- training-dynamics scores (cartography, EL2N, AUM, forgetting, first-learned epoch)

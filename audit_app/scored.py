@@ -9,7 +9,7 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from app_pages import _common, _frames
+from audit_app import _common, _frames
 
 data = _common.require_audit()
 _common.header("Scored models", data, "How do new models fare on this audit's split?")
