@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from audit import schemas as bounds  # noqa: E402  (the options' bounds; checked again on the AuditConfig)
 from audit.cli_output import (  # noqa: E402  (after the app, as its commands use them)
     CliProgress,
     console,
@@ -89,7 +90,7 @@ def run(
     label_map: Path | None = typer.Option(None, help="Mapping file from dataset classes to ImageNet indices "
                                           "(JSON, YAML or CSV CLASS,INDEX)."),
     no_probe: bool = typer.Option(False, "--no-probe", help="Never fit a linear probe; fail when classes do not map."),
-    probe_train_size: int = typer.Option(5000, min=10, help="Training images for the linear probe."),
+    probe_train_size: int = typer.Option(5000, min=10, max=bounds.MAX_IMAGES, help="Training images for the linear probe."),
     cache_dir: Path | None = typer.Option(None, help="Keep decoded images here between runs (decode cache)."),
     resizer: str = typer.Option("pil", help="How pretrained models' images are resized: pil (timm's transform, "
                                 "pixel for pixel) or torch (about 1.7x faster decoding; pixels within a few "
@@ -108,16 +109,16 @@ def run(
                                         "for labels that are not a ClassLabel."),
     out: Path = typer.Option(Path("runs/default"), help="The audit directory to write (resumed when it exists)."),
     data_root: Path | None = typer.Option(None, help="Folder with an existing copy of the dataset."),
-    epochs: int | None = typer.Option(None, min=1, help="Base epochs (overrides the preset)."),
-    train_size: int | None = typer.Option(None, min=2, help="Train on a fixed subset of this many images."),
-    val_size: int | None = typer.Option(None, min=1, help="Audit a seeded random subset of the validation split."),
-    seed: int = typer.Option(0, help="Seed for every random choice of the audit."),
+    epochs: int | None = typer.Option(None, min=1, max=bounds.MAX_EPOCHS, help="Base epochs (overrides the preset)."),
+    train_size: int | None = typer.Option(None, min=2, max=bounds.MAX_IMAGES, help="Train on a fixed subset of this many images."),
+    val_size: int | None = typer.Option(None, min=1, max=bounds.MAX_IMAGES, help="Audit a seeded random subset of the validation split."),
+    seed: int = typer.Option(0, min=0, max=bounds.MAX_SEED, help="Seed for every random choice of the audit."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     record_train: bool = typer.Option(False, help="Also record decisions on the training split every epoch."),
-    image_size: int | None = typer.Option(None, help="Image size for trained variants on "
-                                          "file datasets (default 32)."),
+    image_size: int | None = typer.Option(None, min=bounds.MIN_IMAGE_SIZE, max=bounds.MAX_IMAGE_SIZE, help="Image size for "
+                                          "trained variants on file datasets (default 32)."),
     executor: str = typer.Option("local", help="local or ray."),
-    workers: int = typer.Option(1, min=1, help="Local worker processes (each gets cores / workers threads)."),
+    workers: int = typer.Option(1, min=1, max=bounds.MAX_WORKERS, help="Local worker processes (each gets cores / workers threads)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (with --executor ray)."),
     gpus_per_job: float = typer.Option(1.0, min=0.01, max=64, help="GPUs per Ray task on a CUDA device; "
                                        "0.25 lets four variants share one GPU."),
@@ -130,9 +131,10 @@ def run(
                               "variant(s), or all trained variants."),
     depth_train: bool = typer.Option(False, "--depth-train", help="Also the prediction depth of the probes' "
                                      "training images (baldock2021's training split)."),
-    depth_reference: int = typer.Option(2000, min=30, help="Training images each k-NN probe is fitted on."),
-    rsa_images: int = typer.Option(2000, min=0, help="Validation images (a seeded subset) on which each model's "
-                                   "penultimate representation is kept as a Gram matrix, for RSA and CKA; 0 = none."),
+    depth_reference: int = typer.Option(2000, min=30, max=bounds.MAX_DEPTH_REFERENCE, help="Training images each k-NN probe is fitted on."),
+    rsa_images: int = typer.Option(2000, min=0, max=bounds.MAX_RSA_IMAGES, help="Validation images (a seeded subset) on "
+                                   "which each model's penultimate representation is kept as a Gram matrix, for "
+                                   "RSA and CKA; 0 = none, else at least 3."),
     learnability: bool | None = typer.Option(None, "--learnability/--no-learnability", help="Teacher-student "
                                              "learnability with random-label and random-image controls "
                                              "(sharma2018); default: on for the quick preset."),
@@ -153,16 +155,10 @@ def run(
 
     if ray_address and executor != "ray":
         _fail("--ray-address needs --executor ray; use --executor ray --ray-address ADDR")
-    if resizer not in ("pil", "torch"):
-        _fail(f"--resizer must be pil or torch, got {resizer!r}")
     if gpus_per_job != 1.0 and executor != "ray":
         _fail("--gpus-per-job needs --executor ray; locally, --workers N runs N variants at once on one device")
-    if depth not in ("none", "base", "all"):
-        _fail(f"--depth must be none, base or all, got {depth!r}")
     if depth_train and depth == "none":
         _fail("Cannot use both --depth none and --depth-train; use --depth base --depth-train")
-    if 0 < rsa_images < 3:
-        _fail(f"--rsa-images must be 0 (none) or at least 3, got {rsa_images}")
     dataset_options = {**_parse_options(dataset_option), **_source_options(
         dataset, split=split, train_split=train_split, image_column=image_column, label_column=label_column,
         classes=classes.resolve() if classes else None)}
@@ -532,14 +528,13 @@ _mount_study()
 
 
 def _usage_error(exc) -> int:
-    """Click's and Typer's own exceptions (bad option, missing argument, unknown command): two short lines."""
+    """Click's and Typer's own exceptions (bad option, missing argument, unknown command): one line."""
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError":  # `ddd-audit` alone: the help text
         exc.show()
         return 0
-    console.print(f"[red]error:[/] {exc.format_message()}", highlight=False)
-    if ctx is not None:
-        console.print(f"Try '{ctx.command_path} --help' for help.", highlight=False)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    console.print(f"[red]error:[/] {exc.format_message()}{hint}", highlight=False)
     return int(getattr(exc, "exit_code", 2))
 
 

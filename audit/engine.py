@@ -24,6 +24,7 @@ from audit.data.base import Dataset
 from audit.data.sources import load_dataset, skipped_files_notes
 from audit.jobs import JobContext, JobPlanning, job_kind, job_kinds
 from audit.models.variants import resolve_variants
+from audit.schemas import check_audit_settings
 from audit.store import (
     BASE_IMAGE_COLUMNS,
     AuditDir,
@@ -112,8 +113,6 @@ def _val_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
     return dataclasses.replace(ds, val=ds.val.subset(idx))
 
 
-#: The smallest --image-size the trainable architectures take (three stride-2 stages).
-MIN_IMAGE_SIZE = 8
 
 
 def check_writable_folder(option: str, path: str | Path) -> None:
@@ -149,11 +148,12 @@ def _audited_dataset(config: AuditConfig) -> tuple[Dataset, dict | None]:
 
 
 def plan_audit(config: AuditConfig) -> AuditPlan:
-    """Load the dataset and list the audit's jobs (nothing is trained yet)."""
+    """Load the dataset and list the audit's jobs (nothing is trained yet).
+
+    The settings are checked first against `audit.schemas.AuditSettings` (InputError naming the flag)."""
+    check_audit_settings(config.to_dict())
     if config.cache_dir:
         check_writable_folder("--cache-dir", config.cache_dir)
-    if config.image_size is not None and config.image_size < MIN_IMAGE_SIZE:
-        raise AuditError(f"--image-size must be at least {MIN_IMAGE_SIZE}, got {config.image_size}")
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)
     ds, relabelled = _audited_dataset(config)
     ctx = JobContext(dataset=ds, device=config.device, record_train=config.record_train, seed=config.seed,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.schemas import SCHEDULES  # the learning-rate schedules (see `audit.train.make_scheduler`)
+
 #: The conditions of meding2022 A.1, with the number of instances the paper trained.
 PAPER_CONDITIONS: dict[str, int] = {
     "base": 1,
@@ -32,8 +34,6 @@ PAPER_CONDITIONS: dict[str, int] = {
 }
 
 
-#: The learning-rate schedules a variant can name (see `audit.train.make_scheduler`).
-SCHEDULES = ("step", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -265,52 +265,62 @@ def preset_variants(preset: str, *, seed: int = 0, epochs: int | None = None,
 
 
 def load_grid(path: str | Path, *, seed: int = 0) -> list[VariantSpec]:
-    """Read a user grid file (YAML or JSON).
+    """Read a user grid file (YAML or JSON), checked against `audit.schemas.GridFile`.
 
     Either ``{"base": {BaseRecipe fields}, "conditions": {condition: n}}`` or
-    ``{"variants": [{VariantSpec fields}, ...]}`` (both keys may appear).
+    ``{"variants": [{VariantSpec fields}, ...]}`` (both keys may appear). Every problem is an
+    InputError of one line that names the file, the field and the values allowed.
     """
+    from audit.schemas import GridFile, InputError, check
+
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"grid file {path} does not exist")
-    text = path.read_text()
+    where = f"grid file {path}"
+    grid = _read_grid(path)
+    check(GridFile, grid, where)
+    if not ({"conditions", "variants"} & set(grid)):
+        raise InputError(f"{where} must hold a mapping with 'conditions' and/or 'variants'")
+    specs: list[VariantSpec] = []
+    try:
+        if "conditions" in grid:
+            recipe = dataclasses.replace(PRESET_RECIPES["quick"], **(grid.get("base") or {}))
+            specs += expand_conditions(dict(grid["conditions"]), recipe, seed=seed)
+            for spec in specs:
+                spec.check()
+        for d in grid.get("variants") or []:
+            specs.append(VariantSpec.from_dict(d))
+    except ValueError as exc:  # what the schema leaves to the registries: conditions, architectures
+        raise InputError(f"{where}: {exc}") from None
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise InputError(f"{where} names a variant twice: {sorted({n for n in names if names.count(n) > 1})}")
+    return specs
+
+
+def _read_grid(path: Path):
+    """The parsed content of a grid file; InputError for a missing file or broken YAML/JSON."""
+    from audit.schemas import InputError
+
+    if not path.is_file():
+        raise InputError(f"grid file {path} does not exist" if not path.exists() else f"grid file {path} is not a file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"grid file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
         try:
-            grid = yaml.safe_load(text)
+            return yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise ValueError(f"grid file {path} is not valid YAML{where}: "
+            raise InputError(f"grid file {path} is not valid YAML{where}: "
                              f"{getattr(exc, 'problem', None) or exc}") from None
-    else:
-        try:
-            grid = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"grid file {path} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                             f"{exc.msg}") from None
-    if not isinstance(grid, dict) or not ({"conditions", "variants"} & set(grid)):
-        raise ValueError(f"grid file {path} must hold a mapping with 'conditions' and/or 'variants'")
-    specs: list[VariantSpec] = []
-    if "conditions" in grid:
-        base = grid.get("base", {})
-        known = {f.name for f in dataclasses.fields(BaseRecipe)}
-        if set(base) - known:
-            raise ValueError(f"unknown base fields {sorted(set(base) - known)} in {path}; valid: {sorted(known)}")
-        recipe = dataclasses.replace(PRESET_RECIPES["quick"], **base)
-        specs += expand_conditions(dict(grid["conditions"]), recipe, seed=seed)
-        for spec in specs:
-            spec.check()
-    variants = grid.get("variants", [])
-    if not isinstance(variants, list) or not all(isinstance(d, dict) for d in variants):
-        raise ValueError(f"grid file {path}: 'variants' must be a list of mappings, one per variant")
-    for d in variants:
-        specs.append(VariantSpec.from_dict(d))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"grid file {path} names a variant twice: {sorted({n for n in names if names.count(n) > 1})}")
-    return specs
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"grid file {path} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}") from None
 
 
 def resolve_variants(spec: str, *, seed: int = 0, epochs: int | None = None,
