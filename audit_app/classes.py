@@ -8,7 +8,7 @@ import altair as alt
 import streamlit as st
 
 from audit.metrics.difficulty import CATEGORIES
-from audit_app import _common, _frames
+from audit_app import _charts, _common, _frames
 
 data = _common.require_audit()
 _common.header("Classes", data, "Which classes are easy and which are hard")
@@ -112,26 +112,26 @@ confusion = _frames.confusion_long(final["predicted"], data.images["label"].to_n
 if confusion.empty:
     st.info(f"No {subset} images at tolerance {t}.", icon=":material/info:")
     st.stop()
-if not many:  # above 60 classes the matrix is listed, not drawn
-    order = list(data.class_names)
-    cells = (
-        alt.Chart(confusion)
-        .mark_rect()
-        .encode(
-            x=alt.X("predicted:N", sort=order, title="taken for (predicted class)", axis=alt.Axis(labelAngle=-60)),
-            y=alt.Y("true:N", sort=order, title="true class"),
-            color=alt.Color("share:Q", title="share of the row", scale=alt.Scale(scheme="orangered", domain=[0, 1])),
-            tooltip=[alt.Tooltip("true:N", title="true class"), alt.Tooltip("predicted:N", title="taken for"),
-                     alt.Tooltip("decisions:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
-        )
-        .properties(height=min(520, 22 * len(order) + 60),
-                    title=f"{subset.capitalize()} images: what each class is taken for")
-    )
-    _common.chart(cells, key="classes_confusion")
+drawn = len(data.class_names) <= _charts.MATRIX_MAX_ROWS  # above, the matrix is listed, not drawn
+if drawn:
+    order = [c for c in data.class_names if c in set(confusion["true"])]
+    n_shown = int(mask.sum()) if mask is not None else data.n_images
+    tips = [alt.Tooltip("true:N", title="true class"), alt.Tooltip("predicted:N", title="taken for"),
+            alt.Tooltip("decisions:Q", format=","), alt.Tooltip("share:Q", format=".1%")]
+    cells = _charts.matrix_chart(
+        confusion, order, columns=list(data.class_names), x="predicted", y="true", value="share",
+        value_title="share of the row", scheme="orangered", tooltip=tips,
+        title=f"{subset.capitalize()} images ({n_shown:,}): what each of {len(order)} true classes is taken for")
+    cells = cells.encode(x=alt.X("predicted:N", sort=list(data.class_names), title="taken for (predicted class)",
+                                 axis=alt.Axis(labelAngle=0 if len(data.class_names) <= 12 else -90,
+                                               labelLimit=_charts.LABEL_LIMIT, labelOverlap=False)),
+                         y=alt.Y("true:N", sort=order, title="true class",
+                                 axis=alt.Axis(labelLimit=_charts.LABEL_LIMIT, labelOverlap=False)))
+    _common.chart(cells, key="classes_confusion", width="content")
 else:
     st.caption(f"With {len(data.class_names):,} classes the matrix is too large to draw here; the table lists the "
                "most frequent confusions, and the report's confusion.png draws the whole matrix.")
-off = confusion[confusion["true"] != confusion["predicted"]].nlargest(20 if many else 10, "decisions")
+off = confusion[confusion["true"] != confusion["predicted"]].nlargest(10 if drawn else 20, "decisions")
 st.dataframe(off, hide_index=True, key="classes_top_confusions",
              column_config={"share": st.column_config.NumberColumn("share of the row", format="percent")})
 st.caption(f"The most frequent confusions on {subset} images, pooled over {data.n_models} models "

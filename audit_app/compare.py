@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from audit.report import count_noun
-from audit_app import _common, _frames
+from audit_app import _charts, _common, _frames
 
 data = _common.require_audit()
 _common.header("Compare", data, "Do two groups of models learn the same images first?")
@@ -120,7 +120,7 @@ with right:
             .mark_line(point=True)
             .encode(
                 x=alt.X("accuracy_a:Q", title="accuracy of group A's ensemble", axis=alt.Axis(format=".0%")),
-                y=alt.Y("images:Q", title="images classified correctly"),
+                y=alt.Y("images:Q", axis=_charts.count_axis("images classified correctly")),
                 color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top"),
                                 scale=alt.Scale(domain=["both groups", "only group A", "only group B"],
                                                 range=["#1f77b4", "#2ca02c", "#d62728"])),

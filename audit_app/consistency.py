@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from audit_app import _common, _frames
+from audit_app import _charts, _common, _frames
 
 data = _common.require_audit()
 _common.header("Consistency", data, "Do the models err on the same images?")
@@ -38,7 +38,7 @@ else:
     kappa_inc = _common.inconclusive_matrix(data.path, _common.stamp_of(data), t)
 n_inconclusive = int((_frames.categories_at(data, t) == "inconclusive").sum())
 
-many = len(kappa_all) > _frames.HEATMAP_MAX_MODELS
+many = len(kappa_all) > _charts.MATRIX_MAX_ROWS
 order_by = st.selectbox(
     "Model order",
     _frames.ORDERINGS,
@@ -54,11 +54,10 @@ values = np.concatenate([k.to_numpy(dtype=float)[~np.eye(len(k), dtype=bool)] fo
                          if k is not None])
 values = values[np.isfinite(values)]
 reach = max(float(np.abs(values).max()) if values.size else 1.0, 0.05)
-cell = int(np.clip(360 // max(len(order), 1), 4, 48))
-show_labels = len(order) <= 60
-label_size = 11 if cell >= 14 else 8
+# side by side while both fit beside each other, one under the other beyond that
+side_by_side = len(order) * _charts.cell_size(len(order)) <= 400
 
-cols = st.columns(2)
+cols = st.columns(2) if side_by_side else [st.container(), st.container()]
 for col, (title, kappa, n_images) in zip(cols, matrices, strict=True):
     with col:
         if kappa is None:
@@ -74,33 +73,12 @@ for col, (title, kappa, n_images) in zip(cols, matrices, strict=True):
         long = _frames.matrix_long(kappa, order, data.models)
         off = long["kappa"].to_numpy()
         mean = float(np.nanmean(off)) if off.size else float("nan")
-        heat = (
-            alt.Chart(long)
-            .mark_rect()
-            .encode(
-                x=alt.X("model_b:N", sort=order, title=None,
-                        axis=alt.Axis(labels=show_labels, labelAngle=-60 if cell >= 14 else -90,
-                                      labelOverlap=False, labelFontSize=label_size)),
-                y=alt.Y("model_a:N", sort=order, title=None,
-                        axis=alt.Axis(labels=show_labels, labelOverlap=False, labelFontSize=label_size)),
-                color=alt.Color(
-                    "kappa:Q",
-                    title="κ",
-                    scale=alt.Scale(scheme="redblue", domain=[-reach, reach]),
-                ),
-                tooltip=[
-                    alt.Tooltip("model_a:N", title="model"),
-                    alt.Tooltip("model_b:N", title="with"),
-                    alt.Tooltip("kappa:Q", title="κ", format=".3f"),
-                    alt.Tooltip("group_a:N", title="group"),
-                    alt.Tooltip("group_b:N", title="with group"),
-                ],
-            )
-            .properties(
-                width=alt.Step(cell), height=alt.Step(cell),
-                title=f"{title}: mean κ {mean:.3f} ({n_images:,} images)",
-            )
-        )
+        tips = [alt.Tooltip("model_a:N", title="model"), alt.Tooltip("model_b:N", title="with"),
+                alt.Tooltip("kappa:Q", title="κ", format=".3f"), alt.Tooltip("group_a:N", title="group"),
+                alt.Tooltip("group_b:N", title="with group")]
+        heat = _charts.matrix_chart(long, order, x="model_b", y="model_a", value="kappa", value_title="κ",
+                                    scheme="redblue", domain=(-reach, reach), tooltip=tips,
+                                    title=f"{title}: mean κ {mean:.3f} ({n_images:,} images, {len(order)} models)")
         _common.chart(heat, width="content", key=f"consistency_heat_{title.split()[0].lower()}")
 st.caption(
     "Blue = the models err on the same images, red = on different ones; the diagonal (a model with "

@@ -7,12 +7,10 @@ not have gets a note on how to add it. UI only; the frames come from `_frames`.
 """
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
-from audit.plots.style import CATEGORY_COLOURS
 from audit.store import DEEP_TABLES, SCORE_TABLES
-from audit_app import _common, _frames
+from audit_app import _charts, _common, _frames
 
 data = _common.require_audit()
 _common.header("Deeper measures", data, "Do the models agree inside, and do other difficulty measures agree?")
@@ -28,22 +26,21 @@ def absent(text: str) -> None:
     st.info(text, icon=":material/info:")
 
 
-def heatmap(long, title: str, key: str, domain=(0, 1)) -> None:
-    """A model x model matrix in long form (row, column, value); above 60 models a note instead."""
+def heatmap(long, title: str, key: str, domain=(0, 1), what: str = "model") -> None:
+    """A square matrix in long form (row, column, value): a chart with square cells of at least
+    `_charts.MIN_CELL` px, or above `_charts.MATRIX_MAX_ROWS` rows an image of it."""
     order = list(dict.fromkeys(long["row"]))
-    if len(order) > 60:
-        st.caption(f"{title}: {len(order)} models are too many to draw here; the report's CSV holds the matrix.")
+    scheme = "viridis" if domain[0] >= 0 else "redblue"
+    if len(order) > _charts.MATRIX_MAX_ROWS:
+        values = long.pivot(index="row", columns="column", values="value").loc[order, order].to_numpy(float)
+        st.markdown(f"**{title}**")
+        st.image(_charts.matrix_picture(values, cmap="viridis" if scheme == "viridis" else "RdBu", domain=domain),
+                 width="content", caption=f"{len(order):,} {what}s in the report's order; colour from "
+                 f"{domain[0]:g} to {domain[1]:g}. The report's CSV holds the values.")
         return
-    spec = (
-        alt.Chart(long).mark_rect().encode(
-            x=alt.X("column:N", sort=order, title=None, axis=alt.Axis(labelAngle=-60)),
-            y=alt.Y("row:N", sort=order, title=None),
-            color=alt.Color("value:Q", title=None, scale=alt.Scale(scheme="viridis", domain=list(domain))),
-            tooltip=[alt.Tooltip("row:N", title="model"), alt.Tooltip("column:N", title="model"),
-                     alt.Tooltip("value:Q", format=".3f")],
-        ).properties(title=title, height=min(420, 26 * len(order) + 40))
-    )
-    _common.chart(spec, key=key)
+    tips = [alt.Tooltip("row:N", title=what), alt.Tooltip("column:N", title=what), alt.Tooltip("value:Q", format=".3f")]
+    spec = _charts.matrix_chart(long, order, title=title, scheme=scheme, domain=domain, tooltip=tips)
+    _common.chart(spec, key=key, width="content")
 
 
 # ---- representational similarity (meding2022 A.3, Fig. 7; linear CKA)
@@ -68,17 +65,19 @@ else:
     if matrix is None:
         absent(f"No {measure} on {subset} images (too few of them among the captured images).")
     else:
-        heatmap(matrix, f"{measure}, {subset} images", key="deeper_rsa_matrix")
+        n = matrix["row"].nunique()
+        heatmap(matrix, f"{measure} between {n} models, {subset} images", key="deeper_rsa_matrix")
     vs = rsa["vs_base"]
     if not vs.empty:
         bars = alt.Chart(vs).mark_bar().encode(
-            x=alt.X("model:N", sort=list(dict.fromkeys(vs["model"])), title=None, axis=alt.Axis(labelAngle=-60)),
+            x=alt.X("model:N", sort=list(dict.fromkeys(vs["model"])), title=None,
+                    axis=alt.Axis(labelAngle=-60, labelLimit=_charts.LABEL_LIMIT, labels=vs["model"].nunique() <= 60)),
             xOffset="images:N",
             y=alt.Y("value:Q", title="similarity to the base model", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("images:N", title="images"),
             row=alt.Row("measure:N", title=None),
             tooltip=["model:N", "measure:N", "images:N", alt.Tooltip("value:Q", format=".3f")],
-        ).properties(height=180, title="Each model against the base model (meding2022 Fig. 7)")
+        ).properties(height=180, title=f"Each of {vs['model'].nunique()} models against the base model (meding2022 Fig. 7)")
         _common.chart(bars, key="deeper_rsa_vs_base")
     st.caption(_common.chart_help())
 st.page_link(_common.page_file("classes.py"), label="What impossible images are taken for (the ensemble confusion matrix): "
@@ -99,19 +98,13 @@ else:
         f"and epochs {scores['epochs'][0]}-{scores['epochs'][1]}{el2n}, on held-out images (the papers score "
         "training images). Spearman's ρ with DDD's n_correct says how far each orders the images like the split."
     )
-    heatmap(_frames.matrix_long_form(rho), "Spearman's ρ between per-image scores", key="deeper_score_rho",
-            domain=(-1, 1))
+    heatmap(_frames.matrix_long_form(rho), f"Spearman's ρ between {len(rho)} per-image scores",
+            key="deeper_score_rho", domain=(-1, 1), what="score")
     if {"cartography_variability", "cartography_confidence", "category"} <= set(data.images.columns):
         points = data.images[["cartography_variability", "cartography_confidence", "category"]].rename(
             columns=lambda c: c.removeprefix("cartography_"))
-        points = points.sample(min(len(points), 5000), random_state=0)
-        cmap = alt.Chart(points).mark_circle(size=8, opacity=0.5).encode(
-            x=alt.X("variability:Q", title="variability (sd of true-class probability)"),
-            y=alt.Y("confidence:Q", title="confidence (mean true-class probability)"),
-            color=alt.Color("category:N", title=None, sort=list(CATEGORY_COLOURS),
-                            scale=alt.Scale(domain=list(CATEGORY_COLOURS), range=list(CATEGORY_COLOURS.values()))),
-            tooltip=["category:N", alt.Tooltip("variability:Q", format=".3f"), alt.Tooltip("confidence:Q", format=".3f")],
-        ).properties(height=320, title="Cartography map (Swayamdipta et al. 2020), a sample of 5,000 images")
+        points = points.dropna().sample(min(len(points.dropna()), 5000), random_state=0)
+        cmap = _charts.cartography_chart(points, data.n_images)
         _common.chart(cmap, key="deeper_cartography")
     st.caption(_common.chart_help())
 
@@ -126,20 +119,14 @@ else:
     st.markdown(f"**{stability['recommendation'][0].upper()}{stability['recommendation'][1:]}.**")
     st.markdown(
         f"Each point: {stability['n_draws']} random subsets of that many of the audit's models, the split of "
-        "each, and the 95% band over them; dashed beyond the audit's models: the zero-and-one-inflated "
-        "beta-binomial fit of the n_correct histogram."
+        "each, and the 95% band over them; dashed: the zero-and-one-inflated beta-binomial fit of the "
+        "n_correct histogram, whose projection beyond the audit's models is given under the chart."
     )
     long = _frames.stability_long_form(curve)
-    base = alt.Chart(long).encode(x=alt.X("n_models:Q", title="number of models"),
-                                  color=alt.Color("category:N", title=None, sort=list(CATEGORY_COLOURS),
-                                                  scale=alt.Scale(domain=list(CATEGORY_COLOURS),
-                                                                  range=list(CATEGORY_COLOURS.values()))))
-    band = base.mark_area(opacity=0.25).encode(y=alt.Y("low:Q", title="share of images", axis=alt.Axis(format="%")),
-                                               y2="high:Q")
-    line = base.mark_line().encode(y="mean:Q", tooltip=["n_models:Q", "category:N", alt.Tooltip("mean:Q", format=".1%")])
-    fitted = base.mark_line(strokeDash=[4, 3]).encode(y="fit:Q")
-    _common.chart((band + line + fitted).properties(height=300, title="The split by number of models"),
-                  key="deeper_stability")
+    _common.chart(_charts.stability_chart(long, data.n_models), key="deeper_stability")
+    projection = _charts.stability_projection(long, data.n_models)
+    if projection:
+        st.caption(projection + " The report's stability.csv holds the whole fitted curve.")
     st.caption("Per image, the share of bootstrap draws of the models in which it is trivial or impossible is in "
                "the Images table (trivial_resample_share, impossible_resample_share).")
 
@@ -154,10 +141,11 @@ else:
         "The earliest layer from which every later k-NN probe agrees with the network's final prediction "
         "(baldock2021). Easy images are decided early; a high depth means the network needed its late layers."
     )
-    st.dataframe(by_cat, hide_index=True, key="deeper_depth_by_category")
+    st.dataframe(_charts.readable_table(by_cat), hide_index=True, key="deeper_depth_by_category")
     consistency = _frames.report_file(data, DEEP_TABLES["depth_consistency"], index_col=0)
     if consistency is not None:
-        heatmap(_frames.matrix_long_form(consistency), "Spearman's ρ of prediction depth between models",
+        heatmap(_frames.matrix_long_form(consistency),
+                f"Spearman's ρ of prediction depth between {len(consistency)} models",
                 key="deeper_depth_consistency", domain=(-1, 1))
     types = depth.get("types")
     if types:
@@ -174,10 +162,7 @@ else:
         "random labels and random images, and the true labels within each category."
     )
     # a category's row has the learnability only: its other cells are blank, not "None"
-    shown = learn.copy()
-    for col in shown.columns[shown.dtypes.map(lambda t: t.kind == "f")]:
-        shown[col] = [("" if pd.isna(v) else f"{v:.3f}") for v in shown[col]]
-    st.dataframe(shown, hide_index=True, key="deeper_learnability")
+    st.dataframe(_charts.readable_table(learn), hide_index=True, key="deeper_learnability")
 
 # ---- label issues (cleanlab) and the causes of impossible images
 st.header("Label issues")
@@ -193,8 +178,8 @@ else:
         )
     long = hist.melt(id_vars="n_correct", var_name="flag", value_name="n_images")
     bars = alt.Chart(long).mark_bar().encode(
-        x=alt.X("n_correct:O", title="models correct"),
-        y=alt.Y("n_images:Q", title="images", stack=True),
+        x=alt.X("n_correct:O", axis=_charts.models_axis(data.n_models, f"models correct (of {data.n_models})")),
+        y=alt.Y("n_images:Q", stack=True, axis=_charts.count_axis("images")),
         color=alt.Color("flag:N", title=None),
         tooltip=["n_correct:O", "flag:N", alt.Tooltip("n_images:Q", format=",")],
     ).properties(height=240, title="Label issues by the number of models correct")
@@ -202,5 +187,5 @@ else:
     causes = _frames.report_file(data, DEEP_TABLES["impossible_causes"])
     if causes is not None:
         st.subheader("Why impossible images are impossible")
-        st.dataframe(causes, hide_index=True, key="deeper_causes",
+        st.dataframe(_charts.readable_table(causes), hide_index=True, key="deeper_causes",
                      column_config={"share": st.column_config.NumberColumn(format="percent")})

@@ -8,7 +8,7 @@ learned-epoch and Accessibility views (meding2022 Fig. 4, 5, 12; hacohen2020 §2
 import altair as alt
 import streamlit as st
 
-from audit_app import _common, _frames
+from audit_app import _charts, _common, _frames
 
 data = _common.require_audit()
 _common.header("Dynamics", data, "How the decisions change while the models train")
@@ -33,8 +33,8 @@ def decision_map(frame, title: str, scheme: str):
         .mark_rect()
         .encode(
             x=alt.X("epoch:O", title="epoch"),
-            y=alt.Y("top:Q", title="image rank (easiest first)", scale=alt.Scale(domain=[0, data.n_images],
-                    reverse=True, nice=False)),
+            y=alt.Y("top:Q", axis=_charts.count_axis(f"image rank of {data.n_images:,} (easiest first)"),
+                    scale=alt.Scale(domain=[0, data.n_images], reverse=True, nice=False)),
             y2="last:Q",
             color=alt.Color("share:Q", title="share correct", scale=alt.Scale(scheme=scheme, domain=[0, 1])),
             tooltip=[
@@ -124,9 +124,9 @@ with cols[0]:
         alt.Chart(at_epoch)
         .mark_bar(opacity=0.75, color="#1f77b4")
         .encode(
-            x=alt.X("n_right:O", title=f"models right of {len(models)} (TP-agreement × {len(models)})",
-                    axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("observed:Q", title="images"),
+            x=alt.X("n_right:O", axis=_charts.models_axis(
+                len(models), f"models right of {len(models)} (TP-agreement × {len(models)})")),
+            y=alt.Y("observed:Q", axis=_charts.count_axis("images")),
             tooltip=[
                 alt.Tooltip("n_right:Q", title="models right"),
                 alt.Tooltip("tp_agreement:Q", format=".3f"),
@@ -207,7 +207,7 @@ if "learned_epoch" in data.images.columns and "accessibility" in data.images.col
             .mark_bar()
             .encode(
                 x=alt.X("learned:N", sort=sort, title="learned epoch (median over models)"),
-                y=alt.Y("images:Q", title="images", stack=True),
+                y=alt.Y("images:Q", stack=True, axis=_charts.count_axis("images")),
                 color=alt.Color("category:N", scale=_common.CATEGORY_SCALE),
                 tooltip=[alt.Tooltip("learned:N", title="learned epoch"), alt.Tooltip("category:N"),
                          alt.Tooltip("images:Q", format=",")],
@@ -223,7 +223,7 @@ if "learned_epoch" in data.images.columns and "accessibility" in data.images.col
             .encode(
                 x=alt.X("low:Q", bin="binned", title="Accessibility", scale=alt.Scale(domain=[0, 1])),
                 x2="high:Q",
-                y=alt.Y("images:Q", title="images", stack=True),
+                y=alt.Y("images:Q", stack=True, axis=_charts.count_axis("images")),
                 color=alt.Color("category:N", scale=_common.CATEGORY_SCALE),
                 tooltip=[alt.Tooltip("low:Q", title="from", format=".2f"), alt.Tooltip("high:Q", title="to", format=".2f"),
                          alt.Tooltip("category:N"), alt.Tooltip("images:Q", format=",")],

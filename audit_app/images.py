@@ -101,15 +101,16 @@ def show_image(image_id: int) -> None:
 
 
 # ---- filters
-cols = st.columns([2, 3, 2, 2])
+cols = st.columns(2)  # the category chips need half the page: three of them side by side
 categories = cols[0].multiselect(
     "Category", CATEGORIES, default=list(CATEGORIES), key="images_category",
     help=f"At tolerance {t} (set on Overview).",
 )
 classes = cols[1].multiselect("Class", data.class_names, key="images_class", placeholder="all classes")
 scores = _frames.score_columns(data.images)
-sort_by = cols[2].selectbox("Sort by", scores, key="images_sort")
-order = cols[3].radio("Order", ["lowest first", "highest first"], key="images_order", horizontal=True)
+cols = st.columns([2, 2, 3])
+sort_by = cols[0].selectbox("Sort by", scores, key="images_sort")
+order = cols[1].radio("Order", ["lowest first", "highest first"], key="images_order", horizontal=True)
 deep = _frames.deep_filter_options(data.images)
 causes, depth_types, label_issues_only = [], [], False
 if deep:

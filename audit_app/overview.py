@@ -12,7 +12,7 @@ from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import REFERENCE_COLOURS
 from audit.report_html import headline
-from audit_app import _common, _data, _frames
+from audit_app import _charts, _common, _data, _frames
 
 data = _common.require_audit()
 _common.header("Overview", data, "Which images are trivial, impossible or inconclusive")
@@ -77,8 +77,9 @@ hist = (
     alt.Chart(bars_frame)
     .mark_bar(opacity=0.8)
     .encode(
-        x=alt.X("n_correct:O", title="models that classify the image correctly (n_correct)"),
-        y=alt.Y("images:Q", title="images", scale=y_scale),
+        x=alt.X("n_correct:O", axis=_charts.models_axis(
+            data.n_models, f"models of {data.n_models} that classify the image correctly (n_correct)")),
+        y=alt.Y("images:Q", scale=y_scale, axis=_charts.count_axis("images")),
         color=alt.Color("category:N", scale=_common.CATEGORY_SCALE, title="observed"),
         tooltip=[
             alt.Tooltip("n_correct:O"),
@@ -167,7 +168,7 @@ with left:
             .mark_bar()
             .encode(
                 x=alt.X("accuracy_pct:Q", bin=alt.Bin(step=1), title="accuracy at the final epoch (%, bins of 1)"),
-                y=alt.Y("count():Q", title="models"),
+                y=alt.Y("count():Q", axis=_charts.count_axis("models")),
                 color=alt.Color("group:N", title="group", scale=_common.condition_scale(models["group"])),
                 tooltip=[alt.Tooltip("count():Q", title="models"), alt.Tooltip("group:N")],
             )

@@ -94,12 +94,12 @@ def test_deeper_page_shows_every_measure_it_has(audit_with_representations):
     assert headers == ["Representational similarity", "Training-dynamics scores", "Stability of the split",
                        "Prediction depth", "Learnability", "Label issues"]
     specs = [el.proto.spec for el in at.get("vega_lite_chart")]
-    assert any("RSA, all images" in s for s in specs)
+    assert any(f"RSA between {N_MODELS} models, all images" in s for s in specs)
     assert any("against the base model" in s for s in specs)
     at.radio(key="deeper_rsa_measure").set_value("CKA").run()
     at.radio(key="deeper_rsa_subset").set_value("inconclusive").run()
     assert not at.exception
-    assert any("CKA, inconclusive images" in el.proto.spec for el in at.get("vega_lite_chart"))
+    assert any(f"CKA between {N_MODELS} models, inconclusive images" in el.proto.spec for el in at.get("vega_lite_chart"))
     # a synthetic audit has no depth, learnability or probabilities: each section says so
     infos = " ".join(i.value for i in at.info)
     assert "No prediction depth" in infos and "No learnability" in infos and "No label issues" in infos
