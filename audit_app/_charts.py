@@ -66,8 +66,10 @@ def matrix_chart(long: pd.DataFrame, order: Sequence[str], *, title: str, x: str
         alt.Tooltip(f"{value}:Q", title=value_title or "value", format=".3f")]
     return (
         alt.Chart(long).mark_rect().encode(
-            x=alt.X(f"{x}:N", sort=columns, title=None, axis=alt.Axis(labelAngle=-90 if small else -45, **label)),
-            y=alt.Y(f"{y}:N", sort=list(order), title=None, axis=alt.Axis(**label)),
+            x=alt.X(f"{x}:N", sort=columns, title=None, scale=alt.Scale(domain=columns),
+                    axis=alt.Axis(labelAngle=-90 if small else -45, **label)),
+            y=alt.Y(f"{y}:N", sort=list(order), title=None, scale=alt.Scale(domain=list(order)),
+                    axis=alt.Axis(**label)),
             color=alt.Color(f"{value}:Q", title=value_title, scale=alt.Scale(scheme=scheme, domain=list(domain))),
             tooltip=list(tips),
         ).properties(width=alt.Step(cell), height=alt.Step(cell), title=title)

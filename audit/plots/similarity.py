@@ -18,15 +18,11 @@ from audit.plots import style as st
 MAX_LABELLED = 40
 
 
-def _matrix(ax, fig, values: np.ndarray, labels, title: str, cmap: str, label: str) -> None:
-    im = ax.imshow(values, vmin=0, vmax=1, cmap=cmap)
-    n = len(labels)
-    if n <= MAX_LABELLED:
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=5 if n > 20 else 6)
-        ax.set_yticks(range(n), labels, fontsize=5 if n > 20 else 6)
-    else:
-        ax.set_xticks([])
-        ax.set_yticks([])
+def _matrix(ax, fig, values: np.ndarray, labels, title: str, cmap: str, label: str, *, side_in: float) -> None:
+    """One matrix panel: square cells, labels sized to its rows (`style.matrix_labels`), a colour bar."""
+    im = ax.imshow(values, vmin=0, vmax=1, cmap=cmap, interpolation="nearest")
+    if not st.matrix_labels(ax, labels, side_in=side_in, most=MAX_LABELLED):
+        ax.set_xlabel(f"{len(labels):,} rows and columns")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.8, label=label)
 
@@ -47,8 +43,9 @@ def representation_figure(matrices: Mapping[tuple[str, str], pd.DataFrame], vs_b
     fig, axes = st.new_figure(width, 0.9 * st.figure_width(width, style), ncols=2, nrows=2, style=style)
     for ax, measure in zip(axes[0], ("rsa", "cka"), strict=True):
         frame = matrices[(measure, "all")]
-        _matrix(ax, fig, frame.to_numpy(), list(frame.index), f"{measure.upper()}, all captured images", "viridis",
-                measure.upper())
+        _matrix(ax, fig, frame.to_numpy(), list(frame.index),
+                f"{measure.upper()} of {len(frame)} models, all captured images", "viridis", measure.upper(),
+                side_in=0.3 * st.figure_width(width, style))
     models = list(dict.fromkeys(vs_base["model"]))
     colours = [st.condition_colour(st.condition_of(groups, m)) for m in models]
     x = np.arange(len(models))
@@ -61,8 +58,9 @@ def representation_figure(matrices: Mapping[tuple[str, str], pd.DataFrame], vs_b
             ax.bar(x + (i - (len(subsets) - 1) / 2) * width_bar, values, width_bar, color=colours,
                    alpha=1.0 if subset == "all" else 0.45, hatch=None if subset == "all" else "///",
                    edgecolor="white", lw=0.3, label=f"{subset} images")
-        ax.set_xticks(x, models if len(models) <= MAX_LABELLED else [""] * len(models), rotation=90,
-                      fontsize=5 if len(models) > 20 else 6)
+        size = min(6.0, 0.7 * 0.4 * st.figure_width(width, style) * 72 / max(len(models), 1))
+        ax.set_xticks(x, models if len(models) <= MAX_LABELLED and size >= 4 else [""] * len(models), rotation=90,
+                      fontsize=size)
         ax.set_ylim(min(0.0, float(np.nanmin(part["value"])) if len(part) else 0.0), 1)
         ax.set_ylabel(f"{measure} with {base}")
         ax.set_title(f"{measure}: each model against {base}")
@@ -83,7 +81,7 @@ def confusion_figure(counts: Mapping[str, np.ndarray], class_names, *, width: st
     axes = np.atleast_1d(axes)
     for ax, (subset, c) in zip(axes, counts.items(), strict=True):
         _matrix(ax, fig, row_shares(c), list(class_names), f"{subset} images ({int(c.sum()):,} decisions)",
-                "magma_r", "share of the row")
+                "magma_r", "share of the row", side_in=0.4 * st.figure_width(width, style) / len(counts))
         ax.set_xlabel("taken for (predicted class)")
         ax.set_ylabel("true class")
     return fig

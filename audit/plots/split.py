@@ -166,19 +166,14 @@ def kappa_matrices_figure(matrices: Mapping[str, pd.DataFrame], groups: Mapping[
         im = ax.imshow(arrays[subset], vmin=lo, vmax=1, cmap="viridis", interpolation="nearest")
         mean = consistency.mean_error_consistency(arrays[subset])
         ax.set_title(f"{SUBSET_TITLES[subset]} (mean κ {mean:.2f})")
-        if len(names) <= MATRIX_LABELS_MAX:
-            size = 5 if len(names) > 12 else 6
-            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=size)
-            ax.set_yticks(range(len(names)), names, fontsize=size)
+        if st.matrix_labels(ax, names, side_in=0.3 * st.figure_width(width, style), most=MATRIX_LABELS_MAX):
             if groups:
                 palette = st.palette_of(groups, names)
                 for label, name in zip(ax.get_yticklabels(), names, strict=True):
                     label.set_bbox({"facecolor": palette[st.condition_of(groups, name)], "alpha": 0.35, "lw": 0,
                                     "pad": 0.6})
         else:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel(f"{len(names)} models, clustered")
+            ax.set_xlabel(f"{len(names)} models" + (", clustered" if len(names) > MATRIX_LABELS_MAX else ""))
         ax.spines[:].set_visible(False)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.8, label="error consistency κ")

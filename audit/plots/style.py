@@ -173,6 +173,21 @@ def integer_ticks(ax, axis: str = "both") -> None:
         getattr(ax, f"{name}axis").set_major_locator(MaxNLocator(integer=True))
 
 
+def matrix_labels(ax, labels, *, side_in: float, most: int = 40) -> bool:
+    """Name the rows and columns of a square matrix drawn about `side_in` inches across, at a font size
+    that gives each label its row (at most 6 pt); no labels when there are more than `most` or they would
+    be under 4 pt. Returns whether the labels are drawn."""
+    n = len(labels)
+    size = min(6.0, 0.7 * side_in * 72 / max(n, 1))
+    if n > most or size < 4:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return False
+    ax.set_xticks(range(n), list(labels), rotation=90, fontsize=size)
+    ax.set_yticks(range(n), list(labels), fontsize=size)
+    return True
+
+
 def percent_axis(ax, axis: str = "y", *, share: bool = True) -> None:
     """Label a share axis (values 0-1 when `share`, else 0-100) in percent."""
     from matplotlib.ticker import PercentFormatter
