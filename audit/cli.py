@@ -399,7 +399,7 @@ def import_(
         reader = source_reader(image_source, split=split, image_column=image_column)
     class_list = read_class_list(classes) if classes else None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         reading = bar.add_task("reading the decisions", total=None)
         decisions = read_decisions_source(source, source_format=source_format, labels=labels, classes=class_list,
                                           progress=lambda done, total: bar.update(reading, completed=done,

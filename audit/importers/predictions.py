@@ -9,11 +9,13 @@ thousand images fit in a few hundred megabytes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from audit.importers.columns import PREDICTION_FILE, check_class_indices, check_columns
 from audit.importers.common import DecisionSource, ImportDataError, require_columns, store_rows
 from audit.importers.readers import read_labels
 
@@ -200,12 +202,15 @@ def read_prediction_files(folder: str | Path, *, labels: str | Path | None = Non
                                   f"{files[first_maker[ids[j]]].name}" for j in clash[:3])
                 raise ImportDataError(f"{f}: images whose label differs from an earlier file's ({shown}); fix the "
                                       "labels so that each image has one")
-        for col in ("true_prob", "top_prob"):
+        for col in ("true_prob", "top_prob"):  # numbers from 0 to 1 or empty (checked on reading)
             if col in frame.columns:
-                mine[col] = _probabilities(frame[col], f, col)
+                mine[col] = frame[col].to_numpy(np.float32)
         per_model[f.stem] = mine
         if progress is not None:
             progress(i + 1, len(files))
+    if codes_of.numeric and classes is None:  # the labels' classes bound the predictions
+        for f in files:
+            check_class_indices(int(known_labels.max(initial=0)), per_model[f.stem]["predicted"], f, given=None)
     class_list, remap = codes_of.finish()
     if remap is not None:
         known_labels = remap[known_labels]
@@ -238,19 +243,8 @@ def _read_one(path: Path, *, need_label: bool):
     require_columns(pd.DataFrame(columns=found), needed, path)
     if table.num_rows == 0:
         raise ImportDataError(f"{path} holds no predictions")
-    for col in needed:
-        nulls = table.column(col).null_count
-        if nulls:
-            row = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0])
-            raise ImportDataError(f"{path}: column {col} is empty in row {row}")
+    columns = [c if c.name != "label" or need_label else replace(c, nullable=True) for c in PREDICTION_FILE]
+    frame = check_columns(table.to_pandas(), columns, path)
     image = table.column("image")
-    return table.to_pandas(), image if pa.types.is_string(image.type) else image.cast(pa.string())
+    return frame, image if pa.types.is_string(image.type) else image.cast(pa.string())
 
-
-def _probabilities(values: pd.Series, path: Path, column: str) -> np.ndarray:
-    p = pd.to_numeric(values, errors="coerce").to_numpy(np.float32)
-    bad = ~np.isnan(p) & ((p < 0) | (p > 1) | ~np.isfinite(p))
-    if bad.any():
-        raise ImportDataError(f"{path}: column {column} holds {p[bad][0]} in row {int(np.flatnonzero(bad)[0])}; "
-                              "probabilities lie between 0 and 1")
-    return p

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit.importers.columns import DECISION_TABLE, check_columns
 from audit.importers.common import (
     DECISION_TABLE_COLUMNS,
     MVH_COLUMNS,
@@ -38,6 +39,7 @@ def read_long_table(path: str | Path, *, classes: list[str] | None = None) -> Im
     else:
         raise ImportDataError(f"{path}: expected a .csv, .tsv or .parquet table of decisions")
     require_columns(frame, REQUIRED_COLUMNS, path)
+    frame = check_columns(frame, DECISION_TABLE, path)
     unknown = sorted(set(frame.columns) - set(DECISION_TABLE_COLUMNS))
     notes = [f"ignored columns {', '.join(unknown)}"] if unknown else []
     table = normalise(frame, path, classes)

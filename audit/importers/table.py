@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from audit.importers.columns import check_class_indices
 from audit.importers.common import (
     DECISION_TABLE_COLUMNS,
     MAKER_KINDS,
@@ -161,12 +162,12 @@ def _to_indices(labels: pd.Series, predicted: pd.Series, classes: list[str] | No
     if numeric:
         lab = pd.to_numeric(labels).to_numpy(np.int64)
         pred = pd.to_numeric(predicted).to_numpy(np.int64)
-        n = len(classes) if classes is not None else int(max(lab.max(), pred.max())) + 1
-        for name, values in (("label", lab), ("predicted", pred)):
-            out = (values < 0) | (values >= n)
-            if out.any():
-                raise ImportDataError(f"{where}: column {name} holds {int(values[out][0])}, outside the "
-                                      f"{n} classes (0..{n - 1}); give --classes FILE with every class")
+        n = len(classes) if classes is not None else int(lab.max()) + 1
+        out = (lab < 0) | (lab >= n)
+        if out.any():
+            raise ImportDataError(f"{where}: column label holds {int(lab[out][0])}, outside the {n} classes "
+                                  f"(0..{n - 1}); give --classes FILE with every class")
+        check_class_indices(int(lab.max()), pred, where, given=len(classes) if classes is not None else None)
         return (list(classes) if classes is not None else [str(i) for i in range(n)]), lab, pred
     lab_text, pred_text = labels.astype(str), predicted.astype(str)
     if classes is None:
