@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.ddd-audit-installed
 OUT    ?= runs/default
 MODELS ?= efficientnet_lite0@48
 
-.PHONY: setup audit test test-fast app figures bench gpu-check lint clean
+.PHONY: setup audit test test-fast app figures bench gpu-check lint clean docs
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -44,6 +44,10 @@ bench: $(STAMP)
 GPU_PY := $(if $(wildcard $(PY)),$(PY),python3)
 gpu-check:
 	$(GPU_PY) benchmarks/gpu_check.py --device auto
+
+## make docs: build the documentation site into site/ (offline; strict, so a broken link or reference fails)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
