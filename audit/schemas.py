@@ -30,7 +30,12 @@ TRAIN_PARTS = ("all", "half", "first_half", "second_half")
 
 
 class InputError(ValueError):
-    """An input that breaks its schema; the message is one line: where, the field, the values allowed."""
+    """An input that breaks its schema; the message is one line: where, the field, the values allowed.
+    `field` is the top-level field at fault (None when unknown)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 # --------------------------------------------------------------------------- one line per violation
@@ -44,7 +49,9 @@ def check(model: type[BaseModel], data: Any, where: str, *,
     try:
         return model.model_validate(_plain(data))
     except ValidationError as exc:
-        raise InputError(explain(exc, model, data, where, field_name=field_name)) from None
+        loc = exc.errors(include_url=False)[0]["loc"]
+        field = loc[0] if loc and isinstance(loc[0], str) else None
+        raise InputError(explain(exc, model, data, where, field_name=field_name), field) from None
 
 
 def explain(exc: ValidationError, model: type[BaseModel], data: Any, where: str, *,

@@ -1,8 +1,9 @@
 """`ddd-audit study ...`: create a 2AFC study from an audit, add observers, analyse, export.
 
 Each command is a thin wrapper around one library call in human_study; bad input ends with a
-one-line "error: ..." on stderr and a non-zero exit code, never a traceback. Importing this
-module needs only Typer: SQLAlchemy and statsmodels are imported when a command runs.
+one-line "error: ..." on stderr and a non-zero exit code (2 for a setting out of its bounds), never a
+traceback. Importing this module needs only Typer and pydantic: SQLAlchemy and statsmodels are imported
+when a command runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+
+from audit.schemas import InputError
+from human_study import settings as bounds  # the options' bounds (pydantic and audit.schemas only)
 
 TOKEN_ENV = "DDD_STUDY_TOKEN"
 DEFAULT_BASE_URL = "http://localhost:8501"
@@ -43,6 +47,8 @@ def _errors() -> Iterator[None]:
         yield
     except typer.Exit:
         raise
+    except InputError as err:  # a setting out of its bounds (human_study.settings): a usage error
+        _fail(_one_line(err), code=2)
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] in ("sqlalchemy", "statsmodels"):
             _fail(f"missing package {err.name!r}; the study commands need: pip install 'ddd-audit[study]'")
@@ -101,41 +107,41 @@ def create(
         "--db",
         help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db (default: SQLite study.db).",
     ),
-    trials: int = typer.Option(149, "--trials", min=1, help="Main trials per observer."),
+    trials: int = typer.Option(149, "--trials", min=1, max=bounds.MAX_TRIALS, help="Main trials per observer."),
     practice: int = typer.Option(
-        5, "--practice", min=0, help="Practice trials with feedback (images not used elsewhere)."
+        5, "--practice", min=0, max=bounds.MAX_PRACTICE, help="Practice trials with feedback (images not used elsewhere)."
     ),
     tolerance: int = typer.Option(
-        0, "--tolerance", min=0, help="t: trivial = n_correct >= M - t, impossible = n_correct <= t."
+        0, "--tolerance", min=0, max=bounds.MAX_TOLERANCE, help="t: trivial = n_correct >= M - t, impossible = n_correct <= t."
     ),
     match_class: bool = typer.Option(False, "--match-class", help="Pair images of the same class."),
-    catch: int = typer.Option(0, "--catch", min=0, help="Catch trials: a trivial image against a pure-noise image."),
+    catch: int = typer.Option(0, "--catch", min=0, max=bounds.MAX_CATCH, help="Catch trials: a trivial image against a pure-noise image."),
     seed: int | None = typer.Option(
-        None, "--seed", help="Study seed (pairs and observer orders); random if not given."
+        None, "--seed", min=0, max=bounds.MAX_SEED, help="Study seed (pairs and observer orders); random if not given."
     ),
-    size: int = typer.Option(224, "--size", min=16, help="Stimulus size in pixels (square, not normalised)."),
+    size: int = typer.Option(224, "--size", min=bounds.MIN_SIZE, max=bounds.MAX_SIZE, help="Stimulus size in pixels (square, not normalised)."),
     question: str = typer.Option(
         "harder", "--question", help="Ask for the 'harder' (paper) or the 'easier' image."
     ),
-    observers: int = typer.Option(0, "--observers", min=0, help="Observer codes to create right away."),
+    observers: int = typer.Option(0, "--observers", min=0, max=bounds.MAX_OBSERVERS, help="Observer codes to create right away."),
     break_every: int | None = typer.Option(
-        None, "--break-every", min=0, help="Offer a break after this many trials (0 = none; default: blocks of at most 50)."
+        None, "--break-every", min=0, max=bounds.MAX_TRIALS, help="Offer a break after this many trials (0 = none; default: blocks of at most 50)."
     ),
     sequence: str = typer.Option(
         "meding2022", "--sequence", help="Trial sequence preset: meding2022 (self-paced), lab, masked."
     ),
-    fixation_ms: int | None = typer.Option(None, "--fixation-ms", min=0, help="Fixation cross before each pair (ms)."),
+    fixation_ms: int | None = typer.Option(None, "--fixation-ms", min=0, max=bounds.MAX_PHASE_MS, help="Fixation cross before each pair (ms)."),
     stimulus_ms: int | None = typer.Option(
-        None, "--stimulus-ms", min=1, help="Longest presentation of the pair (ms); default until the answer."
+        None, "--stimulus-ms", min=1, max=bounds.MAX_PHASE_MS, help="Longest presentation of the pair (ms); default until the answer."
     ),
     mask: bool | None = typer.Option(None, "--mask/--no-mask", help="A noise mask after --stimulus-ms."),
-    iti_ms: int | None = typer.Option(None, "--iti-ms", min=0, help="Blank interval between trials (ms)."),
+    iti_ms: int | None = typer.Option(None, "--iti-ms", min=0, max=bounds.MAX_PHASE_MS, help="Blank interval between trials (ms)."),
     background: str = typer.Option("#808080", "--background", help="Page colour behind the stimuli."),
     fullscreen: bool = typer.Option(False, "--fullscreen", help="Ask observers to switch to full screen."),
     size_deg: float | None = typer.Option(
-        None, "--size-deg", help="Stimulus size in degrees of visual angle (observers calibrate their screen)."
+        None, "--size-deg", min=0.5, max=60, help="Stimulus size in degrees of visual angle (observers calibrate their screen)."
     ),
-    distance_cm: float = typer.Option(57.0, "--distance-cm", help="Viewing distance proposed at calibration."),
+    distance_cm: float = typer.Option(57.0, "--distance-cm", min=20, max=300, help="Viewing distance proposed at calibration."),
     completion_code: str | None = typer.Option(
         None, "--completion-code", help="Code shown on the debrief for a recruiting service."
     ),
@@ -146,7 +152,7 @@ def create(
         "flag", "--attention", help="Failed catch trials: 'flag' the observer, or 'end' the experiment."
     ),
     attention_max_failures: int = typer.Option(
-        1, "--attention-max-failures", min=1, help="Failed catch trials that end it (with --attention end)."
+        1, "--attention-max-failures", min=1, max=bounds.MAX_ATTENTION_FAILURES, help="Failed catch trials that end it (with --attention end)."
     ),
     open_enrolment: bool = typer.Option(
         False, "--open-enrolment", help="One link for a recruiting service; each participant id gets an observer."
@@ -177,12 +183,10 @@ def create(
 
         if base_url is not None:
             observer_link(base_url, "0" * 12, "CODE")  # checks the URL before anything is written
-        if not Path(audit).exists():
-            _fail(f"audit directory {audit} does not exist")
         from human_study.design import SEQUENCE_PRESETS
 
         if sequence not in SEQUENCE_PRESETS:
-            _fail(f"--sequence must be one of {', '.join(SEQUENCE_PRESETS)}, got {sequence!r}")
+            _fail(f"--sequence must be one of {', '.join(SEQUENCE_PRESETS)}, got {sequence!r}", code=2)
         given = {"fixation_ms": fixation_ms, "stimulus_ms": stimulus_ms, "mask": mask, "iti_ms": iti_ms}
         timing = {**SEQUENCE_PRESETS[sequence], **{k: v for k, v in given.items() if v is not None}}
         config = DesignConfig(
@@ -206,6 +210,9 @@ def create(
             seed=seed,
             break_every=break_every,
         )
+        config.validate()  # the settings first: nothing is read or written before they are sound
+        if not Path(audit).exists():
+            _fail(f"audit directory {audit} does not exist")
         made = create_study(audit, name, config=config, db_url=db, n_observers=observers, base_url=base_url,
                             allow_incomplete=allow_incomplete)
         d, c = made.design, made.design.config

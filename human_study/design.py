@@ -7,7 +7,6 @@ Deterministic given the seed; reads the audit, writes nothing. Orders per observ
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +17,7 @@ import numpy as np
 from audit.metrics.difficulty import check_tolerance, split_masks
 from human_study.errors import StudyError
 from human_study.schedule import SCHEDULE_VERSION
+from human_study.settings import check_study_settings
 from human_study.stimuli import noise_filename, stimulus_filename
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,9 +42,6 @@ SEQUENCE_PRESETS = {
     "masked": {"fixation_ms": 300, "stimulus_ms": 200, "mask": True, "iti_ms": 500},
 }
 ATTENTION_POLICIES = ("flag", "end")
-BACKGROUND_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-COMPLETION_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_PHASE_MS = 60_000
 
 
 # --------------------------------------------------------------------------- configuration
@@ -105,55 +102,9 @@ class DesignConfig:
     open_enrolment: bool = False
 
     def validate(self) -> None:
-        self._validate_design()
-        self._validate_display()
-
-    def _validate_display(self) -> None:
-        for name in ("fixation_ms", "iti_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value <= MAX_PHASE_MS:
-                raise StudyError(f"{name} must be an integer from 0 to {MAX_PHASE_MS} ms, got {value!r}")
-        if self.stimulus_ms is not None and (
-            isinstance(self.stimulus_ms, bool) or not isinstance(self.stimulus_ms, int | np.integer)
-            or not 1 <= self.stimulus_ms <= MAX_PHASE_MS
-        ):
-            raise StudyError(f"stimulus_ms must be an integer from 1 to {MAX_PHASE_MS} ms, got {self.stimulus_ms!r}")
-        if self.mask and self.stimulus_ms is None:
-            raise StudyError("a mask needs a presentation limit; set stimulus_ms (--stimulus-ms)")
-        if not isinstance(self.background, str) or not BACKGROUND_RE.match(self.background):
-            raise StudyError(f"background must be a colour like #808080, got {self.background!r}")
-        if self.size_deg is not None and not (isinstance(self.size_deg, int | float) and 0.5 <= self.size_deg <= 60):
-            raise StudyError(f"size_deg must be from 0.5 to 60 degrees, got {self.size_deg!r}")
-        if not isinstance(self.viewing_distance_cm, int | float) or not 20 <= self.viewing_distance_cm <= 300:
-            raise StudyError(f"viewing_distance_cm must be from 20 to 300 cm, got {self.viewing_distance_cm!r}")
-        if self.completion_code is not None and not COMPLETION_CODE_RE.match(str(self.completion_code)):
-            raise StudyError(
-                f"completion_code must be 1-64 letters, digits, - or _, got {self.completion_code!r}"
-            )
-        if self.redirect_url is not None and not re.match(r"^https?://[^\s<>\"']+$", str(self.redirect_url)):
-            raise StudyError(f"redirect_url must be an http(s) URL, got {self.redirect_url!r}")
-        if self.attention_policy not in ATTENTION_POLICIES:
-            raise StudyError(f"attention_policy must be one of {ATTENTION_POLICIES}, got {self.attention_policy!r}")
-        if isinstance(self.attention_max_failures, bool) or not isinstance(self.attention_max_failures, int) or self.attention_max_failures < 1:
-            raise StudyError(f"attention_max_failures must be an integer >= 1, got {self.attention_max_failures!r}")
-
-    def _validate_design(self) -> None:
-        for name, low in (("n_trials", 1), ("n_practice", 0), ("n_catch", 0), ("tolerance", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise StudyError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.n_trials > 5000:
-            raise StudyError(f"n_trials must be at most 5000, got {self.n_trials}")
-        if not isinstance(self.size, int | np.integer) or not 16 <= self.size <= 2048:
-            raise StudyError(f"size must be an integer between 16 and 2048 pixels, got {self.size!r}")
-        if self.question not in QUESTIONS:
-            raise StudyError(f"question must be one of {sorted(QUESTIONS)}, got {self.question!r}")
-        if self.break_every is not None and (
-            isinstance(self.break_every, bool) or not isinstance(self.break_every, int | np.integer) or self.break_every < 0
-        ):
-            raise StudyError(f"break_every must be an integer >= 0, got {self.break_every!r}")
-        if self.seed is not None and (not isinstance(self.seed, int | np.integer) or self.seed < 0):
-            raise StudyError(f"seed must be a non-negative integer, got {self.seed!r}")
+        """Raise StudySettingsError (a StudyError), naming the setting and its option, unless every field is
+        within its bounds (`human_study.settings.StudySettings`)."""
+        check_study_settings(asdict(self))
 
     @property
     def n_total(self) -> int:
