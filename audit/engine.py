@@ -113,8 +113,6 @@ def _val_subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
     return dataclasses.replace(ds, val=ds.val.subset(idx))
 
 
-
-
 def check_writable_folder(option: str, path: str | Path) -> None:
     """Raise AuditError, naming the option, unless `path` is a folder, or can become one, that we may write."""
     path = Path(path)

@@ -162,8 +162,10 @@ def _to_indices(labels: pd.Series, predicted: pd.Series, classes: list[str] | No
     if numeric:
         lab = pd.to_numeric(labels).to_numpy(np.int64)
         pred = pd.to_numeric(predicted).to_numpy(np.int64)
+        if (lab < 0).any():
+            raise ImportDataError(f"{where}: column label holds {int(lab[lab < 0][0])}; class indices are 0 or more")
         n = len(classes) if classes is not None else int(lab.max()) + 1
-        out = (lab < 0) | (lab >= n)
+        out = lab >= n
         if out.any():
             raise ImportDataError(f"{where}: column label holds {int(lab[out][0])}, outside the {n} classes "
                                   f"(0..{n - 1}); give --classes FILE with every class")
