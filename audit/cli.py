@@ -21,6 +21,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from audit import __version__
+
+        typer.echo(f"ddd-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Audit an image dataset for dichotomous data difficulty."""
+
+
 from audit import schemas as bounds  # noqa: E402  (the options' bounds; checked again on the AuditConfig)
 from audit.cli_output import (  # noqa: E402  (after the app, as its commands use them)
     CliProgress,

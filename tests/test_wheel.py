@@ -123,7 +123,7 @@ def test_the_installed_commands_run_from_an_empty_folder(installed):
         server.terminate()
         server.wait(timeout=20)
 
-    study = _run(installed, "study", "create", "--audit", "runs/digits", "--name", "pilot", "--trials", "10",
+    study = _run(installed, "study", "create", "--audit", "runs/digits", "--name", "pilot", "--trials", "5", "--practice", "1",
                  "--allow-incomplete", "--observers", "1")
     assert study.returncode == 0, study.stdout[-2000:] + study.stderr[-2000:]
     port = free_port()
@@ -154,3 +154,11 @@ def _page_text(url: str, wait_for: str) -> str:
             return page.inner_text("body")
         finally:
             browser.close()
+
+
+def test_one_version_everywhere():
+    """pyproject takes the version from audit.__version__; the citation and the changelog name the same."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'version = { attr = "audit.__version__" }' in pyproject
+    assert f"version: {audit.__version__}" in (ROOT / "CITATION.cff").read_text()
+    assert f"## {audit.__version__}" in (ROOT / "CHANGELOG.md").read_text()
