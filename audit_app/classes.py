@@ -123,9 +123,10 @@ if drawn:
         value_title="share of the row", scheme="orangered", tooltip=tips,
         title=f"{subset.capitalize()} images ({n_shown:,}): what each of {len(order)} true classes is taken for")
     cells = cells.encode(x=alt.X("predicted:N", sort=list(data.class_names), title="taken for (predicted class)",
+                                 scale=alt.Scale(domain=list(data.class_names)),
                                  axis=alt.Axis(labelAngle=0 if len(data.class_names) <= 12 else -90,
                                                labelLimit=_charts.LABEL_LIMIT, labelOverlap=False)),
-                         y=alt.Y("true:N", sort=order, title="true class",
+                         y=alt.Y("true:N", sort=order, title="true class", scale=alt.Scale(domain=order),
                                  axis=alt.Axis(labelLimit=_charts.LABEL_LIMIT, labelOverlap=False)))
     _common.chart(cells, key="classes_confusion", width="content")
 else:

@@ -125,7 +125,7 @@ def test_consistency_is_cohen_kappa(digits_audit):
     n_right = correct.sum(axis=1)
     strict = (n_right > 0) & (n_right < m)
     at = open_page(digits_audit, "consistency", tolerance=0)
-    assert f"({strict.sum():,} images)" in chart_with(at, "Inconclusive images: mean")["spec"]
+    assert f"({strict.sum():,} images, " in chart_with(at, "Inconclusive images: mean")["spec"]
 
 
 def test_dynamics_maps_swaps_and_tp_agreement(digits_audit):
