@@ -23,22 +23,6 @@ app = typer.Typer(
 )
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        from audit import __version__
-
-        typer.echo(f"ddd-audit {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main_options(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Audit an image dataset for dichotomous data difficulty."""
-
-
 from audit import schemas as bounds  # noqa: E402  (the options' bounds; checked again on the AuditConfig)
 from audit.cli_output import (  # noqa: E402  (after the app, as its commands use them)
     CliProgress,
@@ -526,8 +510,9 @@ def list_(what: str = typer.Argument("all", help="datasets, presets, architectur
 
 
 def _mount_app():
-    from audit.cli_app import app_command
+    from audit.cli_app import app_command, main_options
 
+    app.callback()(main_options)
     app.command(name="app")(app_command)
 
 

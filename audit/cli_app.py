@@ -1,4 +1,4 @@
-"""`ddd-audit app`: open an audit's report in the Streamlit app (see audit.app_server)."""
+"""`ddd-audit app`: open an audit's report in the Streamlit app (see audit.app_server); and `ddd-audit --version`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ from pathlib import Path
 import typer
 
 from audit.cli_output import console
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from audit import __version__
+
+        typer.echo(f"ddd-audit {__version__}")
+        raise typer.Exit()
+
+
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Audit an image dataset for dichotomous data difficulty."""
 
 
 def app_command(
