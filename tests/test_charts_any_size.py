@@ -194,3 +194,75 @@ def test_the_histogram_counts_whole_models_up_to_the_audits(n):
     ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert all(float(t).is_integer() for t in ticks) and max(ticks) <= n
     assert hi < n + 1 and f"of {n})" in ax.get_xlabel()
+
+
+# --------------------------------------------------------------------------- the report's deeper figures
+def _visible_ticks(ax, axis: str = "x") -> list[float]:
+    lo, hi = sorted(getattr(ax, f"get_{axis}lim")())
+    return [float(t) for t in getattr(ax, f"get_{axis}ticks")() if lo <= t <= hi]
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_stability_figure_counts_whole_models_up_to_the_audits_and_states_the_projection(n):
+    from audit.deep.dynamics_scores import _fig_stability
+
+    curve = _curve(n)
+    curve["kappa_mean"] = np.where(curve["observed"], 0.3, np.nan)
+    curve["kappa_low"], curve["kappa_high"] = curve["kappa_mean"] - 0.05, curve["kappa_mean"] + 0.05
+    fig = _fig_stability(curve, n)
+    _no_overlaps(fig)
+    for ax in fig.axes:
+        ticks = _visible_ticks(ax)
+        assert all(t.is_integer() for t in ticks) and max(ticks) == n and len(ticks) <= 9
+        assert max(ax.get_xlim()) < n + 1  # the axis ends at the audit's models ...
+        for line in ax.get_lines():
+            assert np.nanmax(np.asarray(line.get_xdata(), float)) <= n  # ... and nothing is drawn beyond them
+    # ... the fit out to 4 x n is stated in words instead, with its own numbers
+    projection = fig.get_supxlabel()
+    top = curve.iloc[-1]
+    assert f"at {4 * n:,} models: trivial {top['trivial_fit']:.1%}, impossible {top['impossible_fit']:.1%}" in projection
+    assert f"audit's {n:,} model" in fig.axes[0].get_title()
+
+
+def test_count_ticks_are_round_whole_numbers_from_the_first_count_to_the_last():
+    from audit.plots import style
+
+    fig, ax = style.new_figure()
+    assert style.count_ticks(ax, 3, 4) == [3, 4] and ax.get_xlim() == (3, 4)
+    assert style.count_ticks(ax, 3, 15) == [4, 6, 8, 10, 12, 15]
+    assert style.count_ticks(ax, 3, 1000) == [3, 150, 300, 450, 600, 750, 1000]
+    assert style.count_ticks(ax, 1, 7, axis="y") == [1, 2, 3, 4, 5, 6, 7] and ax.get_ylim() == (1, 7)
+    assert style.count_ticks(ax, 2, 2) == [2] and ax.get_xlim() == (1.5, 2.5)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_training_scores_figure_labels_every_score_without_overlap(n):
+    from audit.deep.dynamics_scores import SCORE_LABELS, _fig_training_scores
+
+    labels = list(SCORE_LABELS.values())
+    rho = _matrix(len(labels)).set_axis(labels, axis=0).set_axis(labels, axis=1)
+    rng = np.random.default_rng(n)
+    points = pd.DataFrame({"variability": rng.uniform(0, 0.3, 599), "confidence": rng.uniform(0, 1, 599),
+                           "category": rng.choice(["trivial", "inconclusive", "impossible"], 599)})
+    fig = _fig_training_scores(points, rho, n, 599)
+    _no_overlaps(fig)
+    cartography, matrix = fig.axes[:2]
+    assert f"{n:,} model" in cartography.get_title() and "599 images" in cartography.get_title()
+    assert [t.get_text() for t in matrix.get_yticklabels()] == labels  # every score named, in its row
+    assert [t.get_text() for t in matrix.get_xticklabels()] == labels
+    assert matrix.images[0].get_array().shape == (len(labels), len(labels))
+    # the labels fit their rows: each box is no taller than the cell it names
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    cell = matrix.get_window_extent(renderer).height / len(labels)
+    assert all(t.get_window_extent(renderer).height <= cell for t in matrix.get_yticklabels())
+
+
+def test_the_cartography_title_says_when_it_shows_a_sample():
+    from audit.deep.dynamics_scores import SCORE_LABELS, _fig_training_scores
+
+    labels = list(SCORE_LABELS.values())[:3]
+    rho = _matrix(3).set_axis(labels, axis=0).set_axis(labels, axis=1)
+    points = pd.DataFrame({"variability": [0.1] * 4, "confidence": [0.5] * 4, "category": ["trivial"] * 4})
+    fig = _fig_training_scores(points, rho, 4, 50_000)
+    assert fig.axes[0].get_title().endswith("a sample of 4 of 50,000 images")

@@ -95,7 +95,7 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
         pick = _subset(len(cats), MAP_POINTS)
         points = pd.DataFrame({"variability": frame["cartography_variability"].to_numpy()[pick],
                                "confidence": frame["cartography_confidence"].to_numpy()[pick], "category": cats[pick]})
-        out.figures[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn))
+        out.figures[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn), len(cats))
     return out
 
 
@@ -202,12 +202,16 @@ def _subset(n: int, k: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(n, size=k, replace=False))
 
 
+def _models(n: int) -> str:
+    return f"{int(n):,} model{'' if n == 1 else 's'}"
+
+
 def _num(value) -> float | None:
     value = float(value)
     return None if np.isnan(value) else value
 
 
-def _fig_training_scores(points: pd.DataFrame, rho: pd.DataFrame, n_models: int):
+def _fig_training_scores(points: pd.DataFrame, rho: pd.DataFrame, n_models: int, n_images: int | None = None):
     """Cartography map (Swayamdipta et al. 2020 Fig. 1) coloured by DDD category, and the Spearman matrix."""
     from audit.plots import style
 
@@ -218,47 +222,67 @@ def _fig_training_scores(points: pd.DataFrame, rho: pd.DataFrame, n_models: int)
                    color=style.CATEGORY_COLOURS[c], label=f"{c} ({len(part):,})", rasterized=True)
     ax.set_xlabel("variability (sd of true-class probability)")
     ax.set_ylabel("confidence (mean true-class probability)")
-    ax.set_title(f"Cartography map, {n_models} models")
+    n_images = len(points) if n_images is None else n_images
+    of = f"{n_images:,} images" if len(points) >= n_images else f"a sample of {len(points):,} of {n_images:,} images"
+    ax.set_title(f"Cartography map\n{_models(n_models)}, {of}")
     ax.legend(markerscale=4, loc="upper right")
     values = rho.to_numpy(dtype=float)
     im = bx.imshow(values, vmin=-1, vmax=1, cmap="RdBu_r")
     labels = list(rho.columns)
-    bx.set_xticks(range(len(labels)), labels, rotation=90)
-    bx.set_yticks(range(len(labels)), labels)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if not np.isnan(values[i, j]):
-                bx.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=5,
-                        color="white" if abs(values[i, j]) > 0.6 else "black")
+    side = 0.3 * style.figure_width("two")
+    if style.matrix_labels(bx, labels, side_in=side):
+        size = min(5.0, 0.5 * side * 72 / max(len(labels), 1))  # the values fit their cells
+        for i, j in np.argwhere(~np.isnan(values)):
+            bx.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=size,
+                    color="white" if abs(values[i, j]) > 0.6 else "black")
     bx.set_title("Spearman's ρ between per-image scores")
     fig.colorbar(im, ax=bx, shrink=0.8)
     return fig
 
 
+def stability_projection(curve: pd.DataFrame, n_models: int) -> str | None:
+    """What the fit says beyond the audit's `n_models`, as one sentence; None when the curve stops there."""
+    fits = [c for c in CATEGORIES if f"{c}_fit" in curve]
+    beyond = curve[curve["n_models"] > n_models]
+    if beyond.empty or not fits:
+        return None
+    at = beyond.loc[beyond["n_models"].idxmax()]
+    parts = [f"{c} {at[f'{c}_fit']:.1%}" for c in fits if pd.notna(at[f"{c}_fit"])]
+    return f"Projected by the fit at {int(at['n_models']):,} models: {', '.join(parts)}." if parts else None
+
+
 def _fig_stability(curve: pd.DataFrame, n_models: int):
-    """Shares and mean κ on inconclusive images by number of models: resampled mean, 95% band, fitted model."""
+    """Shares and mean κ on inconclusive images by number of models up to the audit's: resampled mean, 95% band,
+    fitted model (dashed); what the fit projects beyond the audit's models is stated under the panels."""
     from audit.plots import style
 
     fig, (ax, bx) = style.new_figure("two", 3.0, ncols=2)
-    seen = curve[curve["observed"]]
+    seen = curve[curve["observed"] & (curve["n_models"] <= n_models)]
+    fitted = curve[curve["n_models"] <= n_models]
+    low = int(seen["n_models"].min()) if len(seen) else n_models
     for c in CATEGORIES:
         colour = style.CATEGORY_COLOURS[c]
-        ax.plot(seen["n_models"], seen[f"{c}_mean"], color=colour, label=c)
+        ax.plot(seen["n_models"], seen[f"{c}_mean"], color=colour, label=c, marker="o" if len(seen) < 3 else None)
         ax.fill_between(seen["n_models"], seen[f"{c}_low"], seen[f"{c}_high"], color=colour, alpha=0.25, lw=0)
         if f"{c}_fit" in curve:
-            ax.plot(curve["n_models"], curve[f"{c}_fit"], color=colour, ls="--", lw=0.8)
-    ax.axvline(n_models, color=style.REFERENCE_COLOURS["null"], lw=0.6, ls=":")
-    style.integer_ticks(ax, "x")
+            ax.plot(fitted["n_models"], fitted[f"{c}_fit"], color=colour, ls="--", lw=0.8)
     ax.set_xlabel("number of models (dashed: inflated beta-binomial fit)")
     ax.set_ylabel("share of images")
     style.percent_axis(ax)
     ax.legend()
-    ax.set_title("Split by number of models")
-    bx.plot(seen["n_models"], seen["kappa_mean"], color=style.REFERENCE_COLOURS["mean"])
-    bx.fill_between(seen["n_models"], seen["kappa_low"], seen["kappa_high"], color=style.REFERENCE_COLOURS["null"],
-                    alpha=0.3, lw=0)
+    ax.set_title(f"Split by number of models\nsubsets of the audit's {_models(n_models)}")
+    if "kappa_mean" in seen:
+        bx.plot(seen["n_models"], seen["kappa_mean"], color=style.REFERENCE_COLOURS["mean"],
+                marker="o" if len(seen) < 3 else None)
+        bx.fill_between(seen["n_models"], seen["kappa_low"], seen["kappa_high"], color=style.REFERENCE_COLOURS["null"],
+                        alpha=0.3, lw=0)
     bx.set_xlabel("number of models")
     bx.set_ylabel("mean κ, inconclusive images")
-    style.integer_ticks(bx, "x")
     bx.set_title("κ on the inconclusive images")
+    for axes in (ax, bx):
+        style.count_ticks(axes, low, n_models)
+    projection = stability_projection(curve, n_models)
+    if projection:
+        fig.supxlabel(projection + " The report's stability.csv holds the whole fitted curve.",
+                      fontsize="small", color="#444444")
     return fig

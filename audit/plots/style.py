@@ -173,6 +173,28 @@ def integer_ticks(ax, axis: str = "both") -> None:
         getattr(ax, f"{name}axis").set_major_locator(MaxNLocator(integer=True))
 
 
+def count_ticks(ax, low: int, high: int, *, axis: str = "x", most: int = 8) -> list[int]:
+    """An axis that counts from `low` to exactly `high` (models, epochs): at most about `most` whole ticks at
+    round steps, the last one at `high`, and the axis ending there. Returns the ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = int(low), int(high)
+    if high <= low:
+        ticks = [high]
+        limits = (high - 0.5, high + 0.5)
+    else:
+        nice = [int(v) for v in MaxNLocator(nbins=most, integer=True).tick_values(low, high)]
+        step = max(nice[1] - nice[0], 1) if len(nice) > 1 else 1
+        ticks = [v for v in nice if low <= v <= high - step]  # the last label keeps a step of room
+        if not ticks or ticks[0] - low > step / 2:
+            ticks.insert(0, low)
+        ticks.append(high)
+        limits = (low, high)
+    getattr(ax, f"set_{axis}lim")(*limits)
+    getattr(ax, f"set_{axis}ticks")(ticks)
+    return ticks
+
+
 def matrix_labels(ax, labels, *, side_in: float, most: int = 40) -> bool:
     """Name the rows and columns of a square matrix drawn about `side_in` inches across, at a font size
     that gives each label its row (at most 6 pt); no labels when there are more than `most` or they would
