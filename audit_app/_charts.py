@@ -30,6 +30,18 @@ COLUMN_NAMES = {
     "median_prediction_depth": "median depth", "undefined_share": "share without a depth",
     "n_correct": "models correct", "label_issue": "label issues", "mean_kappa": "mean κ",
 }
+#: the per-image columns of images.parquet (the Images page's table, sort and scores), as a person reads them
+IMAGE_COLUMN_NAMES = {
+    "image_id": "image id", "class_name": "class", "label": "label index", "category": "category",
+    "n_correct": "models correct", "tp_agreement": "TP-agreement", "consensus": "consensus",
+    "mean_true_prob": "mean true-class prob.", "accessibility": "accessibility", "learned_epoch": "learned at epoch",
+    "forgetting_events": "forgetting events", "prediction_depth": "prediction depth", "depth_type": "depth type",
+    "impossible_cause": "why impossible", "is_label_issue": "label issue", "label_quality": "label quality",
+    "learnable": "learnable", "cartography_confidence": "confidence (cartography)",
+    "cartography_variability": "variability (cartography)", "cartography_correctness": "correctness (cartography)",
+    "el2n": "EL2N", "aum": "AUM", "first_learned_epoch": "first learned epoch",
+    "trivial_resample_share": "trivial in resamples", "impossible_resample_share": "impossible in resamples",
+}
 CATEGORY_SCALE = alt.Scale(domain=list(CATEGORY_COLOURS), range=list(CATEGORY_COLOURS.values()))
 
 
@@ -160,6 +172,11 @@ def readable_table(frame: pd.DataFrame, names: Mapping[str, str] | None = None, 
             out[col] = values.astype(object).where(values.notna(), MISSING)
     rename = {**COLUMN_NAMES, **(names or {})}
     return out.rename(columns=lambda c: rename.get(c, str(c).replace("_", " ")))
+
+
+def image_column_label(column: str) -> str:
+    """An images.parquet column as the page names it (`IMAGE_COLUMN_NAMES`, else underscores as spaces)."""
+    return IMAGE_COLUMN_NAMES.get(column, str(column).replace("_", " "))
 
 
 def models_axis(n_models: int, title: str, **kwargs) -> alt.Axis:

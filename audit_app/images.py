@@ -8,19 +8,35 @@ majority, its label issue and why it is impossible. UI only; the data comes from
 
 import altair as alt
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from audit.metrics.difficulty import CATEGORIES
-from audit_app import _common, _frames
+from audit_app import _charts, _common, _frames
 
 SELECTED = "images_selected"
 TABLE_IDS = "images_table_ids"
 TABLE_ROWS = 1000
+#: columns the table shows with three decimals
+DECIMALS = ("tp_agreement", "consensus", "mean_true_prob", "accessibility", "label_quality", "el2n", "aum",
+            "cartography_confidence", "cartography_variability", "cartography_correctness")
 
 data = _common.require_audit()
 _common.header("Images", data, "Look at single images and every model's decision on them")
 stamp = _common.stamp_of(data)
 t = _common.tolerance(data)
+
+
+def _table_columns(table: pd.DataFrame) -> dict:
+    """Readable headers for the table; number columns stay numbers (they sort as numbers), the CSV's name is the help."""
+    config = {}
+    for c in table.columns:
+        label, about = _charts.image_column_label(c), f"`{c}` in the CSV download and images.parquet"
+        if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c]):
+            config[c] = st.column_config.NumberColumn(label, help=about, format="%.3f" if c in DECIMALS else None)
+        else:
+            config[c] = st.column_config.Column(label, help=about)
+    return config
 
 
 def _inspect(image_id: int) -> None:
@@ -52,7 +68,9 @@ def show_image(image_id: int) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.image(_common.thumbnails(data.path, stamp, (image_id,), 224)[0], width=224)
-        st.dataframe(_frames.image_scores(data, image_id, t), hide_index=True, key="images_scores")
+        scores = _frames.image_scores(data, image_id, t)
+        scores["score"] = scores["score"].map(_charts.image_column_label)
+        st.dataframe(scores, hide_index=True, key="images_scores")
     with right:
         final = _common.final_decisions(data.path, stamp)
         decisions = _frames.image_decisions(data, final, image_id)
@@ -109,7 +127,7 @@ categories = cols[0].multiselect(
 classes = cols[1].multiselect("Class", data.class_names, key="images_class", placeholder="all classes")
 scores = _frames.score_columns(data.images)
 cols = st.columns([2, 2, 3])
-sort_by = cols[0].selectbox("Sort by", scores, key="images_sort")
+sort_by = cols[0].selectbox("Sort by", scores, key="images_sort", format_func=_charts.image_column_label)
 order = cols[1].radio("Order", ["lowest first", "highest first"], key="images_order", horizontal=True)
 deep = _frames.deep_filter_options(data.images)
 causes, depth_types, label_issues_only = [], [], False
@@ -202,9 +220,8 @@ else:
         column_order=[c for c in table.columns if c not in ("split", "source")],
         on_select=_from_table,
         selection_mode="single-row",
-        column_config={c: st.column_config.NumberColumn(c, format="%.3f")
-                       for c in ("tp_agreement", "consensus", "mean_true_prob", "accessibility")
-                       if c in table.columns},
+        column_config=_table_columns(table),
+        placeholder="",  # a missing number (never learned, no depth) is a blank cell, not "None"
     )
     more = f"The table shows the first {TABLE_ROWS:,} of {len(filtered):,}; the CSV has all. "
     st.caption(f"{more if len(filtered) > TABLE_ROWS else ''}Select a row, or press Inspect under an image, "

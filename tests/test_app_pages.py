@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -201,6 +202,33 @@ def test_images_deeper_measure_filters(digits_audit):
     at.multiselect(key="images_cause").set_value([cause]).run()
     both = ((images["impossible_cause"].astype(str) == cause) & images["is_label_issue"].fillna(False).astype(bool))
     assert f"**{int(both.sum()):,}** of" in texts(at)
+
+
+def test_images_table_has_readable_headers_numeric_columns_and_blank_gaps(digits_audit):
+    images = load(digits_audit).images
+    at = open_page(digits_audit, "images")
+    (table,) = [d for d in at.dataframe if d.key == "images_table"]
+    config = json.loads(table.proto.columns)
+    shown = list(table.proto.column_order)
+    assert shown[:4] == ["image_id", "class_name", "label", "category"]
+    labels = {c: config[c]["label"] for c in shown}
+    assert labels["class_name"] == "class" and labels["n_correct"] == "models correct"
+    assert labels["mean_true_prob"] == "mean true-class prob." and labels["learned_epoch"] == "learned at epoch"
+    assert not [t for t in labels.values() if "_" in t]  # no raw column name is left as a header
+    assert all(config[c]["help"].startswith(f"`{c}` in the CSV") for c in shown)  # the file's name is one hover away
+    # the headers are labels only: the data stay numbers, so the browser sorts them as numbers
+    value = table.value
+    numbers = [c for c in shown if c in value and pd.api.types.is_numeric_dtype(value[c])
+               and not pd.api.types.is_bool_dtype(value[c])]
+    assert {"image_id", "n_correct", "tp_agreement", "learned_epoch"} <= set(numbers)
+    assert all(config[c]["type_config"]["type"] == "number" for c in numbers)
+    assert config["tp_agreement"]["type_config"]["format"] == "%.3f"
+    assert value["learned_epoch"].isna().sum() == images["learned_epoch"].isna().sum() > 0  # gaps stay NaN ...
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""  # ... and show as blank cells
+    sort = at.selectbox(key="images_sort")
+    assert "models correct" in sort.options and "n_correct" not in sort.options
+    at.selectbox(key="images_sort").set_value("learned_epoch").run()
+    assert at.selectbox(key="images_sort").value == "learned_epoch"  # the value is still the column
 
 
 def test_compare_split_half_and_groups(digits_audit):
