@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:  # for the annotations only; none of these is imported at run time here
-    import numpy as np
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, SubFigure
 
     from audit.engine import AuditConfig, AuditPlan, RunListener
     from audit.store import AuditResult
@@ -288,7 +287,7 @@ def figure_names(audit: AuditLike) -> list[str]:
 
 
 def draw_figure(name: str, audit: AuditLike, *, ax: Axes | None = None, style: str = "paper",
-                width: str | float | None = None) -> Figure:
+                width: str | float | None = None) -> Figure | SubFigure:
     """Draw one paper figure of an audit, on its own or into a matplotlib Axes.
 
     Parameters
@@ -300,25 +299,29 @@ def draw_figure(name: str, audit: AuditLike, *, ax: Axes | None = None, style: s
     audit : AuditResult, str or path
         An audit with a current report (`load_report` builds one).
     ax : Axes, optional
-        Where to draw. The figure is drawn at its own journal size (several panels and colour bars
-        included) and placed into `ax` as an image scaled to the axes, with the axes' frame and ticks
-        turned off. Without `ax`, the figure comes back as its own vector Figure, to show or save.
+        Where to draw: an Axes of a grid (`plt.subplots`, `add_subplot`, `subplot_mosaic`). It is replaced
+        by a SubFigure in its place (`ax.figure.add_subfigure(ax.get_subplotspec())`), and the whole
+        figure, all its panels, colour bars and legends, is drawn into that SubFigure as vector artists:
+        lines, bars and matrices that save as vector PDF and SVG. The SubFigure takes the room `ax` had,
+        and `ax`'s figure is laid out with constrained layout (switched on when it has no layout engine).
+        Without `ax`, the figure comes back as its own Figure at its journal size, to show or save.
     style : {"paper", "slides"}, default "paper"
         Journal sizes, or larger text for slides.
     width : "one", "two" or float, optional
-        One or two journal columns, or inches; default: the figure's own.
+        One or two journal columns, or inches; default: the figure's own, or the width of `ax`'s place.
 
     Returns
     -------
-    figure : Figure
-        The figure drawn: `ax`'s figure when `ax` is given.
+    figure : Figure or SubFigure
+        The figure drawn: `ax`'s figure when `ax` is given (the new SubFigure is the last of its `subfigs`).
 
     Raises
     ------
     ValueError
-        For an unknown name (the message lists the figures), or a figure this audit does not allow (the
-        message lists those it does).
+        For an unknown name (the message lists the figures), a figure this audit does not allow (the
+        message lists those it does), or an `ax` that is not in a grid.
     """
+    from audit.plots import style as plot_style
     from audit.plots.paper import FIGURES
 
     if name not in FIGURES:
@@ -328,25 +331,23 @@ def draw_figure(name: str, audit: AuditLike, *, ax: Axes | None = None, style: s
     if name not in drawers:
         raise ValueError(f"the audit {result.path} has no {name!r} figure (it needs what this audit did not "
                          f"record); it has {', '.join(drawers) or 'none'}")
-    kwargs = {"style": style} if width is None else {"style": style, "width": width}
-    figure = drawers[name](**kwargs)
     if ax is None:
-        return figure
-    ax.imshow(_pixels_for(figure, ax), interpolation="antialiased")
-    ax.set_axis_off()
-    return ax.figure
-
-
-def _pixels_for(figure: Figure, ax: Axes) -> np.ndarray:
-    """`figure` rendered as RGBA pixels, at twice the resolution that `ax` shows it at (at least 150 dpi)."""
-    import numpy as np
-
-    target = ax.figure
-    axes_width_px = ax.get_position().width * target.get_figwidth() * target.dpi
-    dpi = min(max(2 * axes_width_px / figure.get_figwidth(), 150.0), 600.0)
-    figure.set_dpi(dpi)
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba()).copy()
+        return drawers[name](**({"style": style} if width is None else {"style": style, "width": width}))
+    spec = ax.get_subplotspec()
+    if spec is None:
+        raise ValueError("ax must be an Axes of a grid (plt.subplots, add_subplot or subplot_mosaic); "
+                         "this one was placed with add_axes")
+    parent = ax.figure
+    sub = parent.add_subfigure(spec)
+    inches = sub.bbox.width / sub.get_figure(root=True).dpi
+    try:
+        with plot_style.drawing_into(sub):
+            drawers[name](style=style, width=inches if width is None else width)
+    except BaseException:
+        sub.remove()
+        raise
+    ax.remove()
+    return parent
 
 
 def save_figures(audit: AuditLike, out: str | os.PathLike, *, formats: str = "pdf,svg,png", style: str = "paper",

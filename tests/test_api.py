@@ -136,24 +136,89 @@ def test_load_report_builds_it_at_another_tolerance_and_when_missing(digits_copy
 
 
 # --------------------------------------------------------------------------- figures
-def test_draw_figure_into_an_axes_and_on_its_own(digits_audit):
+def _data_artists(axes) -> list[tuple[int, int, int, int]]:
+    """Per Axes: how many lines, patches (bars), collections (meshes, dots, bands) and images it holds."""
+    return [(len(a.lines), len(a.patches), len(a.collections), len(a.images)) for a in axes]
+
+
+def _saved(fig, fmt: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "pdf" else None)
+    return buffer.getvalue()
+
+
+def test_the_digits_audit_draws_every_paper_figure(digits_audit):
+    from audit.plots.paper import FIGURES
+
+    assert audit.figure_names(digits_audit) == list(FIGURES)
+
+
+@pytest.mark.parametrize("name", [
+    "histogram", "kappa_by_condition", "error_consistency", "decision_maps", "swaps_per_epoch", "tp_agreement",
+    "learning_order", "per_class_accuracy", "example_pairs"])
+def test_draw_figure_into_an_axes_draws_the_whole_figure_as_vector_artists(digits_audit, name):
+    from matplotlib.figure import Figure, SubFigure
+
+    standalone = audit.draw_figure(name, digits_audit, width="two")
+    assert isinstance(standalone, Figure)
+    expected = _data_artists(standalone.axes)
+    assert sum(map(sum, expected)) > 0
+
+    target = Figure(figsize=(8, 7), dpi=100)  # no layout engine, as plt.figure() gives
+    mine, ax = target.subplots(2, 1)
+    mine.plot([0, 1], [0, 1])
+    assert audit.draw_figure(name, digits_audit, ax=ax, width="two") is target
+    assert ax not in target.axes and mine in target.axes  # ax gave its place up; the user's own axes stay
+    sub = target.subfigs[-1]
+    assert isinstance(sub, SubFigure)
+    assert sub.bbox_relative.bounds == pytest.approx((0, 0, 1, 0.5), abs=0.05)  # in ax's place, the lower half
+    assert target.get_layout_engine() is not None
+    # every panel, colour bar and legend, with the same lines, bars, meshes and images as the figure alone
+    assert len(sub.axes) == len(standalone.axes)
+    assert _data_artists(sub.axes) == expected
+    assert len(sub.legends) == len(standalone.legends)
+    assert [a.get_title() for a in sub.axes] == [a.get_title() for a in standalone.axes]
+    # saved, it is vector: its only raster images are those the figure alone has (a matrix, a photo), not a paste
+    svg, alone_svg = _saved(target, "svg").decode(), _saved(standalone, "svg").decode()
+    assert svg.count("<image") == alone_svg.count("<image")
+    assert svg.count("<path") > alone_svg.count("<path") // 2 > 0
+    pdf, alone_pdf = _saved(target, "pdf"), _saved(standalone, "pdf")
+    assert pdf.count(b"/Subtype /Image") == alone_pdf.count(b"/Subtype /Image")
+    if not any(images for *_, images in expected):
+        assert "<image" not in svg and b"/Subtype /Image" not in pdf  # lines and bars only: nothing raster
+
+
+def test_drawing_into_gives_its_parent_to_the_next_new_figure_only():
     from matplotlib.figure import Figure
 
-    names = audit.figure_names(digits_audit)
-    assert names[0] == "histogram" and "error_consistency" in names
-    standalone = audit.draw_figure("error_consistency", digits_audit)
-    assert isinstance(standalone, Figure) and len(standalone.axes) >= 2  # two κ matrices and a colour bar
-    width, height = standalone.get_size_inches()
+    from audit.plots import style
 
-    target = Figure(figsize=(6, 4), dpi=100)
-    ax = target.add_subplot()
-    assert audit.draw_figure("error_consistency", digits_audit, ax=ax) is target
-    (image,) = ax.images
-    pixels = np.asarray(image.get_array())
-    assert pixels.shape[2] == 4 and not ax.axison
-    assert abs(pixels.shape[1] / pixels.shape[0] - width / height) < 0.01  # drawn at its own proportions
-    assert pixels.shape[1] >= 2 * ax.get_position().width * 6 * 100 - 1  # at twice the axes' resolution
-    assert pixels[..., :3].std() > 10  # not a blank image
+    parent = Figure(figsize=(4, 3))
+    with style.drawing_into(parent) as into:
+        fig, (a, b) = style.new_figure("two", ncols=2)
+        other, _ = style.new_figure()
+    assert into is fig is parent and parent.axes == [a, b]
+    assert other is not parent and tuple(other.get_size_inches()) == (style.COLUMN_WIDTHS["one"], style.panel_height())
+    assert style.new_figure()[0] is not parent  # outside the block, figures are their own again
+    assert parent.get_layout_engine() is not None
+
+
+def test_draw_figure_takes_the_width_of_its_place_and_refuses_a_loose_axes(digits_audit):
+    from matplotlib.figure import Figure
+
+    target = Figure(figsize=(6, 4), dpi=100, layout="constrained")
+    left, right = target.subplots(1, 2)
+    audit.draw_figure("histogram", digits_audit, ax=right)
+    sub = target.subfigs[-1]
+    assert sub.bbox.width / target.dpi == pytest.approx(3.0, rel=0.1)  # half of 6 inches
+    assert target.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine"  # the user's engine kept
+    assert [a for a in target.axes if a is not left and a.figure is not sub] == []
+    loose = target.add_axes((0.1, 0.1, 0.2, 0.2))
+    with pytest.raises(ValueError, match="ax must be an Axes of a grid"):
+        audit.draw_figure("histogram", digits_audit, ax=loose)
+    assert loose in target.axes and len(target.subfigs) == 1  # nothing changed
 
 
 def test_draw_figure_names_what_exists(digits_audit, tmp_path):

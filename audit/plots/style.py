@@ -7,6 +7,8 @@ module draws nothing itself and reads no audit: it only styles and saves.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import zlib
 from collections.abc import Iterable, Sequence
@@ -147,16 +149,44 @@ def styled(draw):
     return wrapper
 
 
+#: the parent that the next `new_figure` draws into (set by `drawing_into`), in a list that it empties
+_INTO: contextvars.ContextVar[list | None] = contextvars.ContextVar("drawing_into", default=None)
+
+
+@contextlib.contextmanager
+def drawing_into(parent):
+    """Within this block, the next `new_figure` draws its panels into `parent` (a matplotlib Figure or
+    SubFigure, e.g. `fig.add_subfigure(ax.get_subplotspec())`) instead of making a Figure; later calls make
+    their own. A figure function then returns `parent`, holding all its panels, colour bars and legends.
+
+    The figures are laid out by constrained layout: when `parent`'s figure has no layout engine it gets one.
+    """
+    root = parent.get_figure(root=True) if hasattr(parent, "get_figure") else parent
+    if root.get_layout_engine() is None:
+        root.set_layout_engine("constrained")
+    token = _INTO.set([parent])
+    try:
+        yield parent
+    finally:
+        _INTO.reset(token)
+
+
 def new_figure(width: str | float = "one", height: float | None = None, *, ncols: int = 1, nrows: int = 1,
                style: str = "paper", **subplot_kw):
     """A constrained-layout Figure on the Agg canvas (no pyplot, no display) and its axes.
 
     `width` is "one" or "two" journal columns or inches; `height` defaults to
     `panel_height(style)` per row. Returns (fig, axes) as `Figure.subplots`.
+    Inside `drawing_into(parent)`, the first call returns (parent, its new axes) instead; the parent keeps
+    its size.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    into = _INTO.get()
+    if into:
+        parent = into.pop()
+        return parent, parent.subplots(nrows, ncols, **subplot_kw)
     w = figure_width(width, style)
     h = float(height) if height is not None else panel_height(style) * nrows
     fig = Figure(figsize=(w, h), layout="constrained")
