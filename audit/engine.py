@@ -95,6 +95,7 @@ class AuditPlan:
     notes: list[str]
     context: JobContext
     relabel: dict | None = None  # the relabel file applied to the validation labels (manifest.json keeps it)
+    smoke: dict | None = None  # the caps of DDD_AUDIT_SMOKE=1, when it was set (manifest.json keeps them)
 
     def describe_jobs(self) -> list[dict]:
         return [j.describe() for j in self.jobs]
@@ -145,6 +146,35 @@ def _audited_dataset(config: AuditConfig) -> tuple[Dataset, dict | None]:
     return relabel_dataset(ds, read_relabel(config.relabel))
 
 
+#: DDD_AUDIT_SMOKE=1 shrinks every run to a smoke test of the commands (docs/development.md): at most these sizes,
+#: 1 epoch, the first 3 trained variants and a short learnability recipe. Such an audit says nothing about its
+#: data; its manifest keeps the caps under "smoke" and the run prints a note. 600 images still give a study of
+#: the default 154 trivial and impossible pairs on Fashion-MNIST.
+SMOKE_CAPS = {"val_size": 600, "train_size": 400, "probe_train_size": 100, "depth_reference": 200, "rsa_images": 200}
+SMOKE_RECIPE = {"epochs": 1, "variants": 3, "learnability": {"n_per_split": 200, "max_epochs": 10}}
+
+
+def _smoke(config: AuditConfig, specs: list) -> tuple[AuditConfig, list, dict | None]:
+    """`config` and `specs` capped as SMOKE_CAPS and SMOKE_RECIPE say when DDD_AUDIT_SMOKE is set (not to 0)."""
+    if os.environ.get("DDD_AUDIT_SMOKE", "0") in ("", "0"):
+        return config, specs, None
+    capped = {k: min(v, getattr(config, k) if getattr(config, k) is not None else v) for k, v in SMOKE_CAPS.items()}
+    limit = SMOKE_CAPS["train_size"]
+    specs = [dataclasses.replace(s, epochs=1, train_size=min(s.train_size or limit, limit),
+                                 epoch_size=s.epoch_size and min(s.epoch_size, 5 * limit))
+             for s in specs[:SMOKE_RECIPE["variants"]]]
+    return dataclasses.replace(config, epochs=1, **capped), specs, {**SMOKE_CAPS, **SMOKE_RECIPE}
+
+
+def _smoke_jobs(jobs: list) -> None:
+    """Under DDD_AUDIT_SMOKE, the learnability job trains SMOKE_RECIPE's short recipe."""
+    from audit.deep.learnability import LearnabilityConfig
+
+    for job in jobs:
+        if job.kind == "learnability":
+            job.config = LearnabilityConfig(**SMOKE_RECIPE["learnability"])
+
+
 def plan_audit(config: AuditConfig) -> AuditPlan:
     """Load the dataset and list the audit's jobs (nothing is trained yet).
 
@@ -153,6 +183,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
     if config.cache_dir:
         check_writable_folder("--cache-dir", config.cache_dir)
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)
+    config, specs, smoke = _smoke(config, specs)
     ds, relabelled = _audited_dataset(config)
     ctx = JobContext(dataset=ds, device=config.device, record_train=config.record_train, seed=config.seed,
                      cache_dir=config.cache_dir,
@@ -161,12 +192,17 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
                      compile=config.compile, resizer=config.resizer, rsa_images=config.rsa_images)
     ctx.wants_depth("base")  # checks the option before anything runs
     notes = skipped_files_notes(ds.skipped, ds.classes, ds.val.labels)
+    if smoke:
+        notes.append(f"DDD_AUDIT_SMOKE is set: a smoke test of at most {smoke['val_size']} images and "
+                     f"{smoke['variants']} variants of 1 epoch, not an audit of the data")
     if relabelled:
         notes.append(f"relabelled {relabelled['n_changed']} of the {relabelled['n_images']} validation images "
                      f"named in {relabelled['file']}")
     planning = JobPlanning(config=config, context=ctx, specs=specs, notes=notes)
     jobs = [job for kind in job_kinds() for job in job_kind(kind).plan(planning)]
     ds = ctx.dataset  # the variants may have decoded a file dataset
+    if smoke:
+        _smoke_jobs(jobs)
     if not jobs:
         raise AuditError("nothing to run: give --variants PRESET and/or --models NAME[,NAME...]")
     names = [j.name for j in jobs]
@@ -174,7 +210,7 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
         check_name(name, "job name")
     if len(set(names)) != len(names):
         raise AuditError(f"two jobs share a name: {sorted({n for n in names if names.count(n) > 1})}")
-    return AuditPlan(config=config, dataset=ds, jobs=jobs, notes=notes, context=ctx, relabel=relabelled)
+    return AuditPlan(config=config, dataset=ds, jobs=jobs, notes=notes, context=ctx, relabel=relabelled, smoke=smoke)
 
 
 def _images_frame(ds: Dataset) -> pd.DataFrame:
@@ -266,6 +302,7 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
             "seed": plan.config.seed,
             "notes": plan.notes,
             **({"relabel": plan.relabel} if plan.relabel else {}),
+            **({"smoke": plan.smoke} if plan.smoke else {}),
             "jobs": jobs,
             "stages": timings or {},
             "process": process or current_process(),

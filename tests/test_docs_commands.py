@@ -112,3 +112,50 @@ def test_documented_make_targets_exist():
                                                     flags=re.M) for m in m if m}
     assert {"audit", "test"} <= used
     assert not used - targets, f"documented but not in the Makefile: {sorted(used - targets)}"
+
+
+#: what benchmarks/RESULTS.md measured of the default audit (`make audit`), at its one place there, and where
+#: the docs quote it (one pattern or several): each quote must give the same number
+DEFAULT_AUDIT_NUMBERS = {
+    "wall-clock seconds": (r"the same `make audit` took (\d+) s wall-clock", {
+        "docs/tutorials/reading-the-summary.md": r"\((\d+) s for the whole audit",
+        "docs/tutorials/own-data.md": r"the whole audit takes (\d+) s",
+        "docs/tutorials/scaling-up.md": r"the whole default audit takes (\d+) s"}),
+    "label issues": (r"cleanlab flags (\d+)\s+images", {
+        "docs/tutorials/reading-the-summary.md": r"\n\s+(\d+) images \([\d.]+%\); [\d.]+% of the impossible",
+        "docs/tutorials/curate.md": r"\((\d+) on the default\s+audit"}),
+    "inconclusive images": (r"on\s+the ([\d,]+) inconclusive ones", {
+        "docs/tutorials/reading-the-summary.md": r"inconclusive images\s+[\d.]+\s+95% CI \[[^]]*\]\s+\(n = ([\d,]+)\)",
+        "docs/tutorials/curate.md": (r"([\d,]+) images \(", r"\(([\d,]+) inconclusive\)", r"# ([\d,]+) images, 10 classes",
+                                     r"inconclusive [\d.]+% \[[^]]*\] \(n = ([\d,]+)\)")}),
+    "trivial share (%)": (r"split and deeper measures: trivial ([\d.]+)%", {
+        "docs/tutorials/reading-the-summary.md": r"\n\s+trivial\s+([\d.]+)%"}),
+    "impossible share (%)": (r"inconclusive [\d.]+%, impossible ([\d.]+)% \(binomial", {
+        "docs/tutorials/reading-the-summary.md": r"\n\s+impossible\s+([\d.]+)%"}),
+    "kappa, all images": (r"mean κ ([\d.]+) on all images", {
+        "docs/tutorials/reading-the-summary.md": r"all images\s+([\d.]+)\s+95% CI"}),
+    "kappa, inconclusive images": (r"mean κ [\d.]+ on all images and ([\d.]+) on", {
+        "docs/tutorials/reading-the-summary.md": r"inconclusive images\s+([\d.]+)\s+95% CI"}),
+}
+
+
+@pytest.mark.parametrize("what", DEFAULT_AUDIT_NUMBERS)
+def test_the_default_audits_numbers_come_from_results(what):
+    """A time or count of the default audit in the docs is the one that benchmarks/RESULTS.md measured."""
+    pattern, quotes = DEFAULT_AUDIT_NUMBERS[what]
+    measured = re.findall(pattern, (ROOT / "benchmarks" / "RESULTS.md").read_text())
+    assert len(measured) == 1, f"RESULTS.md gives the default audit's {what} {len(measured)} times: {measured}"
+    for doc, patterns in quotes.items():
+        for quote in [patterns] if isinstance(patterns, str) else patterns:
+            found = re.findall(quote, (ROOT / doc).read_text())
+            assert found, f"{doc} no longer quotes the default audit's {what} ({quote}); update DEFAULT_AUDIT_NUMBERS"
+            assert set(found) == {measured[0]}, f"{doc} gives the default audit's {what} as {found}; RESULTS.md: {measured[0]}"
+
+
+def test_every_time_of_the_whole_audit_is_checked():
+    """No sentence of the docs gives the whole audit's time outside DEFAULT_AUDIT_NUMBERS."""
+    said = re.compile(r"whole (?:default )?audit[^.]{0,40}?\b(\d+) ?(?:s|min)\b|(\d+) ?(?:s|min) for the whole audit")
+    checked = DEFAULT_AUDIT_NUMBERS["wall-clock seconds"][1]
+    for path in DOCS:
+        if said.search(path.read_text()):
+            assert str(path.relative_to(ROOT)) in checked, f"{path.name} gives the whole audit's time unchecked"
