@@ -120,7 +120,9 @@ def run(
     image_size: int | None = typer.Option(None, min=bounds.MIN_IMAGE_SIZE, max=bounds.MAX_IMAGE_SIZE, help="Image size for "
                                           "trained variants on file datasets (default 32)."),
     executor: str = typer.Option("local", help="local or ray."),
-    workers: int = typer.Option(1, min=1, max=bounds.MAX_WORKERS, help="Local worker processes (each gets cores / workers threads)."),
+    workers: int = typer.Option(1, min=1, max=bounds.MAX_WORKERS, help="Local worker processes (each gets threads / workers)."),
+    threads: int | None = typer.Option(None, min=1, max=bounds.MAX_THREADS, help="Threads for all jobs together "
+                                       "(default: the cores that other processes leave free when the run starts)."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (with --executor ray)."),
     gpus_per_job: float = typer.Option(1.0, min=0.01, max=64, help="GPUs per Ray task on a CUDA device; "
                                        "0.25 lets four variants share one GPU."),
@@ -172,7 +174,7 @@ def run(
         cache_dir=str(cache_dir) if cache_dir else None, dataset_options=dataset_options,
         depth=depth, depth_train=depth_train, depth_reference=depth_reference, learnability=learnability,
         probs=not no_probs, depth_types=depth_types, compile=compile, resizer=resizer,
-        relabel=str(relabel) if relabel else None, rsa_images=rsa_images, follow_symlinks=follow_symlinks,
+        relabel=str(relabel) if relabel else None, rsa_images=rsa_images, follow_symlinks=follow_symlinks, threads=threads,
     )
     with console.status("loading the dataset and planning the jobs"):
         plan = plan_audit(cfg)

@@ -71,6 +71,9 @@ class AuditConfig:
     resizer: str = "pil"
     relabel: str | None = None
     rsa_images: int | None = 2000
+    #: intra-op threads of each job (--threads); None chooses from the free cores when the run starts and
+    #: keeps that choice when it resumes (the threads change float sums, so a resume matches the first run)
+    threads: int | None = None
     #: Audit images behind symbolic links that leave the dataset folder (by default they are skipped)
     follow_symlinks: bool = False
 
@@ -96,6 +99,7 @@ class AuditPlan:
     context: JobContext
     relabel: dict | None = None  # the relabel file applied to the validation labels (manifest.json keeps it)
     smoke: dict | None = None  # the caps of DDD_AUDIT_SMOKE=1, when it was set (manifest.json keeps them)
+    threads: dict | None = None  # each job's threads and why (run_audit sets it; manifest.json keeps it)
 
     def describe_jobs(self) -> list[dict]:
         return [j.describe() for j in self.jobs]
@@ -265,6 +269,24 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
     return store
 
 
+def _job_threads(plan: AuditPlan, store: AuditDir, executor) -> dict | None:
+    """Each local job's intra-op threads, set on the plan's context, and the record the manifest keeps:
+    --threads, else the count that a resumed run recorded, else `choose_threads` (Ray sizes its own)."""
+    from audit.executors import LocalExecutor, choose_threads
+
+    if not isinstance(executor, LocalExecutor):
+        return None
+    before = (store.read_manifest().get("threads") or {}) if store.manifest_path.exists() else {}
+    if plan.config.threads:
+        per_job, why = choose_threads(plan.config.threads, workers=executor.workers)
+    elif before.get("per_job") and before.get("workers") == executor.workers:
+        per_job, why = int(before["per_job"]), "as when this audit began"
+    else:
+        per_job, why = choose_threads(workers=executor.workers)
+    plan.context.threads = per_job
+    return {"per_job": per_job, "workers": executor.workers, "chosen_by": why}
+
+
 def _spec_key(desc: dict) -> str:
     return json.dumps({k: v for k, v in desc.items() if k not in ("status", "seconds", "error")}, sort_keys=True,
                       default=str)
@@ -301,6 +323,7 @@ def write_manifest(store: AuditDir, plan: AuditPlan, status: dict[str, str], err
             "versions": _versions(),
             "seed": plan.config.seed,
             "notes": plan.notes,
+            **({"threads": plan.threads} if plan.threads else {}),
             **({"relabel": plan.relabel} if plan.relabel else {}),
             **({"smoke": plan.smoke} if plan.smoke else {}),
             "jobs": jobs,
@@ -341,6 +364,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     skipped = [j.name for j in plan.jobs if status[j.name] == "done"]
     errors: dict[str, str] = {}
     process = current_process()
+    plan.threads = _job_threads(plan, store, executor)
     write_manifest(store, plan, status, errors, process=process)
     listener.plan(plan.jobs, todo)
     checkpoints = store.file("checkpoints")  # the variants' per-epoch state: a killed run loses no epoch

@@ -19,8 +19,79 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
 
 
+def allowed_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity; every CPU where the system cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """The cgroup (v2) CPU quota in cores, as containers set it (`docker --cpus`); None without one."""
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
+    """(idle, total) jiffies of `cpus` from /proc/stat; None where it cannot be read."""
+    try:
+        lines = open("/proc/stat").read().splitlines()
+    except OSError:
+        return None
+    idle = total = 0.0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            values = [float(v) for v in fields[:8]]
+            idle += values[3] + values[4]  # idle and iowait
+            total += sum(values)
+    return (idle, total) if total else None
+
+
+def free_cores(cpus: set[int] | None = None, *, sample_s: float = 0.3) -> float | None:
+    """How many of `cpus` (default: the allowed ones) other processes leave idle, measured over `sample_s`
+    seconds; None where the system does not tell (no /proc/stat)."""
+    cpus = allowed_cpus() if cpus is None else cpus
+    before = _cpu_times(cpus)
+    time.sleep(sample_s)
+    after = _cpu_times(cpus)
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def choose_threads(requested: int | None = None, *, workers: int = 1) -> tuple[int, str]:
+    """The intra-op threads of each of `workers` job processes, and why.
+
+    `requested` (--threads) wins, then OMP_NUM_THREADS. Otherwise: torch's own count (the physical cores),
+    capped by the CPUs this process may use (affinity, cgroup quota) and by those that other processes leave
+    free right now. Threads beyond the free cores do not add speed: they wait at every parallel step for a
+    thread that another process holds off its core (benchmarks/bench_threads.py measures it).
+    """
+    workers = max(int(workers), 1)
+    if requested:
+        return max(1, int(requested) // workers), "--threads"
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return max(1, int(env) // workers), "OMP_NUM_THREADS"
+    import torch
+
+    cpus = allowed_cpus()
+    cores = min(torch.get_num_threads(), len(cpus))
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, max(1, round(limit)))
+    free = free_cores(cpus)
+    if free is not None and round(free) < cores:
+        return max(1, round(free) // workers), f"{round(free)} of {len(cpus)} cores free"
+    return max(1, cores // workers), f"{cores} cores"
+
+
 def _threads_for(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+    return choose_threads(workers=workers)[0]
 
 
 class LocalExecutor:
@@ -63,7 +134,7 @@ class LocalExecutor:
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        ctx.threads = _threads_for(self.workers)
+        ctx.threads = ctx.threads or _threads_for(self.workers)
         ctx._tensors.clear()
         mpctx = mp.get_context("spawn")
         index = {job.name: i for i, job in enumerate(jobs)}

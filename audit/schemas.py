@@ -24,6 +24,7 @@ MAX_IMAGE_SIZE = 1024
 MAX_RSA_IMAGES = 10_000  # a Gram matrix of n x n float32 per model: 400 MB at 10,000
 MAX_DEPTH_REFERENCE = 1_000_000
 MAX_WORKERS = 256
+MAX_THREADS = 1024
 MAX_INSTANCES = 100  # instances of one condition in a grid
 SCHEDULES = ("step", "onecycle")
 TRAIN_PARTS = ("all", "half", "first_half", "second_half")
@@ -207,7 +208,7 @@ class VariantFields(_Recipe):
     """One entry of a grid's `variants`."""
 
     model_config = ConfigDict(**_STRICT, title="a mapping of variant fields (name, epochs, lr, ...)")
-    name: Annotated[str, AfterValidator(_name_rule)] = Field(description="a name of letters, digits, '_', '.', "
+    name: Annotated[str, AfterValidator(_name_rule)] = Field(description="a variant name of letters, digits, '_', '.', "
                                                              "'@', '+' or '-' (no '/' or '..')")
     group: str = Field("", min_length=1, max_length=128, description="a condition name of 1-128 characters")
     momentum: float = Field(0.9, ge=0, lt=1, allow_inf_nan=False, description="a number from 0 up to 1")
@@ -271,6 +272,7 @@ class AuditSettings(BaseModel):
     rsa_images: Annotated[int | None, AfterValidator(_rsa_rule)] = Field(
         None, ge=0, le=MAX_RSA_IMAGES, description=f"0 (none) or an integer from 3 to {MAX_RSA_IMAGES:,}")
     follow_symlinks: bool = False
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description=f"an integer from 1 to {MAX_THREADS}")
 
 
 def as_flag(field: str) -> str:

@@ -63,22 +63,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict |
 @pytest.fixture(scope="session")
 def digits_audit(tmp_path_factory) -> Path:
     """A real audit of scikit-learn's digits: the `minimal` preset, 2 epochs, trained here."""
-    import torch
-
     from audit.engine import AuditConfig, plan_audit, run_audit
     from audit.report import build_report
     from audit.store import load
 
     out = tmp_path_factory.mktemp("audits") / "digits"
-    plan = plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=2, device="cpu"))
-    # Trained at 2 intra-op threads whatever the worker's own setting (make test runs one thread per
-    # worker): float sums differ with the thread count, and the label-issue tests need the few images
-    # that this audit flags at 2 threads (at 1 thread, 2 epochs flag none).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        run_audit(plan, out)
-        build_report(load(out))
-    finally:
-        torch.set_num_threads(threads)
+    # 2 threads whatever the worker's own setting (make test runs one thread per worker): float sums differ
+    # with the thread count, and the label-issue tests need the few images that this audit flags at 2
+    # threads (at 1 thread, 2 epochs flag none).
+    plan = plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=2, device="cpu", threads=2))
+    run_audit(plan, out)
+    build_report(load(out))
     return out

@@ -19,9 +19,13 @@ def _text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
-def test_the_tutorial_notebook_runs_and_prints_what_it_wrote(tmp_path):
+def test_the_tutorial_notebook_runs_and_prints_what_it_wrote(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
+
+    # importing Streamlit (as the app tests in this process do) sets MPLBACKEND=Agg for every child process;
+    # a user's kernel has Jupyter's inline backend
+    monkeypatch.delenv("MPLBACKEND", raising=False)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -111,7 +111,7 @@ def test_deeper_page_shows_the_scores_and_the_stability(tmp_path):
     assert not at.exception, [e.message for e in at.exception]
     specs = [el.proto.spec for el in at.get("vega_lite_chart")]
     assert any("Spearman" in s for s in specs) and any("Cartography map" in s for s in specs)
-    assert any("The split by number of models" in s for s in specs)
+    assert any("The split of subsets of" in s for s in specs)
     text = " ".join(str(m.value) for m in at.markdown)
     assert summary["stability"]["recommendation"][1:] in text
     assert "EL2N and AUM need the margins" in text  # synthetic decisions carry no margins

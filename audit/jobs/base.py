@@ -113,10 +113,11 @@ class Job(Protocol):
 
 
 def environment() -> dict:
-    """The versions a job record keeps: torch, Python and the machine."""
+    """The versions a job record keeps: torch, Python, the machine, and the intra-op threads it ran with."""
     import torch
 
-    return {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
+    return {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "threads": torch.get_num_threads()}
 
 
 # --------------------------------------------------------------------------- the registry of job kinds
