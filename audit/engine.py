@@ -154,7 +154,8 @@ def _audited_dataset(config: AuditConfig) -> tuple[Dataset, dict | None]:
 #: 1 epoch, the first 3 trained variants and a short learnability recipe. Such an audit says nothing about its
 #: data; its manifest keeps the caps under "smoke" and the run prints a note. 600 images still give a study of
 #: the default 154 trivial and impossible pairs on Fashion-MNIST.
-SMOKE_CAPS = {"val_size": 600, "train_size": 400, "probe_train_size": 100, "depth_reference": 200, "rsa_images": 200}
+SMOKE_CAPS = {"val_size": 600, "train_size": 400, "probe_train_size": 100, "depth_reference": 200, "rsa_images": 200,
+              "image_size": 32}
 SMOKE_RECIPE = {"epochs": 1, "variants": 3, "learnability": {"n_per_split": 200, "max_epochs": 10}}
 
 

@@ -1,5 +1,6 @@
 """Every shell command in README.md and docs/ runs as a user copies it: in order, in a fresh folder, in a shell
-that has run the README's `. .venv/bin/activate`, on a tiny audit. DDD_AUDIT_SMOKE=1 shrinks the sizes (see
+that has run the README's `. .venv/bin/activate`, on a tiny audit. Two readers share the folder, one on the pages
+about your own data, one on the rest, each in the docs' order. DDD_AUDIT_SMOKE=1 shrinks the sizes (see
 audit/engine.py); the command text stays as written, except TOKEN, which becomes the study's admin token.
 
 Servers (`ddd-audit app`, `ddd-audit study serve`) are started, answer their health check and are stopped.
@@ -57,7 +58,9 @@ CANNOT_RUN = {
         "a CUDA GPU, and timm weights from the Hugging Face Hub", r"no CUDA device is available"),
     "resnet50.a1_in1k,vit_small_patch16_224": ("timm weights from the Hugging Face Hub (internet)", None),
 }
-SERVES = ("ddd-audit app ", "ddd-audit study serve ")
+SERVES = ("ddd-audit app ", "ddd-audit study serve ", "streamlit run ")
+#: the pages on your own data, followed by a second reader beside the one who reads the default audit
+OWN_DATA = ("own-data.md", "import.md")
 NO_NETWORK = "http://127.0.0.1:9"  # a closed port: a dry run that tries to download fails at once
 
 
@@ -282,6 +285,13 @@ def serve_and_stop(box: Path, prelude: list[str], command: str, log: Path) -> st
     return f"served on {port}{note}"
 
 
+def _children_cpu() -> float:
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def _out_folder(command: str) -> str | None:
     found = re.search(r"--out (\S+)", command)
     return found.group(1).rstrip("/") if found else None
@@ -296,64 +306,88 @@ def test_every_documented_command_is_run_or_named():
         assert any(key in c for c in kinds), f"no documented command matches {key!r}"
 
 
-def test_the_docs_run_as_written(tmp_path):
-    box = tmp_path / "sandbox"
-    box.mkdir()
-    make_inputs(box)
-    prelude = [c for _, c in SHELL_COMMANDS if _kind(c) == "shell" and c.startswith(". ")]
-    assert prelude == [". .venv/bin/activate"] * len(prelude) and prelude, "the README says how to get the commands"
-    prelude = prelude[:1]
-    tokens: dict[str, str] = {}
-    codes: dict[str, list[str]] = {}
-    done: dict[str, str] = {}  # command -> what came of it (a command documented twice runs once)
-    took: list[tuple[float, str]] = []
-    for where, command in SHELL_COMMANDS:
-        kind = _kind(command)
-        if kind == "shell":
-            if not command.startswith(". "):
-                prelude.append(command)
-            continue
-        if kind == "setup" or command in done:
-            continue
+class Reader:
+    """One reader in one shell: follows documented commands in order in the sandbox `box`, keeping the shell's
+    variables, the studies' tokens and observer codes, and what came of each command."""
+
+    def __init__(self, box: Path, logs: Path, prelude: list[str]):
+        self.box, self.logs, self.prelude = box, logs, list(prelude)
+        self.tokens: dict[str, str] = {}
+        self.codes: dict[str, list[str]] = {}
+        self.done: dict[str, str] = {}  # command -> what came of it (a command documented twice runs once)
+        self.took: list[tuple[float, str]] = []
+
+    def follow(self, commands: list[tuple[str, str]]) -> Reader:
+        for where, command in commands:
+            kind = _kind(command)
+            if kind == "shell":
+                if not command.startswith(". "):
+                    self.prelude.append(command)
+            elif kind != "setup" and command not in self.done:
+                t0 = time.perf_counter()
+                self.done[command] = self.one(where, command, kind)
+                self.took.append((time.perf_counter() - t0, command))
+        return self
+
+    def before(self, where: str, command: str) -> str:
+        """The reader's own steps before `command`, and the command with TOKEN filled in."""
+        box = self.box
         if where.startswith("docs/tutorials/own-data.md") and not (box / "fmnist-wds").exists():
-            script = python_block(ROOT / "docs" / "tutorials" / "own-data.md", "fmnist-wds")
-            (box / "write_fmnist.py").write_text(script)
-            result = _shell(box, prelude, "python write_fmnist.py")
+            (box / "write_fmnist.py").write_text(python_block(ROOT / "docs" / "tutorials" / "own-data.md", "fmnist-wds"))
+            result = _shell(box, self.prelude, "python write_fmnist.py")
             assert result.returncode == 0, f"own-data.md's Python block failed:\n{result.stderr[-3000:]}"
         if command.startswith("ddd-audit import decisions.csv") and not (box / "decisions.csv").exists():
             write_wds_decisions(box)
         if "--relabel review/relabel.csv" in command:
             agree_with_one_suggestion(box)
         if command.startswith("ddd-audit study analyze"):
-            observers_answer(box, codes["pilot"])
+            observers_answer(box, self.codes["pilot"])
         if "TOKEN" in command:
             study = re.search(r"--study-dir \S+/studies/(\w+)", command).group(1)
-            command = command.replace("TOKEN", tokens[study])
-        t0 = time.perf_counter()
+            command = command.replace("TOKEN", self.tokens[study])
+        return command
+
+    def one(self, where: str, command: str, kind: str) -> str:
+        command = self.before(where, command)
         if kind == "serve":
-            done[command] = serve_and_stop(box, prelude, command, tmp_path / f"serve-{len(done)}.log")
-        elif kind == "dry-run":
+            return serve_and_stop(self.box, self.prelude, command, self.logs / f"serve-{len(self.done)}.log")
+        if kind == "dry-run":
             reason, expected = CANNOT_RUN[_named(command, CANNOT_RUN)]
-            result = _shell(box, prelude, f"{command} --dry-run", offline=True)
+            result = _shell(self.box, self.prelude, f"{command} --dry-run", offline=True)
             text = result.stdout + result.stderr
             assert result.returncode == 0 or (expected and result.returncode == 2 and re.search(expected, text)), (
                 f"{where}: {command} --dry-run (not run: {reason})\nexit {result.returncode}\n{text[-3000:]}")
-            done[command] = f"dry run, exit {result.returncode}"
-        else:
-            result = _shell(box, prelude, command)
-            text = result.stdout + result.stderr
-            assert result.returncode == 0, f"{where}: {command}\nexit {result.returncode}\n{text[-4000:]}"
-            check_outcome(box, command, text)
-            if command.startswith("ddd-audit study create"):
-                name = re.search(r"--name (\w+)", command).group(1)
-                tokens[name] = re.search(r"Admin token \(shown once[^)]*\): (\S+)", text).group(1)
-                codes[name] = re.findall(r"^\s+subject-\d+\s+(\w+)\s", text, flags=re.M)
-            done[command] = "ran"
-        took.append((time.perf_counter() - t0, command))
-        print(f"{took[-1][0]:6.1f} s  {where}  {command[:90]}", flush=True)
+            return f"dry run, exit {result.returncode}"
+        result = _shell(self.box, self.prelude, command)
+        text = result.stdout + result.stderr
+        assert result.returncode == 0, f"{where}: {command}\nexit {result.returncode}\n{text[-4000:]}"
+        check_outcome(self.box, command, text)
+        if command.startswith("ddd-audit study create"):
+            name = re.search(r"--name (\w+)", command).group(1)
+            self.tokens[name] = re.search(r"Admin token \(shown once[^)]*\): (\S+)", text).group(1)
+            self.codes[name] = re.findall(r"^\s+subject-\d+\s+(\w+)\s", text, flags=re.M)
+        return "ran"
+
+
+def test_the_docs_run_as_written(tmp_path):
+    """Two readers at once in one folder, each in the order of the docs: one follows the pages on your own
+    data, the other the rest, which reads the default audit (runs/default)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    box = tmp_path / "sandbox"
+    box.mkdir()
+    make_inputs(box)
+    activate = [c for _, c in SHELL_COMMANDS if c.startswith(". ")]
+    assert activate and set(activate) == {". .venv/bin/activate"}, "the README says how to get the commands"
+    lanes = [[(w, c) for w, c in SHELL_COMMANDS if w.split(":")[0].endswith(OWN_DATA) == own] for own in (False, True)]
+    cpu0, wall0 = _children_cpu(), time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        readers = list(pool.map(lambda lane: Reader(box, tmp_path, activate[:1]).follow(lane), lanes))
+    done = {c: what for r in readers for c, what in r.done.items()}
     ran = [c for c, what in done.items() if what == "ran" or what.startswith("served")]
-    print(f"\n{len(ran)} commands ran, {len(done) - len(ran)} as dry runs; slowest:")
-    for seconds, command in sorted(took, reverse=True)[:8]:
+    print(f"\n{len(ran)} commands ran, {len(done) - len(ran)} as dry runs, in {time.perf_counter() - wall0:.0f} s "
+          f"({_children_cpu() - cpu0:.0f} CPU-seconds); slowest:")
+    for seconds, command in sorted((t for r in readers for t in r.took), reverse=True)[:8]:
         print(f"  {seconds:5.1f} s  {command[:100]}")
     assert len(ran) >= 25
 
