@@ -361,7 +361,7 @@ Examples:
 
   ddd-audit import predictions/ --labels labels.csv --out runs/zoo   # <model>.parquet: image,predicted,true_prob
 
-  ddd-audit import raw-data/sketch --images ~/data/sketch --out runs/sketch         # model-vs-human raw data
+  ddd-audit import raw-data/sketch --images data/sketch --out runs/sketch           # model-vs-human raw data
 """
 
 

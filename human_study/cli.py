@@ -167,13 +167,13 @@ def create(
 
     Examples:
 
-        ddd-audit study create --audit runs/fmnist --name pilot
+        ddd-audit study create --audit runs/default --name pilot
 
-        ddd-audit study create --audit runs/fmnist --name pilot2 --trials 60 --catch 6 --observers 9 --base-url http://10.0.0.5:8501
+        ddd-audit study create --audit runs/default --name pilot2 --trials 60 --catch 6 --observers 9 --base-url http://10.0.0.5:8501
 
-        ddd-audit study create --audit runs/fmnist --name masked --sequence masked --size-deg 4 --fullscreen
+        ddd-audit study create --audit runs/default --name masked --sequence masked --size-deg 4 --fullscreen
 
-        ddd-audit study create --audit runs/fmnist --name online --catch 4 --attention end --open-enrolment --completion-code C1A2B3 --redirect-url https://app.prolific.com/submissions/complete?cc=C1A2B3
+        ddd-audit study create --audit runs/default --name online --catch 4 --attention end --open-enrolment --completion-code C1A2B3 --redirect-url https://app.prolific.com/submissions/complete?cc=C1A2B3
     """
     with _errors():
         from human_study.design import DesignConfig
@@ -252,7 +252,7 @@ def create(
         typer.echo(
             f"Serve it to observers: ddd-audit study serve --study-dir {made.folder}\n"
             "  (that server shows only the experiment, and the results at /results behind the admin token; "
-            "read the report in your own app with -- --audit)"
+            f"read the report in your own app with: ddd-audit app {made.folder.parent.parent})"
         )
 
 
@@ -273,9 +273,9 @@ def add_observers(
 
     Examples:
 
-        ddd-audit study add-observers --study-dir runs/fmnist/studies/pilot --token TOKEN --count 9
+        ddd-audit study add-observers --study-dir runs/default/studies/pilot --token TOKEN --count 9
 
-        DDD_STUDY_TOKEN=TOKEN ddd-audit study add-observers --study-dir runs/fmnist/studies/pilot --code P01 --code P02
+        DDD_STUDY_TOKEN=TOKEN ddd-audit study add-observers --study-dir runs/default/studies/pilot --code P01 --code P02
     """
     with _errors():
         from human_study.folder import record_base_url, study_base_url
@@ -309,9 +309,9 @@ def analyze(
 
     Examples:
 
-        ddd-audit study analyze --study-dir runs/fmnist/studies/pilot --token TOKEN
+        ddd-audit study analyze --study-dir runs/default/studies/pilot --token TOKEN
 
-        DDD_STUDY_TOKEN=TOKEN ddd-audit study analyze --study-dir runs/fmnist/studies/pilot --alpha 0.01 --figures figures/
+        DDD_STUDY_TOKEN=TOKEN ddd-audit study analyze --study-dir runs/default/studies/pilot --alpha 0.01 --figures figures/
     """
     with _errors():
         from human_study.analysis import analyze as run_analysis
@@ -392,9 +392,9 @@ def export(
 
     Examples:
 
-        ddd-audit study export --study-dir runs/fmnist/studies/pilot --token TOKEN
+        ddd-audit study export --study-dir runs/default/studies/pilot --token TOKEN
 
-        ddd-audit study export --study-dir runs/fmnist/studies/pilot --token TOKEN --out results/
+        ddd-audit study export --study-dir runs/default/studies/pilot --token TOKEN --out results/
     """
     with _errors():
         from human_study.export import write_exports
