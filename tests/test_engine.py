@@ -17,7 +17,7 @@ import pytest
 from audit.engine import AuditConfig, plan_audit, run_audit
 from audit.models.variants import PAPER_CONDITIONS, preset_variants, resolve_variants
 from audit.store import AuditDir, AuditError, load
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_exit_code, run_cli
 
 
 def test_store_layout_and_load(digits_audit):
@@ -190,11 +190,12 @@ def test_failed_job_is_recorded_and_others_finish(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_without_retraining(tmp_path):
+def test_killed_run_resumes_without_retraining(tmp_path, capsys):
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "audit", "run", "--dataset", "digits", "--variants", "minimal", "--epochs", "3",
-            "--device", "cpu", "--out", str(out)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    # no prediction depth or representations: the jobs, the kill and the resume are what is tested
+    args = ["run", "--dataset", "digits", "--variants", "minimal", "--epochs", "3", "--train-size", "600",
+            "--depth", "none", "--rsa-images", "0", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "audit", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
     jobs = out / "jobs"
@@ -217,29 +218,31 @@ def test_killed_run_resumes_without_retraining(tmp_path):
     leftovers = [out / "jobs" / ".base.json.abc123.json.tmp", out / "report" / ".summary.json.x1.json.tmp"]
     for p in leftovers:
         p.write_text("half")
-    rep = run_cli("report", str(out))
-    assert rep.returncode == 0, rep.stderr
-    assert "interrupted" in rep.stdout and "rerun the same command to resume" in rep.stdout
+    # the report and the resumed run go through the console entry point in this process
+    code = cli_exit_code(["report", out])
+    rep = capsys.readouterr()
+    assert code == 0, rep.err
+    assert "interrupted" in rep.out and "rerun the same command to resume" in rep.out
     assert not list(out.rglob("*.tmp"))
     leftovers[0].write_text("half")
-    res = run_cli("run", "--dataset", "digits", "--variants", "minimal", "--epochs", "3", "--device", "cpu",
-                  "--out", str(out))
-    assert res.returncode == 0, res.stderr
+    code = cli_exit_code(args)
+    res = capsys.readouterr()
+    assert code == 0, res.err
     assert not list(out.rglob("*.tmp"))
     assert load(out).state == "complete"
-    assert f"resumed: {len(finished)} finished jobs kept" in res.stderr
+    assert f"resumed: {len(finished)} finished jobs kept" in res.err
     after = {n: (out / "decisions" / f"{n}.parquet").stat().st_mtime_ns for n in finished}
     assert after == before
     assert load(out).n_models == 4
 
 
 @pytest.mark.slow
-def test_a_variant_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
+def test_a_variant_killed_mid_training_resumes_from_its_last_epoch(tmp_path, capsys):
     import torch
 
     out = tmp_path / "audit"
-    args = ["--dataset", "digits", "--variants", "minimal", "--epochs", "6", "--depth", "none", "--device", "cpu",
-            "--out", str(out)]
+    args = ["--dataset", "digits", "--variants", "minimal", "--epochs", "6", "--train-size", "600", "--depth", "none",
+            "--rsa-images", "0", "--device", "cpu", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "audit", "run", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoints = out / "checkpoints"
@@ -252,8 +255,8 @@ def test_a_variant_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
     saved = {p.stem: torch.load(p, weights_only=False)["epoch"] for p in checkpoints.glob("*.pt")}
     saved = {name: epoch for name, epoch in saved.items() if name not in finished}
     assert saved, "the kill must land while a variant trains"
-    res = run_cli("run", *args)
-    assert res.returncode == 0, res.stderr
+    code = cli_exit_code(["run", *args])  # the same command, through the console entry point in this process
+    assert code == 0, capsys.readouterr().err
     result = load(out)
     models = result.models.set_index("name")
     for name, epoch in saved.items():
@@ -283,12 +286,14 @@ def test_bad_input_gives_one_line_error(tmp_path, args, message):
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_refuses_a_different_audit(tmp_path):
+def test_cli_refuses_a_different_audit(tmp_path, capsys):
     out = tmp_path / "a"
-    run_audit(plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=1, device="cpu")), out)
-    res = run_cli("run", "--dataset", "gaussian", "--variants", "minimal", "--epochs", "1", "--out", str(out))
-    assert res.returncode == 2 and "holds a different audit" in res.stderr and "--force" in res.stderr
-    assert "Traceback" not in res.stderr
+    run_audit(plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=1, device="cpu", train_size=300,
+                                     val_size=150, depth="none", rsa_images=0)), out)
+    code = cli_exit_code(["run", "--dataset", "gaussian", "--variants", "minimal", "--epochs", "1", "--out", out])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds a different audit" in err and "--force" in err
+    assert "Traceback" not in err
 
 
 def test_dry_run_lists_jobs_and_writes_nothing(tmp_path):
@@ -322,19 +327,20 @@ def test_load_errors(tmp_path):
     assert AuditDir(tmp_path / "empty").finished_jobs() == []
 
 
-def test_printed_summary_equals_numbers_recomputed_by_hand(digits_audit):
-    res = run_cli("report", str(digits_audit), "--tolerance", "1")
-    assert res.returncode == 0, res.stderr
+def test_printed_summary_equals_numbers_recomputed_by_hand(digits_audit, capsys):
+    code = cli_exit_code(["report", digits_audit, "--tolerance", "1"])
+    res = capsys.readouterr()
+    assert code == 0, res.err
     result = load(digits_audit)
     correct = np.stack([pd.read_parquet(digits_audit / "decisions" / f"{m}.parquet")
                         .query("epoch == epoch.max()").sort_values("image_id")["correct"].to_numpy()
                         for m in result.model_names], axis=1)
     for name, acc in zip(result.model_names, correct.mean(0), strict=True):
-        assert f"{name}" in res.stdout and f"{100 * acc:.2f}%" in res.stdout
+        assert f"{name}" in res.out and f"{100 * acc:.2f}%" in res.out
     n = correct.sum(1)
     m = correct.shape[1]
     lines = {}
-    for ln in res.stdout.splitlines():
+    for ln in res.out.splitlines():
         if ln.strip():
             lines.setdefault(ln.split()[0], ln.split())
     assert lines["trivial"][1] == f"{100 * (n >= m - 1).mean():.1f}%"
