@@ -26,7 +26,8 @@ Sections, each "ok", "skipped" (with its reason) or "error" (with the traceback)
                forward time
   oom          an absurd inference batch: audit.predict.predict must halve it and keep the decisions (on
                CUDA a real out-of-memory under a memory cap; elsewhere an injected torch.OutOfMemoryError)
-  sharing      4 variants through the engine in 1, 2 and 4 processes on the one device; which is faster
+  sharing      4 variants through the engine in 1, 2 and 4 processes on the one device (1 and 2 at the
+               tiny sizes); which is faster
   ray          4 small variants through RayExecutor at --gpus-per-job 0.25 on a local Ray (127.0.0.1)
   compile      the train section again with torch.compile: compile cost and steady speedup
 The summary projects a full `paper` variant (30 epochs) and the whole grid from the measured rates.
@@ -84,6 +85,7 @@ class Sizes:
     calib_train_size: int | None
     share_epochs: int
     share_train_size: int | None
+    share_processes: tuple[int, ...]  # the process counts of the sharing section, one process first
     ray_train_size: int | None
     n_jpegs: int
     pretrained_size: int | None  # None: each model's native input size
@@ -93,13 +95,13 @@ class Sizes:
 
 FULL = Sizes(n_classes=100, train_per_class=500, val_per_class=100, batch_size=None, arch_kwargs=None,
              train_epochs=3, det_epochs=2, det_train_size=None, calib_epochs=2, calib_train_size=10_000,
-             share_epochs=2, share_train_size=None, ray_train_size=10_000, n_jpegs=3000, pretrained_size=None,
+             share_epochs=2, share_train_size=None, share_processes=(1, 2, 4), ray_train_size=10_000, n_jpegs=3000, pretrained_size=None,
              infer_batch=256, budget_s=450.0)
 # toy sizes for 2 CPU cores: the quick preset's network (torch.compile's one-off cost is about half a minute
 # there), a few batches, and the pretrained models at 64 px
 TINY = Sizes(n_classes=10, train_per_class=32, val_per_class=10, batch_size=64, arch_kwargs={"width": 8, "depth": 8},
              train_epochs=2, det_epochs=1, det_train_size=128, calib_epochs=1, calib_train_size=128,
-             share_epochs=1, share_train_size=128, ray_train_size=128, n_jpegs=32, pretrained_size=64,
+             share_epochs=1, share_train_size=128, share_processes=(1, 2), ray_train_size=128, n_jpegs=32, pretrained_size=64,
              infer_batch=16, budget_s=None)
 
 
@@ -431,7 +433,7 @@ class Check:
         runs = {}
         threads = torch.get_num_threads()
         try:
-            for workers in (1, 2, 4):
+            for workers in self.sizes.share_processes:
                 runs[str(workers)] = self._run_engine(plan, LocalExecutor(workers=workers), f"share{workers}")
                 plan.context.threads = None
         finally:
@@ -439,8 +441,8 @@ class Check:
         for r in runs.values():
             r["speedup_over_one_process"] = round(runs["1"]["wall_s"] / r["wall_s"], 3)
             r["busy_speedup_over_one_process"] = round(runs["1"]["busy_s"] / r["busy_s"], 3)
-        names = {"1": "one process, one variant after another", "2": "2 processes (--workers 2)",
-                 "4": "4 processes (--workers 4)"}
+        names = {str(n): f"{n} processes (--workers {n})" for n in self.sizes.share_processes}
+        names["1"] = "one process, one variant after another"
         faster = max(runs, key=lambda k: runs[k]["busy_speedup_over_one_process"])
         return {"variants": [s.name for s in specs], "epochs": specs[0].epochs,
                 "images_per_epoch": runs["1"]["images_per_variant"] // specs[0].epochs,
@@ -772,9 +774,9 @@ def render_markdown(result: dict) -> str:
             rows.append(("torch.compile (--compile): training", f"{k['train_images_per_s']:,.0f} images/s"))
     if s := ok("variants sharing the device", "sharing"):
         runs = s["runs_by_processes"]
-        rows.append((f"{len(s['variants'])} variants in 1 / 2 / 4 processes on the one device: wall (start-up "
-                     "included); speedup without the start-up", " / ".join(_fmt_s(runs[n]["wall_s"]) for n in ("1", "2", "4"))
-                     + "; " + " / ".join(f"{runs[n]['busy_speedup_over_one_process']:.2f}x" for n in ("1", "2", "4"))
+        rows.append((f"{len(s['variants'])} variants in {' / '.join(runs)} processes on the one device: wall (start-up "
+                     "included); speedup without the start-up", " / ".join(_fmt_s(r["wall_s"]) for r in runs.values())
+                     + "; " + " / ".join(f"{r['busy_speedup_over_one_process']:.2f}x" for r in runs.values())
                      + f"; faster: {s['faster']}"))
     if r := ok("Ray, 4 variants at --gpus-per-job 0.25", "ray"):
         rows.append(("Ray, 4 variants at --gpus-per-job 0.25",
