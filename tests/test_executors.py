@@ -11,7 +11,9 @@ from audit.store import load
 
 
 def _plan(**kw):
-    plan = plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=1, device="cpu", **kw))
+    # small: the executors, not the measures, are tested (every job still trains and records its decisions)
+    plan = plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=1, device="cpu", val_size=150,
+                                  train_size=300, depth="none", rsa_images=0, **kw))
     plan.context.threads = 1  # the same thread count everywhere makes CPU results bit for bit equal
     return plan
 
