@@ -19,7 +19,7 @@ from audit.metrics.consistency import error_consistency
 from audit.metrics.scored import accuracy_ranks, scored_table
 from audit.report import build_report
 from audit.store import SCORED_TABLE, AuditDir, decisions_frame, load, read_json
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_exit_code, run_cli
 
 MODEL = "efficientnet_lite0@32"
 NAME = "efficientnet_lite0-32px"
@@ -28,6 +28,17 @@ NAME = "efficientnet_lite0-32px"
 def _copy(audit: Path, tmp_path: Path, name: str = "audit") -> Path:
     """A private copy of a session audit (scoring writes into it)."""
     return Path(shutil.copytree(audit, tmp_path / name))
+
+
+def _in_process(capsys, *args):
+    """`ddd-audit ARGS` through the console entry point in this process: what `run_cli` returns, without the
+    interpreter's start (the first command of the new-model test still runs as a user runs it)."""
+    from types import SimpleNamespace
+
+    capsys.readouterr()
+    code = cli_exit_code(list(args))
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
 
 def _one_line_error(res, needle: str) -> str:
@@ -158,7 +169,7 @@ def test_rerunning_an_audit_keeps_scored_models_out(digits_audit, tmp_path):
 
 # --------------------------------------------------------------------------- the command, as a user runs it
 @pytest.mark.slow
-def test_score_a_new_model_on_the_digits_audit(digits_audit, tmp_path):
+def test_score_a_new_model_on_the_digits_audit(digits_audit, tmp_path, capsys):
     path = _copy(digits_audit, tmp_path)
     before = load(path)
     res = run_cli("score", str(path), "--models", MODEL, timeout=600)
@@ -202,19 +213,19 @@ def test_score_a_new_model_on_the_digits_audit(digits_audit, tmp_path):
     assert printed in res.stdout
 
     # the same command again keeps it; `report` prints it too
-    again = run_cli("score", str(path), "--models", MODEL, timeout=600)
+    again = _in_process(capsys, "score", path, "--models", MODEL)
     assert again.returncode == 0, again.stderr
     assert f"kept: {NAME}" in again.stderr and f"{NAME}: done" not in again.stderr
-    rep = run_cli("report", str(path))
+    rep = _in_process(capsys, "report", path)
     assert rep.returncode == 0 and "Scored models" in rep.stdout and NAME in rep.stdout
 
 
 @pytest.mark.slow
-def test_score_a_trained_variant(digits_audit, tmp_path):
+def test_score_a_trained_variant(digits_audit, tmp_path, capsys):
     path = _copy(digits_audit, tmp_path)
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"variants": [{"name": "newcomer_wide", "epochs": 1}]}))
-    res = run_cli("score", str(path), "--variants", str(grid), timeout=600)
+    res = _in_process(capsys, "score", path, "--variants", grid)
     assert res.returncode == 0, res.stderr
     result = load(path)
     assert result.scored_names == ["newcomer_wide"] and "newcomer_wide" not in result.model_names
@@ -345,11 +356,11 @@ def test_imported_audit_needs_a_label_map_without_a_probe(tmp_path):
 
 
 @pytest.mark.slow
-def test_score_an_imported_audit_through_a_label_map(tmp_path):
+def test_score_an_imported_audit_through_a_label_map(tmp_path, capsys):
     path = _imported(tmp_path, images=True)
     mapping = tmp_path / "map.csv"
     mapping.write_text("cat,281\ndog,207\n")  # tabby, golden retriever
-    res = run_cli("score", str(path), "--models", MODEL, "--label-map", str(mapping), timeout=600)
+    res = _in_process(capsys, "score", path, "--models", MODEL, "--label-map", mapping)
     assert res.returncode == 0, res.stderr
     result = load(path)
     assert result.scored_names == [NAME] and result.model_names == ["m0", "m1", "m2"]
