@@ -11,11 +11,22 @@ import pytest
 
 from audit.engine import AuditConfig, plan_audit, prepare_directory, run_audit
 from audit.store import AuditError, folder_state, load
-from tests.conftest import run_cli
+from tests.conftest import cli_exit_code, run_cli
 from tests.test_importers import write_mvh_folder
 
 DIGITS = ("--dataset", "digits", "--variants", "minimal", "--epochs", "1", "--device", "cpu", "--train-size", "300",
           "--val-size", "200", "--depth", "none", "--rsa-images", "0")
+
+
+def _in_process(capsys, *args):
+    """`ddd-audit ARGS` through the console entry point in this process: what `run_cli` returns, without the
+    interpreter's start."""
+    from types import SimpleNamespace
+
+    capsys.readouterr()
+    code = cli_exit_code(list(args))
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
 
 def _user_folder(path: Path) -> dict[str, str]:
@@ -66,23 +77,22 @@ def test_run_never_mixes_into_a_folder_of_other_files(tmp_path, force):
     assert _digest(out) == before
 
 
-def test_import_force_replaces_an_audit_and_keeps_its_studies(tmp_path):
+def test_import_force_replaces_an_audit_and_keeps_its_studies(tmp_path, capsys):
     source = write_mvh_folder(tmp_path / "raw")
     out = tmp_path / "audit"
-    assert run_cli("import", str(source), "--out", str(out), timeout=300).returncode == 0
+    assert _in_process(capsys, "import", source, "--out", out).returncode == 0
     study = out / "studies" / "pilot" / "study.json"
     study.parent.mkdir(parents=True)
     study.write_text('{"format": "kept"}')
-    again = run_cli("import", str(source), "--out", str(out), timeout=300)
+    again = _in_process(capsys, "import", source, "--out", out)
     assert again.returncode == 2 and "holds an audit" in again.stderr and "--force" in again.stderr
-    replaced = run_cli("import", str(write_mvh_folder(tmp_path / "raw2", seed=1)), "--out", str(out), "--force",
-                       timeout=300)
+    replaced = _in_process(capsys, "import", write_mvh_folder(tmp_path / "raw2", seed=1), "--out", out, "--force")
     assert replaced.returncode == 0, replaced.stderr
     assert study.read_text() == '{"format": "kept"}'  # human data is never part of a replacement
     assert load(out).n_models == 3
 
 
-def test_a_run_killed_before_its_manifest_resumes(tmp_path):
+def test_a_run_killed_before_its_manifest_resumes(tmp_path, capsys):
     """The state a kill leaves between making the folder and writing the manifest (prepare_directory's own
     writes, a temporary file of the writer) is resumed by the same command, not refused."""
     out = tmp_path / "run"
@@ -91,19 +101,19 @@ def test_a_run_killed_before_its_manifest_resumes(tmp_path):
     prepare_directory(plan_audit(cfg), out)
     (out / ".images.parquet.k1ll.parquet.tmp").write_bytes(b"half")
     assert folder_state(out) == ("begun", [])
-    res = run_cli("run", *DIGITS, "--out", str(out), timeout=600)
+    res = _in_process(capsys, "run", *DIGITS, "--out", out)
     assert res.returncode == 0, res.stderr
     assert load(out).is_complete and not list(out.glob(".*.tmp"))
 
 
-def test_an_import_killed_before_its_manifest_resumes(tmp_path):
+def test_an_import_killed_before_its_manifest_resumes(tmp_path, capsys):
     source = write_mvh_folder(tmp_path / "raw")
     out = tmp_path / "audit"
-    assert run_cli("import", str(source), "--out", str(out), timeout=300).returncode == 0
+    assert _in_process(capsys, "import", source, "--out", out).returncode == 0
     (out / "manifest.json").unlink()  # killed after the decisions, before the manifest
     shutil.rmtree(out / "report", ignore_errors=True)
     assert folder_state(out)[0] == "begun"
-    res = run_cli("import", str(source), "--out", str(out), timeout=300)
+    res = _in_process(capsys, "import", source, "--out", out)
     assert res.returncode == 0, res.stderr
     assert load(out).is_complete
 
