@@ -175,10 +175,10 @@ def test_gaussian_kl_is_eq1_and_falls_as_sigma_rises():
 
 @pytest.mark.slow
 def test_gaussian_control_class_accuracy_falls_as_sigma_rises():
-    """A reduced Gaussian control (12 classes, 8x8 px) with the `gaussian` preset's recipe: the easy
-    classes are the ones of small sigma, as eq. (1) predicts."""
+    """A reduced Gaussian control (12 classes, 8x8 px, 100 training images a class) with the `gaussian`
+    preset's recipe: the easy classes are the ones of small sigma, as eq. (1) predicts."""
     torch.set_num_threads(1)
-    ds = load_gaussian(n_classes=12, n_train_per_class=200, n_val_per_class=50, image_size=8)
+    ds = load_gaussian(n_classes=12, n_train_per_class=100, n_val_per_class=50, image_size=8)
     assert ds.input_transform == "symlog"
     dev = torch.device("cpu")
     train = TensorData.from_numpy(ds.train.images, ds.train.labels, dev, transform=ds.input_transform)
