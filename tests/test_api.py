@@ -49,8 +49,8 @@ def test_import_audit_is_light_and_the_api_loads_on_first_use():
 
 
 # --------------------------------------------------------------------------- run
-SMALL = {"dataset": "digits", "variants": "minimal", "epochs": 1, "depth": "none", "learnability": False,
-         "rsa_images": 0, "device": "cpu"}
+SMALL = {"dataset": "digits", "variants": "minimal", "epochs": 1, "val_size": 150, "train_size": 300, "depth": "none",
+         "learnability": False, "rsa_images": 0, "device": "cpu"}
 
 
 @pytest.mark.slow
