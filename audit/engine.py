@@ -71,8 +71,8 @@ class AuditConfig:
     resizer: str = "pil"
     relabel: str | None = None
     rsa_images: int | None = 2000
-    #: intra-op threads of each job (--threads); None chooses from the free cores when the run starts and
-    #: keeps that choice when it resumes (the threads change float sums, so a resume matches the first run)
+    #: intra-op threads of each job (--threads); None chooses them before each job from the cores that other
+    #: processes leave free (the threads change float sums: fix them for bit-identical reruns)
     threads: int | None = None
     #: Audit images behind symbolic links that leave the dataset folder (by default they are skipped)
     follow_symlinks: bool = False
@@ -270,21 +270,23 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
     return store
 
 
-def _job_threads(plan: AuditPlan, store: AuditDir, executor) -> dict | None:
+def _job_threads(plan: AuditPlan, executor) -> dict | None:
     """Each local job's intra-op threads, set on the plan's context, and the record the manifest keeps:
-    --threads, else the count that a resumed run recorded, else `choose_threads` (Ray sizes its own)."""
+    --threads or OMP_NUM_THREADS for every job; otherwise chosen again before each job from the cores that
+    other processes leave free (`choose_threads`), and each job record keeps its count. A variant resumed
+    from its checkpoint goes on with the threads it began with. Ray sizes its own."""
+    import os
+
     from audit.executors import LocalExecutor, choose_threads
 
     if not isinstance(executor, LocalExecutor):
         return None
-    before = (store.read_manifest().get("threads") or {}) if store.manifest_path.exists() else {}
-    if plan.config.threads:
-        per_job, why = choose_threads(plan.config.threads, workers=executor.workers)
-    elif before.get("per_job") and before.get("workers") == executor.workers:
-        per_job, why = int(before["per_job"]), "as when this audit began"
-    else:
-        per_job, why = choose_threads(workers=executor.workers)
+    per_job, why = choose_threads(plan.config.threads, workers=executor.workers)
     plan.context.threads = per_job
+    plan.context.adapt_threads = (executor.workers == 1 and not plan.config.threads
+                                  and not os.environ.get("OMP_NUM_THREADS", "").strip())
+    if plan.context.adapt_threads:
+        why += "; chosen again before each job"
     return {"per_job": per_job, "workers": executor.workers, "chosen_by": why}
 
 
@@ -365,7 +367,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     skipped = [j.name for j in plan.jobs if status[j.name] == "done"]
     errors: dict[str, str] = {}
     process = current_process()
-    plan.threads = _job_threads(plan, store, executor)
+    plan.threads = _job_threads(plan, executor)
     write_manifest(store, plan, status, errors, process=process)
     listener.plan(plan.jobs, todo)
     checkpoints = store.file("checkpoints")  # the variants' per-epoch state: a killed run loses no epoch

@@ -115,6 +115,8 @@ class LocalExecutor:
 
     def _run_inline(self, jobs, ctx, on_result, listener):
         for i, job in enumerate(jobs):
+            if ctx.adapt_threads:  # another audit may have started or ended since the last job
+                ctx.threads = choose_threads()[0]
             listener.job_started(job.name, i, len(jobs))
             t0 = time.perf_counter()
 

@@ -353,6 +353,8 @@ def train_variant(
         gen.set_state(state["generator"])
         records = state["records"]
         val_acc, losses, start_epoch = state["val_accuracy"], state["train_loss"], state["epoch"] + 1
+        if state.get("threads"):  # the rest of the variant sums its floats as its first epochs did
+            torch.set_num_threads(int(state["threads"]))
     else:
         val_acc, losses, start_epoch = [record()], [], 1
     for epoch in range(start_epoch, spec.epochs + 1):
@@ -388,7 +390,7 @@ def train_variant(
                                     "generator": gen.get_state(), "val_accuracy": val_acc,
                                     "records": {k: [torch.from_numpy(np.ascontiguousarray(v)) for v in values]
                                                 for k, values in records.items()},
-                                    "train_loss": losses})
+                                    "train_loss": losses, "threads": torch.get_num_threads()})
     # a checkpoint from before the margins were recorded has fewer epochs of them: left out then
     stack = lambda key: np.stack(records[key]) if len(records.get(key, ())) == len(records["pred"]) else None  # noqa: E731
     return TrainResult(

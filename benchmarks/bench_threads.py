@@ -4,7 +4,7 @@ The workload is the default audit's recipe on Fashion-MNIST (the `minimal` prese
 network, a fixed training subset, no deeper measures), run as `ddd-audit run` in a fresh process. Each setting
 is timed with two thread policies in the same run:
 
-- `auto`: the default, `audit.executors.choose_threads` (the cores other processes leave free at the start);
+- `auto`: the default, `audit.executors.choose_threads` before each job (the cores other processes leave free);
 - `fixed`: `--threads` = torch's own count (the physical cores), which is what every run used before.
 
 "beside two busy processes" starts two pure-Python spinners for the run's whole length; "two at once" starts
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=6000)
     parser.add_argument("--val-size", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--policies", default="auto,fixed", help="auto, fixed or both (comma-separated)")
     args = parser.parse_args()
     import torch
 
@@ -76,6 +77,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for policy, threads in (("auto", None), ("fixed", fixed)):
+            if policy not in args.policies.split(","):
+                continue
             alone, chosen = run_audits(1, tmp, args, threads)
             busy, chosen_busy = run_audits(1, tmp, args, threads, busy=2)
             pair, chosen_pair = run_audits(2, tmp, args, threads)

@@ -33,6 +33,8 @@ class JobContext:
     cache_dir: str | None = None
     flip: bool = False
     threads: int | None = None
+    #: choose `threads` again before each job, from the cores other processes leave free (the default)
+    adapt_threads: bool = False
     #: prediction depth (baldock2021) for "none", the "base" group's variants, or "all" variants
     depth: str = "base"
     #: also the depth of the probes' reference images (training split), as baldock2021 does
