@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 FIXATION_MS, STIMULUS_MS, ITI_MS = 300, 200, 500
 FRAME_MS = 17  # one frame at 60 Hz
-N_TRIALS, SIZE = 6, 96
+N_TRIALS, SIZE = 8, 96
 N_WATCHED = 3  # transitions filmed with screenshots
 
 STATE = """() => {
@@ -148,9 +148,15 @@ def test_phases_last_their_set_times_and_no_frame_mixes_two_trials(made, server)
     with store:
         frame = store.admin(study.id, made.admin_token).responses_frame()
     assert len(frame) == N_TRIALS and set(frame["rt_source"]) == {"client"}
+    # The phases of the filmed trials (those after the first N_WATCHED answers) are not timed: a screenshot
+    # stalls the browser's compositor for as long as the machine takes to grab it, and on a busy machine
+    # that is longer than a frame. Every other trial is timed to the frame.
+    index = {t.trial_id: k for k, t in enumerate(schedule)}
+    timed = frame[~frame["trial_id"].map(index).between(1, N_WATCHED)]
+    assert len(timed) == N_TRIALS - N_WATCHED
     for column, target in (("iti_ms", ITI_MS), ("fixation_ms", FIXATION_MS), ("stimulus_ms", STIMULUS_MS)):
-        error = (frame[column] - target).abs()
-        assert (error <= FRAME_MS).all(), (column, frame[column].tolist())
+        error = (timed[column] - target).abs()
+        assert (error <= FRAME_MS).all(), (column, timed[column].tolist())
     assert (frame["mask_ms"] > 0).all()  # each answer came during the mask
     # the response time runs from the pair's onset: the stimulus and the mask before the answer
     assert np.allclose(frame["rt_ms"], frame["stimulus_ms"] + frame["mask_ms"], atol=0.2)
