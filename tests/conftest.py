@@ -21,6 +21,18 @@ STUDY_DB_SKIP = (
 )
 
 
+#: the longest test files (a minute or more each on 2 cores), run first: `make test` hands whole files to two
+#: workers in collection order, so a long file collected late would keep one worker busy after the other ends
+LONGEST_FIRST = ("test_docs_run.py", "test_random_kills.py", "test_gpu_check.py", "test_wheel.py",
+                 "test_deeper_charts_browser.py", "test_score.py", "test_first_hour.py", "test_engine.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Collect the longest files first (a stable sort: every other file keeps its place and order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """One loud line at the end of a run that skipped the PostgreSQL tests."""
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
