@@ -76,6 +76,13 @@ class DesignConfig:
         the experiment after `attention_max_failures` failures.
     open_enrolment : a recruiting service's link without an observer code gets each participant
         id its own observer (links.recruitment_link).
+    design : "fixed" (meding2022 §3.4: trivial against impossible) or "adaptive" (`adaptive`: the level is
+        the gap in the models' mean correctness between the two images, chosen per observer).
+    procedure, lapse : the adaptive design's procedure, "quest" (QUEST+ over threshold and slope, guess rate
+        0.5, this fixed lapse rate) or "staircase" (2-down-1-up).
+    n_levels, pairs_per_level : the adaptive design's pool: at most this many gaps, and pairs per gap
+        (default 40).
+    psychometric : the psychometric function fitted to an adaptive study ("weibull" or "logistic").
     """
 
     n_trials: int = 149
@@ -100,6 +107,12 @@ class DesignConfig:
     attention_policy: str = "flag"
     attention_max_failures: int = 1
     open_enrolment: bool = False
+    design: str = "fixed"
+    procedure: str = "quest"
+    lapse: float = 0.02
+    n_levels: int = 20
+    pairs_per_level: int | None = None
+    psychometric: str = "weibull"
 
     def validate(self) -> None:
         """Raise StudySettingsError (a StudyError), naming the setting and its option, unless every field is
@@ -367,6 +380,17 @@ def design_study(audit: AuditResult, config: DesignConfig | None = None, *, mode
     correct = audit.correct(model_names)
     n_correct = count_correct(correct)
     images = audit.images
+    if config.design == "adaptive":
+        from human_study.adaptive import select_adaptive_pairs
+
+        trivial, impossible = difficulty_masks(n_correct, len(model_names), tolerance=config.tolerance)
+        labels, ids, names = images["label"].to_numpy(), images["image_id"].to_numpy(), audit.class_names
+        pairs = [  # "trivial_*" is the easier image of the pair, "impossible_*" the harder one
+            PairSpec(kind, k, int(ids[a]), int(labels[a]), _class_name(names, labels[a]), int(n_correct[a]),
+                     int(ids[b]), int(labels[b]), _class_name(names, labels[b]), int(n_correct[b]))
+            for kind, k, a, b in select_adaptive_pairs(n_correct, labels, n_models=len(model_names), config=config)
+        ]
+        return StudyDesign(config, tuple(model_names), int(trivial.sum()), int(impossible.sum()), tuple(pairs))
     pairs, n_triv, n_imp = select_pairs(
         n_correct,
         images["label"].to_numpy(),

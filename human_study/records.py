@@ -1,13 +1,17 @@
 """The records the study store hands out: a study, an observer, a session, a scheduled trial, a
-stored answer and an observer's progress. Plain frozen dataclasses; no database, no UI.
+stored answer and an observer's progress, and the checks of what the browser sends with an answer.
+Plain frozen dataclasses and pure checks; no database, no UI.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from human_study.errors import StudyError
 
 RT_SOURCES = ("client", "server")  # browser-measured, or the server's time since the trial was shown
 MAX_RT_MS = 24 * 3600 * 1000.0  # the longest response time a response may hold
@@ -151,3 +155,38 @@ class Progress:
     @property
     def in_practice(self) -> bool:
         return self.n_practice_answered < self.n_practice
+
+
+def check_phases(phases: object) -> dict | None:
+    """The browser's phase durations as stored: {name: ms} with names from PHASES (rounded to
+    0.1 ms); an entry that is not a finite duration up to MAX_RT_MS is dropped."""
+    if phases is None:
+        return None
+    if not isinstance(phases, dict):
+        raise StudyError(f"phases must be a mapping of phase name to milliseconds, got {type(phases).__name__}")
+    kept = {}
+    for name in PHASES:
+        value = phases.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            if 0 <= value <= MAX_RT_MS:
+                kept[name] = round(float(value), 1)
+    return kept or None
+
+
+def check_rt(rt_ms, rt_source, shown_at):
+    """(rt_ms, rt_source) as stored, checked: a browser time in [0, MAX_RT_MS] ms, or none."""
+    if shown_at is not None and (not isinstance(shown_at, datetime) or shown_at.tzinfo is None):
+        raise StudyError("shown_at must be a timezone-aware datetime")
+    if rt_ms is None:
+        if rt_source not in (None, "server"):
+            raise StudyError("rt_source without rt_ms makes no sense; pass rt_ms or shown_at")
+        return None, None
+    if isinstance(rt_ms, bool) or not isinstance(rt_ms, int | float):
+        raise StudyError(f"rt_ms must be a number of milliseconds, got {rt_ms!r}")
+    rt_ms = float(rt_ms)
+    if not math.isfinite(rt_ms) or not 0 <= rt_ms <= MAX_RT_MS:
+        raise StudyError(f"rt_ms must be between 0 and {MAX_RT_MS:.0f}, got {rt_ms!r}")
+    rt_source = rt_source or "client"
+    if rt_source not in RT_SOURCES:
+        raise StudyError(f"rt_source must be one of {RT_SOURCES}, got {rt_source!r}")
+    return rt_ms, rt_source

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from human_study.errors import StudyError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -119,6 +119,8 @@ sessions = sa.Table(
     sa.Column("participant_id", sa.String(128)),
     sa.Column("recruitment_study_id", sa.String(128)),
     sa.Column("recruitment_session_id", sa.String(128)),
+    # version 3: the display's refresh interval (ms) the browser measured from requestAnimationFrame
+    sa.Column("refresh_ms", sa.Float),
     sa.Index("ix_sessions_observer", "observer_id"),
 )
 
@@ -259,7 +261,10 @@ def _add_missing_columns(conn: sa.Connection, table_names: tuple[str, ...]) -> N
 
 
 #: version -> what brings a database of that version to the next one
-MIGRATIONS = {1: lambda conn: _add_missing_columns(conn, ("observers", "sessions", "responses"))}
+MIGRATIONS = {
+    1: lambda conn: _add_missing_columns(conn, ("observers", "sessions", "responses")),
+    2: lambda conn: _add_missing_columns(conn, ("sessions",)),
+}
 
 
 def create_schema(engine: Engine) -> None:

@@ -31,7 +31,10 @@ OPTIONS = {
     "size_deg": "--size-deg", "viewing_distance_cm": "--distance-cm", "completion_code": "--completion-code",
     "redirect_url": "--redirect-url", "attention_policy": "--attention",
     "attention_max_failures": "--attention-max-failures", "open_enrolment": "--open-enrolment",
+    "design": "--design", "procedure": "--procedure", "lapse": "--lapse", "n_levels": "--levels",
+    "pairs_per_level": "--pairs-per-level", "psychometric": "--psychometric",
 }
+MAX_LEVELS = 200
 
 
 class StudySettingsError(StudyError, InputError):
@@ -77,6 +80,12 @@ class StudySettings(BaseModel):
     attention_policy: Literal["flag", "end"] = Field("flag", description="one of flag, end")
     attention_max_failures: int = _int(1, MAX_ATTENTION_FAILURES, 1)
     open_enrolment: bool = Field(False, description="true or false")
+    design: Literal["fixed", "adaptive"] = Field("fixed", description="one of fixed, adaptive")
+    procedure: Literal["quest", "staircase"] = Field("quest", description="one of quest, staircase")
+    lapse: float = Field(0.02, ge=0, le=0.2, allow_inf_nan=False, description="a lapse rate from 0 to 0.2")
+    n_levels: int = _int(2, MAX_LEVELS, 20)
+    pairs_per_level: int | None = _int(1, MAX_TRIALS, None, nullable=True)
+    psychometric: Literal["weibull", "logistic"] = Field("weibull", description="one of weibull, logistic")
 
 
 def check_study_settings(settings: dict) -> None:
@@ -90,3 +99,6 @@ def check_study_settings(settings: dict) -> None:
     if settings.get("mask") and settings.get("stimulus_ms") is None:
         raise StudySettingsError("study settings (--mask): a mask needs a presentation limit; set stimulus_ms "
                                  "(--stimulus-ms)", "mask")
+    if settings.get("design") == "adaptive" and settings.get("n_catch"):
+        raise StudySettingsError("study settings (--catch): the adaptive design has no catch trials; drop --catch "
+                                 "or use --design fixed", "n_catch")

@@ -9,7 +9,6 @@ most once per observer and trial. All SQL is parameterised; no UI, no statistics
 from __future__ import annotations
 
 import json
-import math
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,10 +21,7 @@ from human_study.admin import StudyAdmin, open_admin, token_matches
 from human_study.design import study_setting
 from human_study.errors import StudyError, UnknownObserver, UnknownStudy
 from human_study.links import RECRUITMENT_ID_RE, RECRUITMENT_PARAMS, STUDY_ID_RE, normalize_code
-from human_study.records import (
-    MAX_RT_MS,
-    PHASES,
-    RT_SOURCES,
+from human_study.records import (  # check_phases and check_rt are re-exported
     Calibration,
     Observer,
     Progress,
@@ -33,7 +29,9 @@ from human_study.records import (
     ScheduledTrial,
     Session,
     Study,
+    check_phases,
 )
+from human_study.records import check_rt as _check_rt
 from human_study.schedule import SIDES, build_schedule
 from human_study.schema import (
     BUSY_TIMEOUT_MS,
@@ -85,6 +83,8 @@ class Store:
         self._studies: dict[str, Study] = {}
         self._schedules: dict[int, list[ScheduledTrial]] = {}
         self._session_observer: dict[int, int] = {}
+        self._adaptive: dict[int, tuple[Study, Observer] | None] = {}
+        self._planner = None
         try:
             create_schema(self.engine)
         except BaseException:
@@ -313,6 +313,16 @@ class Store:
                 .values(px_per_mm=float(calibration.px_per_mm), viewing_distance_mm=float(calibration.viewing_distance_mm))
             )
 
+    def set_refresh_interval(self, session_id: int, refresh_ms: object) -> float | None:
+        """Store the display's refresh interval (ms per frame) the browser measured in a session; a value
+        outside 2-100 ms (500 to 10 Hz) is not a display's and is ignored (None)."""
+        if isinstance(refresh_ms, bool) or not isinstance(refresh_ms, int | float) or not 2 <= refresh_ms <= 100:
+            return None
+        self._observer_of_session(session_id)
+        with writing(self.engine) as conn:
+            conn.execute(sessions.update().where(sessions.c.id == int(session_id)).values(refresh_ms=float(refresh_ms)))
+        return float(refresh_ms)
+
     def calibration(self, session_id: int) -> Calibration | None:
         """The session's display calibration, or None before the observer calibrated."""
         with reading(self.engine) as conn:
@@ -344,18 +354,56 @@ class Store:
 
     # ---- schedule and progress
     def schedule(self, observer_id: int) -> list[ScheduledTrial]:
-        """The observer's whole trial list, in order (practice first); reproducible from the seed."""
+        """The observer's whole trial list, in order (practice first); reproducible from the seed. In an
+        adaptive study (`adaptive`), the trials answered so far and the next one, replayed from the responses."""
         observer_id = int(observer_id)
         with self._lock:
             cached = self._schedules.get(observer_id)
         if cached is not None:
             return cached
+        adaptive = self._adaptive_study(observer_id)
+        if adaptive:
+            with reading(self.engine) as conn:
+                return self.planner().schedule(conn, *adaptive)
         observer = self._observer_by_id(observer_id)
         study = self.get_study(observer.study_id)
         result = build_schedule(self._study_trials(study.id), observer, question=study.question)
         with self._lock:
             self._schedules[observer_id] = result
         return result
+
+    def planner(self):
+        """The adaptive studies' planner of this store (`adaptive.AdaptivePlanner`), made on first use."""
+        from human_study.adaptive import AdaptivePlanner
+
+        with self._lock:
+            self._planner = self._planner or AdaptivePlanner()
+            return self._planner
+
+    def _adaptive_study(self, observer_id: int) -> tuple[Study, Observer] | None:
+        """(study, observer) when the observer's study has the adaptive design, else None (cached)."""
+        with self._lock:
+            if observer_id in self._adaptive:
+                return self._adaptive[observer_id]
+        observer = self._observer_by_id(observer_id)
+        study = self.get_study(observer.study_id)
+        found = (study, observer) if study_setting(study, "design") == "adaptive" else None
+        with self._lock:
+            self._adaptive[observer_id] = found
+        return found
+
+    def _snapshot(self, observer_id: int) -> tuple[list[ScheduledTrial], int, bool, int, int]:
+        """(known schedule, answered, ended, n_total, n_practice) of an observer, from one read."""
+        observer_id = int(observer_id)
+        adaptive = self._adaptive_study(observer_id)
+        schedule = [] if adaptive else self.schedule(observer_id)
+        with reading(self.engine) as conn:
+            if adaptive:
+                schedule = self.planner().schedule(conn, *adaptive)
+            n, ended = self._n_answered(conn, observer_id), self._ended(conn, observer_id)
+        if adaptive:
+            return schedule, n, ended, adaptive[0].n_total, adaptive[0].n_practice
+        return schedule, n, ended, len(schedule), sum(t.kind == "practice" for t in schedule)
 
     def _n_answered(self, conn: sa.Connection, observer_id: int) -> int:
         return conn.execute(
@@ -370,27 +418,22 @@ class Store:
 
     def next_trial(self, observer_id: int) -> ScheduledTrial | None:
         """The observer's first unanswered trial, or None when they have finished (or were ended)."""
-        schedule = self.schedule(observer_id)
-        with reading(self.engine) as conn:
-            n = self._n_answered(conn, int(observer_id))
-            ended = self._ended(conn, int(observer_id))
+        schedule, n, ended, _, _ = self._snapshot(observer_id)
         return schedule[n] if n < len(schedule) and not ended else None
 
+    def upcoming_trials(self, observer_id: int) -> list[ScheduledTrial]:
+        """The trials that can come after the next one (for the browser to preload their images): the one
+        after it in a fixed design; in an adaptive one, the trial after each answer to the next."""
+        adaptive = self._adaptive_study(int(observer_id))
+        if adaptive:
+            with reading(self.engine) as conn:
+                return self.planner().upcoming(conn, *adaptive)
+        schedule, n, ended, _, _ = self._snapshot(observer_id)
+        return [] if ended else schedule[n + 1 : n + 2]
+
     def progress(self, observer_id: int) -> Progress:
-        schedule = self.schedule(observer_id)
-        with reading(self.engine) as conn:
-            n = self._n_answered(conn, int(observer_id))
-            ended = self._ended(conn, int(observer_id))
-        n_practice = sum(t.kind == "practice" for t in schedule)
-        return Progress(
-            n,
-            len(schedule),
-            n_practice,
-            min(n, n_practice),
-            len(schedule) - n_practice,
-            max(0, n - n_practice),
-            ended,
-        )
+        _, n, ended, n_total, n_practice = self._snapshot(observer_id)
+        return Progress(n, n_total, n_practice, min(n, n_practice), n_total - n_practice, max(0, n - n_practice), ended)
 
     def is_finished(self, observer_id: int) -> bool:
         return self.progress(observer_id).finished
@@ -431,23 +474,24 @@ class Store:
         phases = check_phases(phases)
         observer_id = self._observer_of_session(session_id)
         schedule = self.schedule(observer_id)
+        n_total = self._snapshot_total(observer_id, schedule)
         by_trial = {t.trial_id: t for t in schedule}
         if trial_id not in by_trial:
             raise StudyError(f"trial {trial_id} is not part of this observer's study")
         scheduled = by_trial[trial_id]
         try:
             with writing(self.engine) as conn:
-                existing = self._existing(conn, observer_id, trial_id, scheduled, len(schedule))
+                existing = self._existing(conn, observer_id, trial_id, scheduled, n_total)
                 if existing is not None:
                     return existing
                 n = self._n_answered(conn, observer_id)
                 if n >= len(schedule) or schedule[n].trial_id != trial_id:
                     # Under READ COMMITTED (PostgreSQL) a concurrent submit of this very trial may
                     # have committed between the two queries above: then it is a repeat, not an error.
-                    existing = self._existing(conn, observer_id, trial_id, scheduled, len(schedule))
+                    existing = self._existing(conn, observer_id, trial_id, scheduled, n_total)
                     if existing is not None:
                         return existing
-                    if n >= len(schedule):
+                    if n >= n_total:
                         raise StudyError("this observer has finished all trials")
                     raise StudyError(
                         f"trial {trial_id} is not the next trial (position {scheduled.position}, "
@@ -474,7 +518,7 @@ class Store:
                         phases=phases,
                     )
                 ).inserted_primary_key[0]
-                finished = scheduled.position == len(schedule) - 1
+                finished = scheduled.position == n_total - 1
                 ended = not correct and scheduled.kind == "catch" and self._attention_ends(conn, observer_id)
                 if finished or ended:
                     conn.execute(
@@ -486,7 +530,7 @@ class Store:
         except IntegrityError:
             # Another submit of the same trial won the race (possible on PostgreSQL).
             with reading(self.engine) as conn:
-                existing = self._existing(conn, observer_id, trial_id, scheduled, len(schedule))
+                existing = self._existing(conn, observer_id, trial_id, scheduled, n_total)
             if existing is None:
                 raise
             return existing
@@ -500,6 +544,10 @@ class Store:
             True,
             finished,
         )
+
+    def _snapshot_total(self, observer_id: int, schedule: list[ScheduledTrial]) -> int:
+        adaptive = self._adaptive_study(observer_id)
+        return adaptive[0].n_total if adaptive else len(schedule)
 
     def _attention_ends(self, conn: sa.Connection, observer_id: int) -> bool:
         """True when the study ends the experiment now: policy "end" and enough failed catch trials."""
@@ -532,37 +580,3 @@ class Store:
             False,
             finished,
         )
-
-
-def check_phases(phases: object) -> dict | None:
-    """The browser's phase durations as stored: {name: ms} with names from PHASES (rounded to
-    0.1 ms); an entry that is not a finite duration up to MAX_RT_MS is dropped."""
-    if phases is None:
-        return None
-    if not isinstance(phases, dict):
-        raise StudyError(f"phases must be a mapping of phase name to milliseconds, got {type(phases).__name__}")
-    kept = {}
-    for name in PHASES:
-        value = phases.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            if 0 <= value <= MAX_RT_MS:
-                kept[name] = round(float(value), 1)
-    return kept or None
-
-
-def _check_rt(rt_ms, rt_source, shown_at):
-    if shown_at is not None and (not isinstance(shown_at, datetime) or shown_at.tzinfo is None):
-        raise StudyError("shown_at must be a timezone-aware datetime")
-    if rt_ms is None:
-        if rt_source not in (None, "server"):
-            raise StudyError("rt_source without rt_ms makes no sense; pass rt_ms or shown_at")
-        return None, None
-    if isinstance(rt_ms, bool) or not isinstance(rt_ms, int | float):
-        raise StudyError(f"rt_ms must be a number of milliseconds, got {rt_ms!r}")
-    rt_ms = float(rt_ms)
-    if not math.isfinite(rt_ms) or not 0 <= rt_ms <= MAX_RT_MS:
-        raise StudyError(f"rt_ms must be between 0 and {MAX_RT_MS:.0f}, got {rt_ms!r}")
-    rt_source = rt_source or "client"
-    if rt_source not in RT_SOURCES:
-        raise StudyError(f"rt_source must be one of {RT_SOURCES}, got {rt_source!r}")
-    return rt_ms, rt_source

@@ -212,7 +212,7 @@ def test_a_version_1_study_database_opens_and_gains_the_new_columns(audit):
         for table, columns in (
             ("observers", ("consented_at", "participant_id", "ended_reason")),
             ("sessions", ("px_per_mm", "viewing_distance_mm", "participant_id", "recruitment_study_id",
-                          "recruitment_session_id")),
+                          "recruitment_session_id", "refresh_ms")),
             ("responses", ("phases",)),
         ):
             for column in columns:
@@ -232,4 +232,4 @@ def test_a_version_1_study_database_opens_and_gains_the_new_columns(audit):
     assert frame["fixation_ms"].tolist()[1] == 300.0 and math.isnan(frame["fixation_ms"].tolist()[0])
     with sqlite3.connect(made.folder / "study.db") as db:
         versions = [v for (v,) in db.execute("SELECT version FROM schema_version ORDER BY version")]
-    assert versions == [1, SCHEMA_VERSION] == [1, 2]
+    assert versions == [1, 2, SCHEMA_VERSION] == [1, 2, 3]
