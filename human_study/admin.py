@@ -281,6 +281,9 @@ class StudyAdmin:
         frame["correct_category"] = "impossible" if self.study.question == "harder" else "trivial"
         frame["correct"] = frame["correct"].astype(bool)
         frame["rt_ms"] = frame["rt_ms"].astype(float)
+        if self.study.config.get("design") == "adaptive":  # the gap in mean correctness (adaptive.pair_level)
+            gap = frame["trivial_n_correct"].astype(float) - frame["impossible_n_correct"].astype(float)
+            frame["level"] = (gap / int(self.study.config["n_models"])).round(9)
         return frame
 
     def sessions_frame(self):

@@ -157,6 +157,19 @@ def create(
     open_enrolment: bool = typer.Option(
         False, "--open-enrolment", help="One link for a recruiting service; each participant id gets an observer."
     ),
+    design: str = typer.Option(
+        "fixed", "--design", help="'fixed' (trivial against impossible, meding2022) or 'adaptive' (the gap in "
+        "model difficulty between the two images, chosen per observer)."
+    ),
+    procedure: str = typer.Option("quest", "--procedure", help="Adaptive: 'quest' (QUEST+) or 'staircase' (2-down-1-up)."),
+    lapse: float = typer.Option(0.02, "--lapse", min=0, max=0.2, help="Adaptive: QUEST+'s fixed lapse rate."),
+    levels: int = typer.Option(20, "--levels", min=2, max=bounds.MAX_LEVELS, help="Adaptive: the most gaps to draw pairs at."),
+    pairs_per_level: int | None = typer.Option(
+        None, "--pairs-per-level", min=1, max=bounds.MAX_TRIALS, help="Adaptive: pairs drawn per gap (default 40)."
+    ),
+    psychometric: str = typer.Option(
+        "weibull", "--psychometric", help="Adaptive: the psychometric function fitted (weibull or logistic)."
+    ),
     base_url: str | None = BASE_URL,
     allow_incomplete: bool = typer.Option(
         False, "--allow-incomplete", help="Make the study even from an audit that is not complete or has fewer "
@@ -174,6 +187,8 @@ def create(
         ddd-audit study create --audit runs/default --name masked --sequence masked --size-deg 4 --fullscreen
 
         ddd-audit study create --audit runs/default --name online --catch 4 --attention end --open-enrolment --completion-code C1A2B3 --redirect-url https://app.prolific.com/submissions/complete?cc=C1A2B3
+
+        ddd-audit study create --audit runs/default --name threshold --design adaptive --trials 120
     """
     with _errors():
         from human_study.design import DesignConfig
@@ -209,6 +224,12 @@ def create(
             question=question,
             seed=seed,
             break_every=break_every,
+            design=design,
+            procedure=procedure,
+            lapse=lapse,
+            n_levels=levels,
+            pairs_per_level=pairs_per_level,
+            psychometric=psychometric,
         )
         config.validate()  # the settings first: nothing is read or written before they are sound
         if not Path(audit).exists():
@@ -226,10 +247,13 @@ def create(
         )
         typer.echo(f"  folder:   {made.folder}")
         typer.echo(f"  database: {public_url(made.db_url)}")
-        typer.echo(
-            f"  pairs from {d.n_trivial} trivial and {d.n_impossible} impossible images "
-            f"(tolerance {c.tolerance}, {d.n_models} models{', class-matched' if c.match_class else ''}), seed {c.seed}"
-        )
+        if c.design == "adaptive":
+            typer.echo(_adaptive_summary(d))
+        else:
+            typer.echo(
+                f"  pairs from {d.n_trivial} trivial and {d.n_impossible} impossible images "
+                f"(tolerance {c.tolerance}, {d.n_models} models{', class-matched' if c.match_class else ''}), seed {c.seed}"
+            )
         typer.echo(
             f"  trials: fixation {c.fixation_ms} ms, pair {'until the answer' if c.stimulus_ms is None else f'{c.stimulus_ms} ms'}"
             f"{', then a mask' if c.mask else ''}, blank interval {c.iti_ms} ms; background {c.background}"
@@ -303,9 +327,14 @@ def analyze(
     figures: Path | None = typer.Option(
         None, "--figures", help="Also write the figures (PNG and PDF) into this folder."
     ),
+    psychometric: str | None = typer.Option(
+        None, "--psychometric", help="An adaptive study's psychometric function: weibull or logistic (default: "
+        "the study's own)."
+    ),
 ) -> None:
     """Print the summary in meding2022's form, accuracy, binomial tests, intervals, error
-    consistency, learning effect and RTs; with --figures, draw them too.
+    consistency, learning effect and RTs, and an adaptive study's psychometric functions (psignifit);
+    with --figures, draw them too.
 
     Examples:
 
@@ -334,13 +363,41 @@ def analyze(
             frame, alpha=alpha, block=default_block(study), n_numbers=n_numbers(study)
         )
         typer.echo(format_analysis(result))
+        fits = _psychometric(study, frame, psychometric)
         if figures is not None and not len(frame):
             typer.echo("\nNo figures: the study has no responses yet")
         elif figures is not None:
             from human_study.figures import write_figures
 
-            written = write_figures(result, frame, figures, prefix=study.name)
+            written = write_figures(result, frame, figures, prefix=study.name, fits=fits)
             typer.echo(f"\nWrote {len(written)} figure files to {figures}")
+
+
+def _adaptive_summary(design) -> str:
+    """What an adaptive study's pool holds, in one line."""
+    c = design.config
+    main = design.of_kind("main")
+    gaps = sorted({p.trivial_n_correct - p.impossible_n_correct for p in main})
+    what = "QUEST+ (threshold and slope, guess 0.5, lapse " + f"{c.lapse:g})" if c.procedure == "quest" else "a 2-down-1-up staircase"
+    return (f"  adaptive: {len(main)} pairs at {len(gaps)} gaps in mean correctness ({gaps[0]}/{design.n_models} to "
+            f"{gaps[-1]}/{design.n_models}){', class-matched' if c.match_class else ''}; each observer's next gap "
+            f"from {what}; seed {c.seed}")
+
+
+def _psychometric(study, frame, sigmoid: str | None) -> dict | None:
+    """Print an adaptive study's psychometric fits and return them ({subj: fit}); None for a fixed study."""
+    from human_study.psychometric import SIGMOIDS, format_fits, study_fits
+
+    if sigmoid is not None and sigmoid not in SIGMOIDS:
+        _fail(f"--psychometric must be one of {', '.join(SIGMOIDS)}, got {sigmoid!r}", code=2)
+    if "level" not in frame:
+        if sigmoid is not None:
+            _fail("--psychometric needs an adaptive study (study create --design adaptive); this one is fixed", code=2)
+        return None
+    table, fits = study_fits(frame, study.config, sigmoid=sigmoid)
+    typer.echo("")
+    typer.echo(format_fits(table))
+    return fits
 
 
 @study_app.command()
@@ -402,9 +459,12 @@ def export(
         store, study, admin = _open(study_dir, db, token)
         with store:
             frame = admin.responses_frame()
-        mvh, full = write_exports(
-            frame, out if out is not None else Path(study_dir) / "export", prefix=study.name
-        )
+        folder = out if out is not None else Path(study_dir) / "export"
+        written = write_exports(frame, folder, prefix=study.name)
+        if "level" in frame:  # an adaptive study: its levels as a tidy table too
+            from human_study.export import write_tidy
+
+            written += (write_tidy(frame, folder, prefix=study.name),)
         typer.echo(f"Wrote {len(frame)} responses:")
-        typer.echo(f"  {mvh}")
-        typer.echo(f"  {full}")
+        for path in written:
+            typer.echo(f"  {path}")

@@ -155,13 +155,59 @@ def study_figures(result: StudyAnalysis, responses: pd.DataFrame, *, style: str 
     }
 
 
+def psychometric_figure(fits: dict, *, most: int = 12):
+    """An adaptive study's psychometric functions, one panel per observer (the first `most`) and the pooled
+    fit: proportion correct per level (marker area by trials there), the psignifit curve, and the 75%-correct
+    threshold with its credible interval. `fits` is psychometric.psychometric_fits's {subj: PsychometricFit}."""
+    from human_study.psychometric import POOLED, THRESHOLD_PC
+
+    names = [s for s in fits if s != POOLED][:most] + ([POOLED] if POOLED in fits else [])
+    ncols = min(4, max(1, len(names)))
+    nrows = max(1, math.ceil(len(names) / ncols))
+    fig, axes = style.new_figure("two", ncols=ncols, nrows=nrows, squeeze=False, sharex=True, sharey=True)
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        fit = fits[name]
+        data = fit.result.data
+        levels = np.exp(data[:, 0]) if fit.sigmoid == "weibull" else data[:, 0]
+        ax.scatter(levels, data[:, 1] / data[:, 2], s=6 + 4 * data[:, 2], color=HUMAN, alpha=0.6, lw=0)
+        grid = np.geomspace(levels.min(), levels.max(), 200) if fit.sigmoid == "weibull" else np.linspace(
+            levels.min(), levels.max(), 200)
+        ax.plot(grid, fit.proportion_correct(grid), color="black", lw=1)
+        ax.errorbar([fit.threshold], [THRESHOLD_PC], xerr=[[fit.threshold - fit.threshold_low],
+                    [fit.threshold_high - fit.threshold]], fmt="o", color="black", ms=3, capsize=2, lw=1)
+        ax.axhline(0.5, color=CHANCE, ls="--", lw=0.8)
+        ax.set_title(f"{name.replace('subject-', 'observer ')}: {fit.threshold:.3g}", fontsize="small")
+        if fit.sigmoid == "weibull":
+            ax.set_xscale("log")
+            _plain_log_ticks(ax.xaxis)
+        ax.set_ylim(0.3, 1.02)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("gap in mean correctness")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("proportion correct")
+        style.percent_axis(ax)
+    return fig
+
+
+@style.styled
+def adaptive_figures(fits: dict, *, style: str = "paper") -> dict:
+    """The figures only an adaptive study has, by name: its psychometric functions."""
+    return {"psychometric": psychometric_figure(fits)}
+
+
 def write_figures(result: StudyAnalysis, responses: pd.DataFrame, out_dir: str | os.PathLike,
-                  *, prefix: str, formats="png,pdf") -> list[Path]:
-    """Save every figure as <out_dir>/<prefix>_<name>.<format>; returns the paths written."""
+                  *, prefix: str, formats="png,pdf", fits: dict | None = None) -> list[Path]:
+    """Save every figure as <out_dir>/<prefix>_<name>.<format>; returns the paths written. With `fits` (an
+    adaptive study's psychometric fits) also <prefix>_psychometric."""
     from audit.store.safety import check_name
 
     check_name(prefix, "study name")  # read from a study's database: it must not lead out of out_dir
     written = []
-    for name, fig in study_figures(result, responses).items():
+    figures = study_figures(result, responses)
+    if fits:
+        figures.update(adaptive_figures(fits))
+    for name, fig in figures.items():
         written += style.save_figure(fig, Path(out_dir) / f"{prefix}_{name}", formats)
     return written
