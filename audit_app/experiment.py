@@ -70,7 +70,8 @@ def answer_from_browser(store, visit, trial_id: int) -> None:
     if parsed is None:
         visit.attempt += 1  # not a usable message: let the browser send a new answer
         return
-    xp.submit_answer(store, visit, trial_id, parsed[0], rt_ms=parsed[1], phases=xp.client_phases(payload))
+    xp.submit_answer(store, visit, trial_id, parsed[0], rt_ms=parsed[1], phases=xp.client_phases(payload),
+                     refresh_ms=xp.client_refresh(payload))
 
 
 def show_pair(store, study, visit, left_file, right_file, trial_id, *, highlight=None):
@@ -89,7 +90,8 @@ def trial_screen(store, study, visit) -> None:
         st.markdown(xp.debrief_text(study))
         return
     xp.mark_shown(visit, trial)
-    data = xp.trial_data(store, study, trial, size=xp.stimulus_size(study, visit), attempt=visit.attempt)
+    data = xp.trial_data(store, study, trial, size=xp.stimulus_size(study, visit), attempt=visit.attempt,
+                         upcoming=store.upcoming_trials(visit.observer_id))
     trial_player(data=data, on_response=lambda: answer_from_browser(store, visit, trial.trial_id))
 
 

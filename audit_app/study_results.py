@@ -21,9 +21,10 @@ from human_study.analysis import analyze, format_p_value, paper_summary
 from human_study.design import study_setting
 from human_study.errors import is_database_error
 from human_study.experiment import question_text
-from human_study.export import full_frame, model_vs_human_frame
-from human_study.figures import study_figures
+from human_study.export import full_frame, model_vs_human_frame, tidy_frame
+from human_study.figures import adaptive_figures, study_figures
 from human_study.links import recruitment_link, server_base_url
+from human_study.psychometric import study_fits
 
 
 def prefetch_analysis() -> None:
@@ -68,6 +69,11 @@ def analysed(study_id: str, stamp: tuple[int, int], alpha: float, block: int, _a
     if len(responses):
         result = analyze(responses, alpha=alpha, block=block, n_numbers=results.n_numbers(_admin.study))
         out.update(result=result, figures={name: png_of(fig) for name, fig in study_figures(result, responses).items()})
+        if "level" in responses:  # an adaptive study: its psychometric functions (human_study.psychometric)
+            table, fits = study_fits(responses, _admin.study.config)
+            out["fits"] = table
+            if len(table):
+                out["figures"].update({name: png_of(fig) for name, fig in adaptive_figures(fits).items()})
     return out
 
 
@@ -209,8 +215,20 @@ def show_results(study, admin) -> None:
         },
     )
 
+    if "fits" in bundle:
+        show_fits(bundle["fits"], figures)
+
     st.markdown("#### Export")
-    cols = st.columns(2)
+    cols = st.columns(3 if "level" in responses else 2)
+    if "level" in responses:
+        cols[2].download_button(
+            "Levels CSV (tidy)",
+            lambda: results.csv_bytes(tidy_frame(responses)),
+            file_name=f"{study.name}_levels.csv",
+            mime="text/csv",
+            key="results_download_levels",
+            on_click="ignore",
+        )
     cols[0].download_button(
         "model-vs-human CSV",
         lambda: results.csv_bytes(model_vs_human_frame(responses)),  # made when clicked
@@ -227,6 +245,26 @@ def show_results(study, admin) -> None:
         key="results_download_full",
         on_click="ignore",
     )
+
+
+def show_fits(table, figures: dict) -> None:
+    """An adaptive study's psychometric functions: the figure and the table of fits."""
+    st.markdown("#### Psychometric functions (adaptive design)")
+    if table.empty:
+        st.markdown("No main trials answered yet.")
+        return
+    st.caption(
+        f"psignifit, 2AFC {table['sigmoid'].iloc[0]}, per observer and pooled (all): proportion correct against the "
+        "gap in the models' mean correctness. Threshold: the gap halfway from guessing to the upper asymptote (75% "
+        f"correct without lapses), with its {100 * table['coverage'].iloc[0]:g}% credible interval; slope there; "
+        "deviance of the fit. Marker area: trials at that gap."
+    )
+    if "psychometric" in figures:
+        st.image(figures["psychometric"], width="content")
+    st.dataframe(table.drop(columns=["coverage"]), key="results_psychometric", hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
+                                ("threshold", "threshold_low", "threshold_high", "slope", "slope_low", "slope_high",
+                                 "lapse", "deviance")})
 
 
 def main() -> None:

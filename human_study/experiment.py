@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,6 +67,7 @@ class Visit:
     shown_at: dict[int, datetime] = field(default_factory=dict)
     calibration: Calibration | None = None
     needs_calibration: bool = False
+    refresh_ms: float | None = None  # the display's refresh interval stored for this session
 
 
 SCREENS = (
@@ -185,6 +186,15 @@ def client_phases(payload: object) -> dict | None:
         return None
 
 
+def client_refresh(payload: object) -> float | None:
+    """The display's refresh interval (ms) in the browser's message, measured from requestAnimationFrame
+    (untrusted: a number from 2 to 100 ms, else None)."""
+    value = payload.get("refresh_ms") if isinstance(payload, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if 2 <= value <= 100 else None
+
+
 def client_response(payload: object, trial_id: int) -> tuple[str, float | None] | None:
     """(choice, rt_ms) from the browser's message about `trial_id`, or None if it is not one.
 
@@ -217,8 +227,10 @@ def submit_answer(
     *,
     rt_ms: float | None = None,
     phases: dict | None = None,
+    refresh_ms: float | None = None,
 ) -> Recorded | None:
-    """Commit one answer (idempotent) and set up the feedback of a practice trial.
+    """Commit one answer (idempotent) and set up the feedback of a practice trial; a new measure of the
+    display's refresh interval (`refresh_ms`, client_refresh) is stored with the session.
 
     With `rt_ms` (measured in the browser) the RT source is "client"; without it the store takes
     the server time since the trial was first shown. Returns None, with `visit.notice` set, when
@@ -245,6 +257,8 @@ def submit_answer(
         visit.attempt += 1
         return None
     visit.notice = None
+    if refresh_ms is not None and (visit.refresh_ms is None or abs(visit.refresh_ms - refresh_ms) > 0.05):
+        visit.refresh_ms = store.set_refresh_interval(visit.session_id, refresh_ms)
     scheduled = {t.trial_id: t for t in store.schedule(visit.observer_id)}[recorded.trial_id]
     if recorded.created and scheduled.feedback:
         visit.feedback = {
@@ -411,9 +425,11 @@ def sequence(study: Study) -> dict:
     return {name: study_setting(study, name) for name in ("fixation_ms", "stimulus_ms", "mask", "iti_ms")}
 
 
-def trial_data(store: Store, study: Study, trial: ScheduledTrial, *, size: int, attempt: int = 0) -> dict:
+def trial_data(store: Store, study: Study, trial: ScheduledTrial, *, size: int, attempt: int = 0,
+               upcoming: Sequence[ScheduledTrial] = ()) -> dict:
     """Everything the browser needs to run one trial on its own: the two images (inlined), their
-    size in CSS px, the header, the question, the sequence, the background and full screen."""
+    size in CSS px, the header, the question, the sequence, the background and full screen, and the
+    images of the `upcoming` trials (Store.upcoming_trials) to decode ahead (`preload`)."""
     fraction, header = progress_label(trial)
     images = {}
     for side, filename in (("left", trial.left_file), ("right", trial.right_file)):
@@ -435,7 +451,19 @@ def trial_data(store: Store, study: Study, trial: ScheduledTrial, *, size: int, 
         "sequence": sequence(study),
         "background": study_setting(study, "background"),
         "fullscreen": bool(study_setting(study, "fullscreen")),
+        "preload": _preload(store, study, upcoming, shown={trial.left_file, trial.right_file}),
     }
+
+
+def _preload(store: Store, study: Study, upcoming: Sequence[ScheduledTrial], *, shown: set) -> list[str]:
+    files = [f for t in upcoming for f in (t.left_file, t.right_file) if f not in shown]
+    out = []
+    for filename in dict.fromkeys(files):
+        try:
+            out.append(_data_uri(store.image_path(study, filename)))
+        except (OSError, StudyError):  # a missing image is reported when its own trial comes
+            continue
+    return out
 
 
 def _data_uri(path: Path) -> str:

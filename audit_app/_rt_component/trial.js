@@ -11,8 +11,14 @@
 // ends at the first frame within half a frame of its set duration. The answer is sent with its
 // response time (event time - stimulus onset) and the measured phase durations in ms.
 //
+// While a trial is on screen, the images of the trials that can follow it (data.preload: the next
+// trial, or in an adaptive study the next trial after either answer) are decoded ahead, so the blank
+// interval is not spent loading. The display's refresh interval (the median of the last 120 frame
+// intervals) is sent with every answer as refresh_ms.
+//
 // For tests, <html> carries data-xp-phase (blank, fullscreen, fixation, stimulus, mask),
-// data-xp-trial (the trial in the player) and data-xp-ready (the trial whose images are shown).
+// data-xp-trial (the trial in the player), data-xp-ready (the trial whose images are shown) and
+// data-xp-preloaded (how many shown images had been decoded ahead).
 const REGISTRY = "__dddAuditTrialPlayer";
 const MASK_BLOCK_PX = 4;
 
@@ -60,6 +66,9 @@ class Player {
     root.appendChild(this.stage);
     this.frameMs = 1000 / 60;
     this.lastFrame = null;
+    this.deltas = []; // the last frame intervals (ms), for the refresh interval
+    this.cache = new Map(); // src -> Promise of a decoded <img>, for images preloaded ahead
+    this.preloaded = 0;
     this.blankOnset = null; // when the blank after the last answer (or the mount) was drawn
     this.trial = null; // {data, key, images, phase, onsets, answered}
     this.setTrigger = () => {};
@@ -86,10 +95,34 @@ class Player {
     const trial = { data, key, images: null, phase: "waiting", onsets: {}, answered: false };
     this.trial = trial;
     document.documentElement.dataset.xpTrial = String(data.trial_id);
-    Promise.all([decoded(data.left), decoded(data.right)]).then(([left, right]) => {
+    Promise.all([this.image(data.left), this.image(data.right)]).then(([left, right]) => {
       trial.images = { left, right };
+      this.preload(data.preload);
     });
     if (this.stage.childElementCount) this.clear(); // e.g. an answer that was not stored
+  }
+
+  // An image decoded ahead is used once (an <img> can stand in one place only), else decoded now.
+  image(src) {
+    const ahead = this.cache.get(src);
+    if (!ahead) return decoded(src);
+    this.cache.delete(src);
+    this.preloaded += 1;
+    document.documentElement.dataset.xpPreloaded = String(this.preloaded);
+    return ahead;
+  }
+
+  preload(sources) {
+    for (const src of sources || []) {
+      if (typeof src === "string" && !this.cache.has(src)) this.cache.set(src, decoded(src));
+    }
+    while (this.cache.size > 16) this.cache.delete(this.cache.keys().next().value);
+  }
+
+  refreshMs() {
+    if (!this.deltas.length) return null;
+    const sorted = [...this.deltas].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
   }
 
   clear() {
@@ -102,6 +135,10 @@ class Player {
     if (this.lastFrame !== null) {
       const delta = now - this.lastFrame;
       if (delta > 4 && delta < 100) this.frameMs = 0.9 * this.frameMs + 0.1 * delta;
+      if (delta > 2 && delta < 100) {
+        this.deltas.push(delta);
+        if (this.deltas.length > 120) this.deltas.shift();
+      }
     }
     this.lastFrame = now;
     if (this.blankOnset === null) this.blankOnset = now;
@@ -229,6 +266,7 @@ class Player {
       rt_ms: answeredAt - o.stimulus,
       via,
       phases,
+      refresh_ms: this.refreshMs(),
     });
   }
 
