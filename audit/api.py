@@ -272,7 +272,7 @@ def load_report(audit: AuditLike, *, tolerance: int | None = None, rebuild: bool
 # --------------------------------------------------------------------------- figures
 def _drawers(result: AuditResult) -> dict:
     from audit.plots.paper import paper_figures
-    from audit.report_figures import figure_inputs
+    from audit.report.figures import figure_inputs
 
     return paper_figures(figure_inputs(result))
 
@@ -371,7 +371,7 @@ def save_figures(audit: AuditLike, out: str | os.PathLike, *, formats: str = "pd
     files : list of Path
         The files written.
     """
-    from audit.report_figures import write_figures
+    from audit.report.figures import write_figures
 
     return write_figures(_as_result(audit), out, formats=formats, style=style, only=only)
 

@@ -232,7 +232,7 @@ def report(
     summary = build_report(result, tolerance=tolerance)
     stdout.print(format_summary(summary), highlight=False)
     stdout.print(f"\nreport written to {path / 'report'}", highlight=False)
-    from audit.report_html import HTML_FILE, write_html_report
+    from audit.report.html import HTML_FILE, write_html_report
 
     if html and result.n_models:
         with console.status("drawing the figures of the HTML report"):
@@ -241,7 +241,7 @@ def report(
     elif result.report_path(HTML_FILE).exists():
         stdout.print(f"report/{HTML_FILE} is from an earlier build; --html rewrites it", highlight=False)
     if pdf and result.n_models:
-        from audit.report_pdf import write_pdf_report
+        from audit.report.pdf import write_pdf_report
 
         with console.status("drawing the figures of the PDF report"):
             stdout.print(f"PDF report: {write_pdf_report(load(path, images_root=images_root))}", highlight=False)
@@ -274,7 +274,7 @@ def figures(
     """Draw the paper figures of an audit (meding2022 Fig. 2-6, 12-17; hacohen2020 Fig. 3) from its report."""
     from audit import load
     from audit.plots.style import check_style, parse_formats
-    from audit.report_figures import check_figure_names, write_figures
+    from audit.report.figures import check_figure_names, write_figures
 
     try:
         formats = parse_formats(format)
@@ -322,8 +322,8 @@ def score(
     """Score models that were not in the audit on its images; the split stays the audit's own models'."""
     from audit import load
     from audit.report import build_report
+    from audit.report.text import scored_lines
     from audit.scorer import plan_scoring, run_scoring
-    from audit.scoring import format_scored_summary
     from audit.store import SCORED_TABLE
 
     with console.status("checking the audit and loading its dataset"):
@@ -344,7 +344,7 @@ def score(
         result = load(path)
         previous = (result.summary() or {}).get("tolerance", 1)
         summary = build_report(result, tolerance=previous if tolerance is None else tolerance)
-    stdout.print("\n".join(format_scored_summary(summary)) or "no scored models", highlight=False)
+    stdout.print("\n".join(scored_lines(summary)) or "no scored models", highlight=False)
     stdout.print(f"\ntable written to {result.report_path(SCORED_TABLE)}", highlight=False)
     if outcome.failed:
         first = {n: (e or "").strip().splitlines()[0] for n, e in outcome.failed.items()}

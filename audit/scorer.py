@@ -4,7 +4,7 @@
 models new to it) and lists the jobs, the same pretrained or variant jobs, model specs and decode-once
 cache as `ddd-audit run`; `run_scoring(plan)` runs them through an executor and stores each model's
 decisions with kind "scored", one model at a time and atomically. The table of how they fare is the
-report's (`audit.scoring`). Nothing here prints; progress goes to a `RunListener`.
+report's (`audit.report.scored`). Nothing here prints; progress goes to a `RunListener`.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.deep.summary import DEEP_COLUMNS
 from audit.metrics import difficulty
 from audit.report import REPORT_COLUMNS, compute_report, read_report_tables, report_state
+from audit.report.deeper import DEEP_COLUMNS
 from audit.store import REPORT_DIR, SUMMARY_FILE, AuditDir, load
 
 MAKE_AUDIT_HELP = (

@@ -767,10 +767,12 @@ def scored_frames(summary: dict) -> dict[str, pd.DataFrame] | None:
 
 def scored_summary_at(path: str | Path, data: AuditData, tolerance: int) -> dict:
     """The report's scored part recomputed on the split at another tolerance (the decisions are read again)."""
-    from audit.scoring import scored_report
+    from audit.report import ReportContent
+    from audit.report.scored import scored_report
 
-    part = scored_report(load(path), categories_at(data, tolerance))
-    return part.summary if part is not None else {}
+    part = ReportContent(summary={})
+    scored_report(load(path), categories_at(data, tolerance), part)
+    return part.summary
 
 
 def _interval(value, low, high, *, percent: bool = False) -> str:

@@ -11,7 +11,7 @@ import streamlit as st
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import REFERENCE_COLOURS
-from audit.report_html import headline
+from audit.report.text import headline
 from audit_app import _charts, _common, _data, _frames
 
 data = _common.require_audit()

@@ -150,7 +150,8 @@ def default_audit_addition(path: Path) -> dict | None:
     """
     import torch
 
-    from audit.deep.dynamics_scores import stability_report, training_scores_report
+    from audit.report import ReportContent
+    from audit.report.training_scores import stability_report, training_scores_report
     from audit.store import load
 
     if not (path / "manifest.json").exists():
@@ -161,8 +162,10 @@ def default_audit_addition(path: Path) -> dict | None:
         return None
     categories = pd.read_parquet(path / "images.parquet")["category"].to_numpy()
     correct = result.correct()
-    _, _, report_cpu = timed(lambda: (training_scores_report(result, categories, correct.sum(axis=1), figures_too=False),
-                                      stability_report(correct, summary["tolerance_used"], figures_too=False)))
+    out = ReportContent(summary={})
+    _, _, report_cpu = timed(lambda: (
+        training_scores_report(result, categories, correct.sum(axis=1), out, figures_too=False),
+        stability_report(correct, summary["tolerance_used"], out, figures_too=False)))
     torch.set_num_threads(1)
     logits, labels = torch.randn(10_000, 10), torch.randint(0, 10, (10_000,))
 

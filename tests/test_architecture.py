@@ -25,7 +25,6 @@ LAYERS = {
     "audit.report": ("audit.engine", "audit.jobs", "audit.cli", "human_study"),
     "audit.plots": ("audit.store", "audit.report", "audit.deep", "audit.engine", "audit.jobs", "audit.cli",
                     "human_study", "streamlit"),
-    "audit.scoring": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),
     "audit.scorer": ("audit.cli",),
     "audit.curate": ("audit.engine", "audit.jobs", "audit.scorer", "audit.cli", "human_study"),
     "audit.relabel": ("audit.engine", "audit.jobs", "audit.report", "audit.cli", "human_study"),

@@ -204,7 +204,7 @@ def _visible_ticks(ax, axis: str = "x") -> list[float]:
 
 @pytest.mark.parametrize("n", SIZES)
 def test_the_stability_figure_counts_whole_models_up_to_the_audits_and_states_the_projection(n):
-    from audit.deep.dynamics_scores import _fig_stability
+    from audit.report.training_scores import _fig_stability
 
     curve = _curve(n)
     curve["kappa_mean"] = np.where(curve["observed"], 0.3, np.nan)
@@ -237,7 +237,7 @@ def test_count_ticks_are_round_whole_numbers_from_the_first_count_to_the_last():
 
 @pytest.mark.parametrize("n", SIZES)
 def test_the_training_scores_figure_labels_every_score_without_overlap(n):
-    from audit.deep.dynamics_scores import SCORE_LABELS, _fig_training_scores
+    from audit.report.training_scores import SCORE_LABELS, _fig_training_scores
 
     labels = list(SCORE_LABELS.values())
     rho = _matrix(len(labels)).set_axis(labels, axis=0).set_axis(labels, axis=1)
@@ -259,7 +259,7 @@ def test_the_training_scores_figure_labels_every_score_without_overlap(n):
 
 
 def test_the_cartography_title_says_when_it_shows_a_sample():
-    from audit.deep.dynamics_scores import SCORE_LABELS, _fig_training_scores
+    from audit.report.training_scores import SCORE_LABELS, _fig_training_scores
 
     labels = list(SCORE_LABELS.values())[:3]
     rho = _matrix(3).set_axis(labels, axis=0).set_axis(labels, axis=1)

@@ -196,8 +196,9 @@ def test_bad_score_arrays_and_folders(tmp_path):
 
 
 def test_humans_beside_models_by_hand(tmp_path):
-    from audit.humans import format_human_summary, human_report
-    from audit.report import build_report
+    from audit.report import ReportContent, build_report
+    from audit.report.humans import human_report
+    from audit.report.text import human_lines
 
     root = write_mvh_folder(tmp_path / "raw", seed=3)
     out = write_imported_audit(read_model_vs_human(root), tmp_path / "audit")
@@ -205,7 +206,8 @@ def test_humans_beside_models_by_hand(tmp_path):
     build_report(result)
     result = audit.load(out)
     categories = result.images["category"].to_numpy()
-    report = human_report(result, categories, n_bootstrap=20)
+    report = ReportContent(summary={})
+    human_report(result, categories, report, n_bootstrap=20)
     hand = _by_hand(root)
     units = list(zip(result.images["image_key"], result.images["condition"], strict=True))
     humans = ("subject-01", "subject-02")
@@ -234,7 +236,7 @@ def test_humans_beside_models_by_hand(tmp_path):
             pairs.append(error_consistency(np.array([hand[h][u] for u in shared]),
                                            np.array([hand[m][u] for u in shared])).kappa)
     assert by_condition["c1"]["kappa_human-model"] == pytest.approx(np.mean(pairs), abs=1e-9)
-    text = "\n".join(format_human_summary(report.summary))
+    text = "\n".join(human_lines(report.summary))
     assert "Humans (2;" in text and "condition c1:" in text and "human-model" in text
 
 

@@ -13,8 +13,8 @@ from audit.metrics import agreement
 from audit.plots import paper
 from audit.plots.style import FORMATS
 from audit.report import build_report
-from audit.report_figures import figure_inputs
-from audit.report_html import headline
+from audit.report.figures import figure_inputs
+from audit.report.text import headline
 from audit.store import REPORT_FIGURES
 from audit.synthetic import make_synthetic_audit
 from tests.conftest import invoke_cli
@@ -167,7 +167,7 @@ def test_report_pdf_has_the_summary_then_one_figure_a_page(reported, capsys):
     import re
 
     from audit.report import format_summary
-    from audit.report_pdf import LINES_PER_PAGE, _wrapped
+    from audit.report.pdf import LINES_PER_PAGE, _wrapped
 
     code, text = invoke_cli(["report", str(reported), "--pdf"], capsys)
     assert code == 0, text

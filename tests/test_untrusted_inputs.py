@@ -156,12 +156,13 @@ WRITES_ELSEWHERE = {
     ("audit/curate.py", "export_selection"): "the export's own temporary folder beside --out (the user's flag)",
     ("audit/curate.py", "_write"): "files named by image id and class folder inside the export's temporary folder",
     ("audit/data/decode_cache.py", "get"): "the decode cache under --cache-dir (the user's flag), named by hashes",
-    ("audit/report_html.py", "write_html_report"): "report/report.html via AuditDir.file, or a path the caller gives",
-    ("audit/report_pdf.py", "write_pdf_report"): "report/report.pdf via AuditDir.file, or a path the caller gives",
-    ("audit/report.py", "_write_csv"): "a path build_report made with AuditDir.file",
+    ("audit/report/html.py", "write_html_report"): "report/report.html via AuditDir.file, or a path the caller gives",
+    ("audit/report/pdf.py", "write_pdf_report"): "report/report.pdf via AuditDir.file, or a path the caller gives",
+    ("audit/report/build.py", "_write_csv"): "a path build_report made with AuditDir.file",
     ("audit/store/decisions.py", "write"): "the final-decision cache: its folder is checked with inside() first",
     ("audit/train.py", "_save_checkpoint"): "checkpoints/<variant>.pt: the folder from AuditDir.file, names checked",
     ("human_study/export.py", "write_exports"): "--out of study export, with the study name checked",
+    ("human_study/export.py", "write_tidy"): "--out of study export, with the study name checked",
     ("human_study/folder.py", "render_study_images"): "the study's own images/ folder, files named by the design",
     ("human_study/folder.py", "create_study"): "the study folder, its name checked by the study name rule",
     ("human_study/folder.py", "record_base_url"): "the study's study.json",
@@ -222,7 +223,7 @@ def test_every_writer_goes_through_the_store_helper_or_is_listed():
 def test_the_writer_walk_sees_the_audit_writers():
     seen = {(rel, fn) for rel, fn, *_ in _writer_calls()}
     for must in (("audit/store/directory.py", "write_job"), ("audit/engine.py", "prepare_directory"),
-                 ("audit/importers/writer.py", "write_imported_audit"), ("audit/report.py", "build_report")):
+                 ("audit/importers/writer.py", "write_imported_audit"), ("audit/report/build.py", "build_report")):
         assert must in seen
 
 

@@ -154,7 +154,7 @@ def test_humans_beside_a_zoo_keep_their_intervals(tmp_path):
 
 
 def test_summary_of_a_zoo_lists_the_spread_and_the_extremes_not_every_model():
-    from audit.report_text import SUMMARY_MAX_MODELS, format_summary
+    from audit.report.text import SUMMARY_MAX_MODELS, format_summary
 
     models = [{"name": f"net{i:03d}", "accuracy": 0.30 + i / 100, "near_chance": i == 20}
               for i in range(SUMMARY_MAX_MODELS + 10)]

@@ -8,6 +8,8 @@ values of n_correct that happen to occur.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -18,7 +20,8 @@ from audit.metrics._validate import as_correct, as_finite, as_labels
 #: The three categories of the DDD split, in the order every table and figure shows them.
 CATEGORIES = ("trivial", "inconclusive", "impossible")
 
-__all__ = ["CATEGORIES", "check_tolerance", "max_tolerance", "usable_tolerance", "split_masks", "split_from_counts"]
+__all__ = ["CATEGORIES", "Split", "check_tolerance", "max_tolerance", "usable_tolerance", "split_masks",
+           "split_from_counts"]
 
 
 def check_tolerance(tolerance, n_models: int) -> int:
@@ -67,6 +70,87 @@ def split_masks(n_correct, n_models: int, *, tolerance: int = 1) -> tuple[np.nda
     counts = _check_counts(n_correct, n_models)
     t = check_tolerance(tolerance, n_models)
     return counts >= n_models - t, counts <= t
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """The DDD split of a set of images, as one immutable value (meding2022 §3.1-3.2).
+
+    Made with `Split.from_correct(correct, tolerance)` or `Split.from_counts(n_correct, n_models, tolerance)`.
+    The one tolerance policy of the tool: a tolerance that is not an int >= 0 raises ValueError; one too
+    large for the models (M <= 2 t, where trivial and impossible would overlap) is lowered to (M - 1) // 2,
+    and `clipped` and `note` say so. A caller that must not lower it (a study's design) checks `clipped`.
+
+    Attributes
+    ----------
+    n_correct : ndarray of int64, shape (n_images,), read-only
+    n_models : int
+    tolerance : int
+        The tolerance asked for.
+    tolerance_used : int
+        The tolerance the split uses: trivial when n_correct >= M - t, impossible when n_correct <= t.
+    """
+
+    n_correct: np.ndarray
+    n_models: int
+    tolerance: int
+    tolerance_used: int
+
+    @classmethod
+    def from_counts(cls, n_correct, n_models: int, tolerance: int = 1) -> Split:
+        """The split of images that `n_correct` of `n_models` models classify correctly."""
+        counts = _check_counts(n_correct, n_models).copy()
+        counts.flags.writeable = False
+        return cls(counts, int(n_models), int(tolerance), usable_tolerance(tolerance, n_models))
+
+    @classmethod
+    def from_correct(cls, correct, tolerance: int = 1) -> Split:
+        """The split of a correctness matrix of shape (n_images, n_models)."""
+        correct = as_correct(correct)
+        return cls.from_counts(correct.sum(axis=1, dtype=np.int64), correct.shape[1], tolerance)
+
+    def at(self, tolerance: int) -> Split:
+        """The same images and models split at another tolerance."""
+        return Split(self.n_correct, self.n_models, int(tolerance), usable_tolerance(tolerance, self.n_models))
+
+    @property
+    def clipped(self) -> bool:
+        """Whether the tolerance asked for was lowered to fit the models."""
+        return self.tolerance_used < self.tolerance
+
+    @property
+    def note(self) -> str | None:
+        """The report's note when the tolerance was lowered, else None."""
+        if not self.clipped:
+            return None
+        return (f"tolerance {self.tolerance} needs more than {2 * self.tolerance} models; with {self.n_models} "
+                f"the split uses tolerance {self.tolerance_used}")
+
+    @cached_property
+    def categories(self) -> np.ndarray:
+        """Each image's category, "trivial", "inconclusive" or "impossible" (read-only)."""
+        out = split_from_counts(self.n_correct, self.n_models, tolerance=self.tolerance_used)
+        out.flags.writeable = False
+        return out
+
+    def mask(self, category: str) -> np.ndarray:
+        """The images of one category, as a boolean mask."""
+        if category not in CATEGORIES:
+            raise ValueError(f"category must be one of {CATEGORIES}, got {category!r}")
+        return self.categories == category
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """{category: number of images}."""
+        return {c: int(np.count_nonzero(self.categories == c)) for c in CATEGORIES}
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """{category: share of images}, summing to 1."""
+        return category_shares(self.categories)
+
+    def __len__(self) -> int:
+        return int(self.n_correct.shape[0])
 
 
 def n_correct(correct) -> np.ndarray:

@@ -120,10 +120,10 @@ CONFUSION_TABLES = {"all": "confusion_all.csv", "impossible": "confusion_impossi
 DEEPER_FIGURES = {"representation": "representation.png", "confusion": "confusion.png",
                   "training_scores": "training_scores.png", "stability": "stability.png"}
 #: Training-dynamics scores compared (Spearman, per-image scores in images.parquet) and the split's
-#: stability under resampled models (audit.deep.dynamics_scores).
+#: stability under resampled models (audit.report.training_scores).
 SCORE_TABLES = {"score_correlation": "score_correlation.csv", "stability": "stability.csv",
                 "training_split": "training_scores_train.csv"}
-#: Humans beside the models (audits imported with human observers; see audit.humans).
+#: Humans beside the models (audits imported with human observers; see audit.report.humans).
 HUMAN_TABLES = {
     "humans": "humans.csv",
     "by_category": "human_accuracy_by_category.csv",
@@ -135,7 +135,7 @@ HUMAN_TABLES = {
     "parted": "human_model_disagreements.csv",
     "by_condition": "split_by_condition.csv",
 }
-#: Models scored on the audit's split by `ddd-audit score` (see audit.scoring): one row per scored model.
+#: Models scored on the audit's split by `ddd-audit score` (see audit.report.scored): one row per scored model.
 SCORED_TABLE = "scored_models.csv"
 #: The models table's kind of a scored model: its decisions are stored, but it takes no part in the split.
 SCORED_KIND = "scored"

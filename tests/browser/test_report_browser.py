@@ -13,8 +13,9 @@ import pytest
 import audit
 from audit.plots import paper
 from audit.report import build_report
-from audit.report_figures import figure_inputs
-from audit.report_html import headline, write_html_report
+from audit.report.figures import figure_inputs
+from audit.report.html import write_html_report
+from audit.report.text import headline
 from audit.store import REPORT_FIGURES
 from audit.synthetic import make_synthetic_audit
 from tests.browser.streamlit_server import chromium, chromium_page, serve_streamlit

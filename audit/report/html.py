@@ -1,7 +1,5 @@
 """The report as one self-contained HTML file: headline, summary, every paper figure and the tables, with notes.
 
-`headline(summary)` is the key finding in one sentence, for this page and the app's Overview.
-
 Figures are embedded as SVG data and nothing is fetched, so the file opens
 offline and can be mailed. It is built from the written report (`figure_inputs`),
 and writes nothing but the one file.
@@ -18,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from audit.plots import paper
-from audit.report import format_summary
-from audit.report_figures import figure_inputs
+from audit.report.figures import figure_inputs
+from audit.report.text import format_summary, headline
 from audit.store import REPORT_DIR, REPORT_FIGURES, AuditDir, AuditResult, atomic_path
 
 HTML_FILE = "report.html"
@@ -51,33 +49,6 @@ table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
 .note { color: #555; font-size: 0.9rem; }
 """
-
-
-def _percent(share: float) -> str:
-    """A share as a whole percent; '<1%' for a share above zero that rounds to 0."""
-    return "<1%" if 0 < share < 0.005 else f"{100 * share:.0f}%"
-
-
-def headline(summary: dict) -> str | None:
-    """The report's key finding in one sentence (meding2022 §3.2-3.3), or None before a split exists.
-
-    E.g. "51% trivial and 13% impossible, where the binomial null predicts 4% and
-    <1%; κ falls from 0.62 on all images to 0.26 on the inconclusive ones".
-    """
-    split = summary.get("split")
-    if not split:
-        return None
-    observed, binomial = split["observed"], split["binomial"]
-    text = (f"{_percent(observed['trivial'])} trivial and {_percent(observed['impossible'])} impossible, where the "
-            f"binomial null predicts {_percent(binomial['trivial'])} and {_percent(binomial['impossible'])}")
-    ec = summary.get("error_consistency") or {}
-    if "all" in ec and "inconclusive" in ec:
-        high, low = ec["all"]["mean"], ec["inconclusive"]["mean"]
-        verb = "falls" if low < high else "rises" if low > high else "stays"
-        text += f"; κ {verb} from {high:.2f} on all images to {low:.2f} on the inconclusive ones"
-    elif "all" in ec:
-        text += f"; mean κ {ec['all']['mean']:.2f} on all images"
-    return text
 
 
 #: on screen, figures are shown this much larger than their printed size (at 96 px per inch)

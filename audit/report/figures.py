@@ -14,7 +14,8 @@ import numpy as np
 from audit.metrics import agreement
 from audit.plots import paper
 from audit.plots.style import check_style, parse_formats, save_figure
-from audit.report import model_fields, read_report_tables, report_state
+from audit.report.build import read_report_tables, report_state
+from audit.report.parts import model_fields
 from audit.store import DEEP_TABLES, AuditError, AuditResult
 from audit.store.files import read_people_csv
 

@@ -1,22 +1,23 @@
-"""The report's part for the deeper measures: per-image columns, summary entries, tables and a figure.
+"""The report's deeper-measures part: per-image columns, summary entries, tables and a figure.
 
-`deep_report(result, categories, n_correct)` reads the stored depth, softmax and
+`deep_report(result, categories, n_correct, out)` reads the stored depth, softmax and
 learnability files of an audit (never a model), computes prediction depth by
 DDD category, cleanlab label issues, the causes of impossible images and
-learnability, and returns them; `audit.report` writes them. Nothing is written here.
+learnability, and adds them to `out`. Nothing is written here.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from audit.metrics import depth as depth_metrics
 from audit.metrics.difficulty import CATEGORIES
+from audit.report import text
+from audit.report.parts import ReportContent, ReportInputs, num, register_part
 from audit.store import DEEP_FIGURES, DEEP_TABLES
 
 #: Per-image columns this part adds to images.parquet (only those it can compute; others are left as found).
@@ -26,18 +27,14 @@ SPLIT_JOB = "depth_split"
 LEARNABILITY_JOB = "learnability"
 
 
-@dataclass
-class DeepReport:
-    """What `deep_report` found: {column: values}, summary entries, {file: frame}, {file: figure}, notes."""
-
-    scores: dict = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)
-    tables: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)
+@register_part("deeper", order=60, deep=True, summary_lines=text.deeper_lines)
+def deeper_part(inputs: ReportInputs, content: ReportContent) -> None:
+    """Prediction depth, label issues, causes of impossible images and learnability (baldock2021, sharma2018)."""
+    deep_report(inputs.result, inputs.split.categories, inputs.split.n_correct, content)
 
 
-def deep_report(result, categories: np.ndarray, n_correct: np.ndarray, *, figures: bool = True) -> DeepReport:
+def deep_report(result, categories: np.ndarray, n_correct: np.ndarray, out: ReportContent, *,
+                figures: bool = True) -> None:
     """Prediction depth, label issues, impossible causes and learnability of a stored audit.
 
     Parameters
@@ -46,29 +43,23 @@ def deep_report(result, categories: np.ndarray, n_correct: np.ndarray, *, figure
     categories : ndarray of str, shape (n_images,)
         The DDD split the report uses (trivial / inconclusive / impossible).
     n_correct : ndarray of int, shape (n_images,)
+    out : ReportContent
+        Receives the scores, summary entries, tables, figure and notes. Measures that have no stored inputs
+        (no depth files, no probabilities, no learnability job) are left out, with a note where it helps.
     figures : bool, default True
-
-    Returns
-    -------
-    report : DeepReport
-        Parts that have no stored inputs (no depth files, no probabilities,
-        no learnability job) are left out, with a note where it helps.
     """
-    out = DeepReport()
     cats = np.asarray(categories)
     depth_info = _depth(result, cats, out)
     issues = _label_issues(result, cats, n_correct, out)
     _causes(cats, depth_info, issues, out)
     _learnability(result, cats, out)
     if figures and issues is not None:
-        out.figures[DEEP_FIGURES["label_issues"]] = _fig_label_issues(
-            n_correct, issues, out.summary.get("impossible_causes"), len(result.model_names)
-        )
-    return out
+        causes, n_models = out.summary.get("impossible_causes"), len(result.model_names)
+        out.outputs[DEEP_FIGURES["label_issues"]] = lambda: _fig_label_issues(n_correct, issues, causes, n_models)
 
 
 # --------------------------------------------------------------------------- prediction depth
-def _depth(result, cats: np.ndarray, out: DeepReport) -> dict | None:
+def _depth(result, cats: np.ndarray, out: ReportContent) -> dict | None:
     n = result.n_images
     per_model, max_depths, probe_acc = {}, {}, {}
     for m in result.model_names:
@@ -114,21 +105,21 @@ def _depth(result, cats: np.ndarray, out: DeepReport) -> dict | None:
                            "median_prediction_depth": float(np.median(ok)) if ok.size else np.nan,
                            "undefined_share": float(1 - ok.size / mask.sum()) if mask.sum() else np.nan})
         table = pd.DataFrame(by_cat)
-        out.tables[DEEP_TABLES["depth_by_category"]] = table
+        out.outputs[DEEP_TABLES["depth_by_category"]] = table
         summary = {
             "models": names,
             "max_depth": max_depths,
             "rescaled": not same_scale,
-            "mean_by_category": {r["category"]: _num(r["mean_prediction_depth"]) for r in by_cat},
-            "undefined_by_category": {r["category"]: _num(r["undefined_share"]) for r in by_cat},
+            "mean_by_category": {r["category"]: num(r["mean_prediction_depth"]) for r in by_cat},
+            "undefined_by_category": {r["category"]: num(r["undefined_share"]) for r in by_cat},
             "undefined_share": float(np.isnan(mean_depth).mean()),
             "probe_accuracy": probe_acc,
             "records": {m: _record_depth(result, m) for m in names},
         }
         if len(names) >= 2:
             rho, mean_rho = depth_metrics.depth_consistency(stack)
-            out.tables[DEEP_TABLES["depth_consistency"]] = pd.DataFrame(rho, index=names, columns=names).rename_axis("model")
-            summary["spearman_mean"] = _num(mean_rho)
+            out.outputs[DEEP_TABLES["depth_consistency"]] = pd.DataFrame(rho, index=names, columns=names).rename_axis("model")
+            summary["spearman_mean"] = num(mean_rho)
     if split is not None:
         rec = result.aux_record(SPLIT_JOB) or {}
         max_split = int(rec.get("max_depth", 0)) or None
@@ -171,7 +162,7 @@ def _nanmean_rows(values: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- label issues
-def _label_issues(result, cats: np.ndarray, n_correct: np.ndarray, out: DeepReport):
+def _label_issues(result, cats: np.ndarray, n_correct: np.ndarray, out: ReportContent):
     from audit.deep.label_issues import ensemble_probabilities, find_label_issues
 
     shape = (result.n_images, result.n_classes)
@@ -195,21 +186,21 @@ def _label_issues(result, cats: np.ndarray, n_correct: np.ndarray, out: DeepRepo
     for c in CATEGORIES:
         mask = cats == c
         by_cat[c] = {"n_images": int(mask.sum()), "n_flagged": int(flag[mask].sum()),
-                     "flagged_share": _num(flag[mask].mean()) if mask.any() else None}
+                     "flagged_share": num(flag[mask].mean()) if mask.any() else None}
     n_models = len(result.model_names)
     hist = pd.DataFrame({
         "n_correct": np.arange(n_models + 1),
         "label_issue": np.bincount(n_correct[flag], minlength=n_models + 1),
         "other": np.bincount(n_correct[~flag], minlength=n_models + 1),
     })
-    out.tables[DEEP_TABLES["label_issues_histogram"]] = hist
+    out.outputs[DEEP_TABLES["label_issues_histogram"]] = hist
     out.summary["label_issues"] = {
         "models": names,
         "n_flagged": int(flag.sum()),
         "flagged_share": float(flag.mean()),
         "impossible_flagged_share": by_cat["impossible"]["flagged_share"],
         "by_category": by_cat,
-        "flagged_in_impossible_share": _num(((cats == "impossible") & flag).sum() / flag.sum())
+        "flagged_in_impossible_share": num(((cats == "impossible") & flag).sum() / flag.sum())
         if flag.any() else None,
     }
     if len(names) < n_models:
@@ -218,7 +209,7 @@ def _label_issues(result, cats: np.ndarray, n_correct: np.ndarray, out: DeepRepo
 
 
 # --------------------------------------------------------------------------- causes of impossible images
-def _causes(cats: np.ndarray, depth_info: dict | None, issues, out: DeepReport) -> None:
+def _causes(cats: np.ndarray, depth_info: dict | None, issues, out: ReportContent) -> None:
     impossible = cats == "impossible"
     if issues is None or depth_info is None or not impossible.any():
         return
@@ -236,7 +227,7 @@ def _causes(cats: np.ndarray, depth_info: dict | None, issues, out: DeepReport) 
     counts = {c: int((cause == c).sum()) for c in depth_metrics.IMPOSSIBLE_CAUSES}
     undefined = int((impossible & (cause == "")).sum())
     n_imp = int(impossible.sum())
-    out.tables[DEEP_TABLES["impossible_causes"]] = pd.DataFrame({
+    out.outputs[DEEP_TABLES["impossible_causes"]] = pd.DataFrame({
         "cause": [*depth_metrics.IMPOSSIBLE_CAUSES, "undefined"],
         "n_images": [*counts.values(), undefined],
         "share": [v / n_imp for v in [*counts.values(), undefined]],
@@ -246,7 +237,7 @@ def _causes(cats: np.ndarray, depth_info: dict | None, issues, out: DeepReport) 
 
 
 # --------------------------------------------------------------------------- learnability
-def _learnability(result, cats: np.ndarray, out: DeepReport) -> None:
+def _learnability(result, cats: np.ndarray, out: ReportContent) -> None:
     rec = result.aux_record(LEARNABILITY_JOB)
     frame = result.aux_table("learnability", LEARNABILITY_JOB)
     if rec is None or frame is None:
@@ -266,69 +257,16 @@ def _learnability(result, cats: np.ndarray, out: DeepReport) -> None:
         defined[ids] = True
         if defined.all():
             out.scores["learnable"] = agree
-        by_cat = {c: _num(agree[defined & (cats == c)].mean()) if (defined & (cats == c)).any() else None
+        by_cat = {c: num(agree[defined & (cats == c)].mean()) if (defined & (cats == c)).any() else None
                   for c in CATEGORIES}
         summary["learnable_by_category"] = by_cat
         for c in CATEGORIES:
             rows.append({"condition": f"true_data, {c} images", "learnability": by_cat[c]})
-    out.tables[DEEP_TABLES["learnability"]] = pd.DataFrame(rows)
+    out.outputs[DEEP_TABLES["learnability"]] = pd.DataFrame(rows)
     out.summary["learnability"] = summary
 
 
-# --------------------------------------------------------------------------- text and figure
-def format_deep_summary(summary: dict) -> list[str]:
-    """Lines for `audit.report.format_summary`: depth by category, label issues, causes, learnability."""
-    lines: list[str] = []
-    dep = summary.get("depth") or {}
-    if dep.get("models"):
-        mean = dep["mean_by_category"]
-        scale = "rescaled to 0..1" if dep.get("rescaled") else f"0 = input .. {max(dep['max_depth'].values())} = softmax"
-        lines.append(f"  prediction depth, {', '.join(dep['models'])} ({scale})")
-        lines.append("    " + "   ".join(f"{c} {_fmt(mean.get(c))}" for c in CATEGORIES)
-                     + f"   (undefined {100 * dep['undefined_share']:.1f}%)")
-        if dep.get("spearman_mean") is not None:
-            lines.append(f"    consistency across models (Spearman) {dep['spearman_mean']:.3f}")
-    if (dep.get("types") or {}).get("counts"):
-        lines.append("  difficulty types (baldock2021 §4)")
-        lines.append("    " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dep["types"]["counts"].items()))
-    li = summary.get("label_issues")
-    if li:
-        lines.append(f"  label issues (cleanlab on {len(li['models'])} models' probabilities)")
-        lines.append(f"    {li['n_flagged']} images ({100 * li['flagged_share']:.1f}%); "
-                     f"{_pct(li.get('impossible_flagged_share'))} of the impossible images")
-    causes = summary.get("impossible_causes")
-    if causes:
-        c = causes["counts"]
-        lines.append(f"  impossible images ({causes['n_impossible']})")
-        lines.append(f"    {c['label_error']} likely label errors, {c['look_alike']} look-alikes, "
-                     f"{c['ambiguous']} ambiguous" + (f", {causes['undefined']} without a depth"
-                                                     if causes["undefined"] else ""))
-    lea = summary.get("learnability")
-    if lea:
-        lines.append("  learnability (sharma2018; chance agreement in brackets)")
-        lines.append("    " + ", ".join(f"{k.replace('_', ' ')} {_pct(v['learnability'])} ({_pct(v['chance'])})"
-                                        for k, v in lea["conditions"].items()))
-        by_cat = lea.get("learnable_by_category")
-        if by_cat:
-            lines.append("    learnable share: " + ", ".join(f"{c} {_pct(by_cat.get(c))}" for c in CATEGORIES))
-    if lines:
-        lines.insert(0, "Deeper measures")
-    return lines
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value
-
-
+# --------------------------------------------------------------------------- figure
 def _fig_label_issues(n_correct, issues, causes: dict | None, n_models: int):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -1,9 +1,9 @@
-"""The report's part for other difficulty scores and for the stability of the split.
+"""The report's training-scores part: other difficulty scores from the training dynamics, and the split's stability.
 
 `training_scores_report` computes the training-dynamics scores of every image (cartography, EL2N,
 AUM, forgetting, first learned epoch; audit.metrics.training_scores), their Spearman matrix with
 DDD's n_correct, and a cartography map. `stability_report` resamples the models
-(audit.metrics.stability). Both return a `DeepReport`; `audit.report` writes it. Nothing is written here.
+(audit.metrics.stability). Both add to a `ReportContent`. Nothing is written here.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from audit.deep.summary import DeepReport
 from audit.metrics import stability as stab
 from audit.metrics import training_scores as ts
 from audit.metrics.difficulty import CATEGORIES
+from audit.report import text
+from audit.report.parts import ReportContent, ReportInputs, num, register_part
 from audit.store import DEEPER_FIGURES, SCORE_FIELDS, SCORE_TABLES, has_fields
 
 #: Per-image columns this part adds to images.parquet.
@@ -31,33 +32,26 @@ ZOO_MODELS = 100
 ZOO_CURVE_IMAGES = 10000
 
 
-def dynamics_scores_report(result, correct: np.ndarray, categories: np.ndarray, n_correct: np.ndarray,
-                           tolerance: int | None, *, random_state: int = 0, figures_too: bool = True) -> DeepReport:
-    """Both parts in one: the training-dynamics scores, and the split's stability (when there is a split)."""
-    out = training_scores_report(result, categories, n_correct, figures_too=figures_too)
-    if tolerance is not None:
-        more = stability_report(correct, tolerance, random_state=random_state, figures_too=figures_too)
-        out.scores.update(more.scores)
-        out.summary.update(more.summary)
-        out.tables.update(more.tables)
-        out.figures.update(more.figures)
-        out.notes.extend(more.notes)
-    return out
+@register_part("training_scores", order=80, deep=True, summary_lines=text.scores_lines)
+def training_scores_part(inputs: ReportInputs, content: ReportContent) -> None:
+    """The training-dynamics scores, and the split's stability under resampled models."""
+    split = inputs.split
+    training_scores_report(inputs.result, split.categories, split.n_correct, content)
+    stability_report(inputs.correct, split.tolerance_used, content, random_state=inputs.random_state)
 
 
-def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray, *,
-                           figures_too: bool = True) -> DeepReport:
+def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray, out: ReportContent, *,
+                           figures_too: bool = True) -> None:
     """Training-dynamics scores of the validation images over the models with several recorded epochs.
 
     EL2N and AUM need the margin and the sum of squared probabilities, which trainers record since
     they were added; models without them are left out of those two scores (with a note), and an
     audit where no model has them gets the other scores only.
     """
-    out = DeepReport()
     names = result.model_names
     dyn = [m for m in names if len(result.epochs(m)) >= 2 and result.epochs(m)[-1] >= 1]
     if not dyn:
-        return out
+        return
     with_fields = [m for m in dyn if has_fields(result.path, m, SCORE_FIELDS)]
     n_epochs = min(len(result.epochs(m)) for m in dyn)
     epochs = result.epochs(dyn[0])[:n_epochs]
@@ -72,7 +66,7 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
                          "they were recorded; train again to get them)")
     ranked = pd.concat([pd.DataFrame({"n_correct": np.asarray(n_correct, dtype=float)}), frame], axis=1)
     rho = ts.spearman_matrix(ranked).rename(index=SCORE_LABELS, columns=SCORE_LABELS).rename_axis("score")
-    out.tables[SCORE_TABLES["score_correlation"]] = rho
+    out.outputs[SCORE_TABLES["score_correlation"]] = rho
     for col in frame.columns:
         if col in SCORE_IMAGE_COLUMNS:
             out.scores[col] = frame[col].to_numpy()
@@ -83,20 +77,19 @@ def training_scores_report(result, categories: np.ndarray, n_correct: np.ndarray
         "epochs": [int(epochs[epochs >= 1][0]), int(epochs[-1])],
         "el2n_epoch": at,
         "scores": [SCORE_LABELS[c] for c in frame.columns],
-        "spearman_n_correct": {k: _num(v) for k, v in rho["n_correct"].items() if k != "n_correct"},
-        "mean_by_category": {c: {SCORE_LABELS[s]: _num(frame.loc[cats == c, s].mean()) for s in frame.columns}
+        "spearman_n_correct": {k: num(v) for k, v in rho["n_correct"].items() if k != "n_correct"},
+        "mean_by_category": {c: {SCORE_LABELS[s]: num(frame.loc[cats == c, s].mean()) for s in frame.columns}
                              for c in CATEGORIES if (cats == c).any()},
     }
     train = _training_split_scores(result, dyn, with_fields, epochs)
     if train is not None:
-        out.tables[SCORE_TABLES["training_split"]] = train
+        out.outputs[SCORE_TABLES["training_split"]] = train
         out.summary["training_scores"]["training_split_images"] = len(train)
     if figures_too:
         pick = _subset(len(cats), MAP_POINTS)
         points = pd.DataFrame({"variability": frame["cartography_variability"].to_numpy()[pick],
                                "confidence": frame["cartography_confidence"].to_numpy()[pick], "category": cats[pick]})
-        out.figures[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn), len(cats))
-    return out
+        out.outputs[DEEPER_FIGURES["training_scores"]] = lambda: _fig_training_scores(points, rho, len(dyn), len(cats))
 
 
 def _mean_over_models(result, dyn: list[str], with_fields: list[str], epochs: np.ndarray, *,
@@ -141,15 +134,14 @@ def _training_split_scores(result, dyn: list[str], with_fields: list[str], epoch
     return frame
 
 
-def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int = 0,
-                     figures_too: bool = True) -> DeepReport:
+def stability_report(correct: np.ndarray, tolerance: int, out: ReportContent, *, random_state: int = 0,
+                     figures_too: bool = True) -> None:
     """The split under resampled models: shares and mean κ per number of models, per-image shares."""
-    out = DeepReport()
     n_models = correct.shape[1]
     if n_models < stab.min_models(tolerance):
         out.notes.append(f"the stability of the split needs at least {stab.min_models(tolerance)} models; "
                          f"this audit has {n_models}")
-        return out
+        return
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):  # thin products: one BLAS thread is faster (see there)
@@ -157,7 +149,7 @@ def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int =
         zoo = n_models > ZOO_MODELS
         res = stab.split_stability(correct, tolerance=tolerance, random_state=random_state,
                                    n_draws=50 if zoo else 200, max_images=ZOO_CURVE_IMAGES if zoo else None)
-    out.tables[SCORE_TABLES["stability"]] = res.curve
+    out.outputs[SCORE_TABLES["stability"]] = res.curve
     out.scores["trivial_resample_share"] = res.per_image["trivial_share"].to_numpy()
     out.scores["impossible_resample_share"] = res.per_image["impossible_share"].to_numpy()
     summary = dict(res.summary)
@@ -165,35 +157,7 @@ def stability_report(correct: np.ndarray, tolerance: int, *, random_state: int =
     summary["always_impossible_share"] = float((res.per_image["impossible_share"] == 1).mean())
     out.summary["stability"] = summary
     if figures_too:
-        out.figures[DEEPER_FIGURES["stability"]] = lambda: _fig_stability(res.curve, n_models)
-    return out
-
-
-def format_scores_summary(summary: dict) -> list[str]:
-    """Lines for `audit.report.format_summary`: the scores against n_correct, and the recommendation."""
-    lines: list[str] = []
-    sc = summary.get("training_scores")
-    if sc:
-        el2n = f"; EL2N at epoch {sc['el2n_epoch']}" if sc.get("el2n_epoch") is not None else ""
-        lines.append(f"Training-dynamics scores ({len(sc['models'])} models, epochs {sc['epochs'][0]}-"
-                     f"{sc['epochs'][1]}{el2n})")
-        rho = sc["spearman_n_correct"]
-        lines.append("  Spearman with n_correct  " + ", ".join(
-            f"{k} {v:+.2f}" for k, v in rho.items() if v is not None))
-        if sc.get("training_split_images"):
-            lines.append(f"  also on the {sc['training_split_images']:,} training images "
-                         f"(report/{SCORE_TABLES['training_split']})")
-    st = summary.get("stability")
-    if st:
-        if lines:
-            lines.append("")
-        n_images = (summary.get("audit") or {}).get("n_images") or 0
-        images = f", on {st['curve_images']:,} of the images" if 0 < st.get("curve_images", 0) < n_images else ""
-        lines.append(f"Stability of the split ({st['n_draws']} resamples of the models per size{images})")
-        lines.append(f"  {st['recommendation']}")
-        lines.append(f"  trivial in every bootstrap draw {100 * st['always_trivial_share']:.1f}% of images, "
-                     f"impossible in every draw {100 * st['always_impossible_share']:.1f}%")
-    return lines
+        out.outputs[DEEPER_FIGURES["stability"]] = lambda: _fig_stability(res.curve, n_models)
 
 
 def _subset(n: int, k: int) -> np.ndarray:
@@ -204,11 +168,6 @@ def _subset(n: int, k: int) -> np.ndarray:
 
 def _models(n: int) -> str:
     return f"{int(n):,} model{'' if n == 1 else 's'}"
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value
 
 
 def _fig_training_scores(points: pd.DataFrame, rho: pd.DataFrame, n_models: int, n_images: int | None = None):

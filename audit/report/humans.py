@@ -2,19 +2,21 @@
 models find trivial, impossible or inconclusive, and how their errors line up with the models'.
 
 The DDD split stays the models'. Each human's decisions cover the images they saw (read through
-`AuditResult.human_decisions`); a missing decision is missing, not wrong. `human_report` returns the summary
-part and the tables; `format_human_summary` the lines of the CLI summary.
+`AuditResult.human_decisions`); a missing decision is missing, not wrong. `human_report` adds the summary
+part and the tables to a `ReportContent`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from audit.metrics import makers
 from audit.metrics.difficulty import CATEGORIES
+from audit.report import text
+from audit.report.parts import ReportContent, ReportInputs, num, register_part
 from audit.store import HUMAN_TABLES, AuditResult
 
 
@@ -28,13 +30,6 @@ class HumanDecisions:
     rt: np.ndarray  # float seconds, (n_images, n_humans); NaN where not decided or unknown
 
 
-@dataclass
-class HumanReport:
-    summary: dict
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
 def read_humans(result: AuditResult) -> HumanDecisions | None:
     """The humans of an audit, through the store's reader, or None when it has none."""
     if not result.human_names:
@@ -43,14 +38,20 @@ def read_humans(result: AuditResult) -> HumanDecisions | None:
     return HumanDecisions(result.human_names, d["correct"], d["decided"], d["rt"])
 
 
-def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: int = 100,
-                 random_state: int = 0) -> HumanReport | None:
+@register_part("humans", order=90, summary_lines=text.human_lines)
+def humans_part(inputs: ReportInputs, content: ReportContent) -> None:
+    """Humans beside the models (meding2022 §4), for audits imported with human observers."""
+    human_report(inputs.result, inputs.categories, content, random_state=inputs.random_state)
+
+
+def human_report(result: AuditResult, categories: np.ndarray, report: ReportContent, *, n_bootstrap: int = 100,
+                 random_state: int = 0) -> None:
     """Human accuracy per category, error consistency within and between humans and models, the images
-    on which they part, and the split and human accuracy per condition. None without humans."""
+    on which they part, and the split and human accuracy per condition, added to `report` (nothing
+    without humans)."""
     humans = read_humans(result)
     if humans is None:
-        return None
-    report = HumanReport(summary={})
+        return
     models_correct = result.correct()
     n_images, n_models = models_correct.shape
     summary = report.summary
@@ -64,16 +65,16 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
                "median_rt": float(np.nanmedian(humans.rt[:, j])) if np.isfinite(humans.rt[:, j]).any() else None}
         for c in CATEGORIES:
             row[f"{c}_n"] = int(per[c]["n"][j])
-            row[f"{c}_accuracy"] = _num(per[c]["accuracy"][j])
+            row[f"{c}_accuracy"] = num(per[c]["accuracy"][j])
         rows.append(row)
-    report.tables[HUMAN_TABLES["humans"]] = pd.DataFrame(rows)
+    report.outputs[HUMAN_TABLES["humans"]] = pd.DataFrame(rows)
     pooled = {}
     for c in CATEGORIES:
         k, n = int(per[c]["k"].sum()), int(per[c]["n"].sum())
         low, high = makers.wilson_interval(k, n)
-        pooled[c] = {"k": k, "n": n, "accuracy": _num(k / n if n else np.nan), "ci95": [_num(low), _num(high)]}
+        pooled[c] = {"k": k, "n": n, "accuracy": num(k / n if n else np.nan), "ci95": [num(low), num(high)]}
     summary["humans"] = {"makers": rows, "accuracy_by_category": pooled}
-    report.tables[HUMAN_TABLES["by_category"]] = pd.DataFrame(
+    report.outputs[HUMAN_TABLES["by_category"]] = pd.DataFrame(
         [{"category": c, **{k: v for k, v in pooled[c].items() if k != "ci95"},
           "low": pooled[c]["ci95"][0], "high": pooled[c]["ci95"][1]} for c in CATEGORIES])
 
@@ -97,17 +98,17 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
                                 "draw of the models)")
         entry = {}
         for pair, value in means.items():
-            entry[pair] = {"mean": _num(value), "ci95": cis.get(pair, [None, None])}
-            consistency_rows.append({"subset": subset, "pair": pair, "mean": _num(value),
+            entry[pair] = {"mean": num(value), "ci95": cis.get(pair, [None, None])}
+            consistency_rows.append({"subset": subset, "pair": pair, "mean": num(value),
                                      "low": entry[pair]["ci95"][0], "high": entry[pair]["ci95"][1]})
         entry["n_images"] = int(mask.sum())
         summary["humans"]["error_consistency"][subset] = entry
         names = list(result.model_names) + humans.names
-        report.tables[HUMAN_TABLES[f"makers_{subset}"]] = pd.DataFrame(kappa, index=names, columns=names) \
+        report.outputs[HUMAN_TABLES[f"makers_{subset}"]] = pd.DataFrame(kappa, index=names, columns=names) \
             .rename_axis("maker")
-        report.tables[HUMAN_TABLES[f"shared_{subset}"]] = pd.DataFrame(n_shared, index=names, columns=names) \
+        report.outputs[HUMAN_TABLES[f"shared_{subset}"]] = pd.DataFrame(n_shared, index=names, columns=names) \
             .rename_axis("maker")
-    report.tables[HUMAN_TABLES["groups"]] = pd.DataFrame(consistency_rows)
+    report.outputs[HUMAN_TABLES["groups"]] = pd.DataFrame(consistency_rows)
 
     # ---- images on which humans and models part: impossible for models yet most humans right, and the reverse
     n_seen = humans.decided.sum(axis=1)
@@ -123,14 +124,14 @@ def human_report(result: AuditResult, categories: np.ndarray, *, n_bootstrap: in
         "impossible_for_models_most_humans_right": sum(p["category"] == "impossible" for p in parted),
         "trivial_for_models_most_humans_wrong": sum(p["category"] == "trivial" for p in parted),
     }
-    report.tables[HUMAN_TABLES["parted"]] = pd.DataFrame(
+    report.outputs[HUMAN_TABLES["parted"]] = pd.DataFrame(
         parted, columns=["image_id", "category", "models_right", "humans_right_share", "humans_seen"])
 
     # ---- per condition: the split among models and human accuracy
     if "condition" in result.images.columns and result.images["condition"].nunique() > 1:
-        report.tables[HUMAN_TABLES["by_condition"]] = _by_condition(result, models_correct, humans, categories,
+        report.outputs[HUMAN_TABLES["by_condition"]] = _by_condition(result, models_correct, humans, categories,
                                                                      (correct, decided, groups))
-        summary["humans"]["by_condition"] = report.tables[HUMAN_TABLES["by_condition"]].to_dict(orient="records")
+        summary["humans"]["by_condition"] = report.outputs[HUMAN_TABLES["by_condition"]].to_dict(orient="records")
     return report
 
 
@@ -147,8 +148,8 @@ def _by_condition(result, models_correct, humans, categories, makers_all) -> pd.
         means = makers.group_consistency(kappa, groups)
         rows.append({"condition": cond, "n_images": len(idx), **shares,
                      "model_accuracy": float(models_correct[idx].mean()),
-                     "human_accuracy": _num(k / n if n else np.nan), "human_decisions": n,
-                     **{f"kappa_{pair}": _num(means.get(pair, np.nan))
+                     "human_accuracy": num(k / n if n else np.nan), "human_decisions": n,
+                     **{f"kappa_{pair}": num(means.get(pair, np.nan))
                         for pair in ("model-model", "human-model", "human-human")}})
     return pd.DataFrame(rows)
 
@@ -191,43 +192,9 @@ def _bootstrap_groups(correct, decided, groups, n_bootstrap, rng, means) -> tupl
     for pair, values in draws.items():
         values = np.asarray(values)
         values = values[~np.isnan(values)]
-        out[pair] = ([_num(np.quantile(values, 0.025)), _num(np.quantile(values, 0.975))] if values.size
+        out[pair] = ([num(np.quantile(values, 0.025)), num(np.quantile(values, 0.975))] if values.size
                      else [None, None])
     return out, correct.shape[1]
 
 
-def format_human_summary(summary: dict) -> list[str]:
-    """The humans' part of the CLI summary (empty without humans)."""
-    h = summary.get("humans")
-    if not h:
-        return []
-    lines = [f"Humans ({len(h['makers'])}; accuracy on their own decisions, 95% Wilson interval)"]
-    for c in CATEGORIES:
-        e = h["accuracy_by_category"][c]
-        if e["n"]:
-            lines.append(f"  on {c:<13} images  {100 * e['accuracy']:5.1f}%  [{100 * e['ci95'][0]:.1f}, "
-                         f"{100 * e['ci95'][1]:.1f}]  (n = {e['n']:,})")
-    for subset, entry in h.get("error_consistency", {}).items():
-        parts = [f"{pair} {v['mean']:.3f}" + (f" [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
-                                              if v["ci95"][0] is not None else "")
-                 for pair, v in entry.items() if isinstance(v, dict) and v["mean"] is not None]
-        lines.append(f"  kappa on {subset} images ({entry['n_images']}): {', '.join(parts)}")
-    parted = h["parted"]
-    lines.append(f"  impossible for models, most humans right: {parted['impossible_for_models_most_humans_right']}; "
-                 f"trivial for models, most humans wrong: {parted['trivial_for_models_most_humans_wrong']}")
-    for row in h.get("by_condition", []):
-        human = f"{100 * row['human_accuracy']:.1f}%" if row["human_accuracy"] is not None else "-"
-        kappa = row.get("kappa_human-model")
-        lines.append(f"  condition {row['condition']}: trivial {100 * row['trivial']:.1f}%, inconclusive "
-                     f"{100 * row['inconclusive']:.1f}%, impossible {100 * row['impossible']:.1f}%; "
-                     f"models {100 * row['model_accuracy']:.1f}%, humans {human}"
-                     + (f", kappa human-model {kappa:.3f}" if kappa is not None else ""))
-    return lines
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value
-
-
-__all__ = ["HumanDecisions", "HumanReport", "format_human_summary", "human_report", "read_humans"]
+__all__ = ["HumanDecisions", "human_report", "humans_part", "read_humans"]

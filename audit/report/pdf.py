@@ -10,9 +10,8 @@ from pathlib import Path
 
 from audit.plots import paper
 from audit.plots.style import new_figure
-from audit.report import format_summary
-from audit.report_figures import figure_inputs
-from audit.report_html import headline
+from audit.report.figures import figure_inputs
+from audit.report.text import format_summary, headline
 from audit.store import REPORT_DIR, AuditDir, AuditResult, atomic_path
 
 PDF_FILE = "report.pdf"

@@ -1,0 +1,60 @@
+"""The report: every measure of a stored audit, as registered parts that are computed once and then drawn.
+
+- `parts`: `ReportContent` (the report in memory), `ReportInputs`, `@register_part` and `compute_report`.
+- The built-in parts, one module each, in report order: `models`, `split`, `consistency`, `classes`,
+  `dynamics`, `deeper`, `representations`, `training_scores`, `humans`, `scored`.
+- `text`: the report's words (`format_summary`, `headline`, `count_noun`).
+- `build`: `build_report` writes report/ and the per-image scores; `report_state` and `read_report_tables`
+  read them back. `loaded` gives `Report`, one object for every reader of a report.
+- `figures`, `html`, `pdf`: the written report as paper figures, one HTML page or one PDF.
+"""
+
+from audit.report import (  # noqa: F401  (the built-in parts register themselves on import)
+    classes,
+    consistency,
+    deeper,
+    dynamics,
+    humans,
+    models,
+    representations,
+    scored,
+    split,
+    training_scores,
+)
+from audit.report.build import (
+    OPTIONAL_COLUMNS,
+    REPORT_COLUMNS,
+    REQUIRED_FILES,
+    build_report,
+    read_report_tables,
+    report_state,
+)
+from audit.report.parts import (
+    ReportContent,
+    ReportInputs,
+    ReportPart,
+    compute_report,
+    register_part,
+    report_parts,
+    unregister_part,
+)
+from audit.report.text import count_noun, format_summary, headline
+
+__all__ = [
+    "OPTIONAL_COLUMNS",
+    "REPORT_COLUMNS",
+    "REQUIRED_FILES",
+    "ReportContent",
+    "ReportInputs",
+    "ReportPart",
+    "build_report",
+    "compute_report",
+    "count_noun",
+    "format_summary",
+    "headline",
+    "read_report_tables",
+    "register_part",
+    "report_parts",
+    "report_state",
+    "unregister_part",
+]
