@@ -11,7 +11,7 @@ __all__ = ["AuditConfig", "AuditError", "AuditResult", "Report", "draw_figure", 
            "import_decisions", "load", "load_report", "plan", "run", "save_figures", "__version__"]
 __version__ = "0.1.0"
 
-_API = {"Report", "draw_figure", "export_subset", "figure_names", "import_decisions", "load_report", "plan", "run",
+_API = {"draw_figure", "export_subset", "figure_names", "import_decisions", "load_report", "plan", "run",
         "save_figures"}
 
 
@@ -21,6 +21,10 @@ def __getattr__(name: str):
         from audit import api
 
         return getattr(api, name)
+    if name == "Report":
+        from audit.report import Report
+
+        return Report
     if name == "AuditConfig":
         from audit.engine import AuditConfig
 

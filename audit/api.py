@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -19,9 +18,10 @@ if TYPE_CHECKING:  # for the annotations only; none of these is imported at run 
     from matplotlib.figure import Figure, SubFigure
 
     from audit.engine import AuditConfig, AuditPlan, RunListener
+    from audit.report import Report
     from audit.store import AuditResult
 
-__all__ = ["Report", "draw_figure", "export_subset", "figure_names", "import_decisions", "load_report", "plan",
+__all__ = ["draw_figure", "export_subset", "figure_names", "import_decisions", "load_report", "plan",
            "run", "save_figures"]
 
 #: An audit as the functions below take it: an `AuditResult` (from `audit.load`) or its directory.
@@ -193,45 +193,6 @@ def import_decisions(source: str | os.PathLike, out: str | os.PathLike, *, sourc
 
 
 # --------------------------------------------------------------------------- the report
-@dataclass(frozen=True)
-class Report:
-    """An audit's written report, read back.
-
-    Attributes
-    ----------
-    path : Path
-        The audit directory; the report's files are under ``path / "report"``.
-    summary : dict
-        The content of report/summary.json: ``summary["split"]["counts"]`` holds the number of trivial,
-        inconclusive and impossible images, ``summary["error_consistency"]`` the mean κ.
-    tables : dict of str to DataFrame
-        The report's tables by key (``"histogram"``, ``"ec_all"``, ``"ec_inconclusive"``, ``"per_class"``,
-        ``"swaps"``, ...; see `audit.store.REPORT_TABLES`); the κ matrices are indexed by model name.
-    maps : dict of str to ndarray
-        The decision maps, ``"base"`` and ``"all"``: the share of correct decisions per image and epoch, of
-        shape (n_rows, n_epochs), images ordered by mean accuracy and pooled into at most 500 rows.
-    """
-
-    path: Path
-    summary: dict
-    tables: dict = field(default_factory=dict)
-    maps: dict = field(default_factory=dict)
-
-    @property
-    def split_counts(self) -> dict[str, int]:
-        """{"trivial": n, "inconclusive": n, "impossible": n}: images in each category of the split."""
-        return {name: int(n) for name, n in self.summary["split"]["counts"].items()}
-
-    def text(self) -> str:
-        """The summary as `ddd-audit report` prints it."""
-        from audit.report import format_summary
-
-        return format_summary(self.summary)
-
-    def __str__(self) -> str:
-        return self.text()
-
-
 def _as_result(audit: AuditLike) -> AuditResult:
     from audit.store import AuditResult, load
 
@@ -253,9 +214,10 @@ def load_report(audit: AuditLike, *, tolerance: int | None = None, rebuild: bool
 
     Returns
     -------
-    report : Report
+    report : audit.report.Report
+        The written report (its summary, tables and maps, `split_counts`, `text()`).
     """
-    from audit.report import build_report, read_report_tables, report_state
+    from audit.report import Report, build_report, report_state
 
     result = _as_result(audit)
     summary = result.summary()
@@ -265,8 +227,7 @@ def load_report(audit: AuditLike, *, tolerance: int | None = None, rebuild: bool
         build_report(result, tolerance=asked)
         result = _as_result(result.path)
         summary = result.summary()
-    tables, maps = read_report_tables(result)
-    return Report(path=result.path, summary=summary, tables=tables, maps=maps)
+    return Report.load(result)
 
 
 # --------------------------------------------------------------------------- figures

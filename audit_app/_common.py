@@ -1,9 +1,9 @@
 """Shared UI helpers of the report pages: the audit picker, bounded caches, messages, charts.
 
-Streamlit only at call time: importing this module draws nothing. The data work
-lives in `_data` (the audit, the app's options) and `_frames` (the pages' frames), and
-the decisions come from the store's reader; this module caches them (bounded, keyed by
-audit path and file mtimes) and turns problems into messages on the page instead of tracebacks.
+Streamlit only at call time: importing this module draws nothing. The audit is an
+`audit.report.Report`, the pages' frames come from `_frames` and the decisions from the store's
+reader; this module caches them (bounded, keyed by audit path and file mtimes) and turns
+problems into messages on the page instead of tracebacks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from audit import store
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import CATEGORY_COLOURS, condition_palette
-from audit.report import count_noun
+from audit.report import Report, count_noun
 from audit.store import AuditError
 from audit_app import _data, _frames
 
@@ -38,10 +38,24 @@ def condition_scale(groups) -> alt.Scale:
 
 
 # --------------------------------------------------------------------------- bounded caches
-@st.cache_data(max_entries=4, show_spinner="Reading the audit…")
-def load_data(path: str, stamp: tuple) -> _data.AuditData:
-    """The audit's tables, cached per (path, file mtimes): a running audit refreshes on rerun."""
-    return _data.load_audit_data(path)
+@st.cache_resource(max_entries=4, show_spinner="Reading the audit…")
+def load_data(path: str, stamp: tuple) -> Report:
+    """The audit's report, cached per (path, file mtimes): a running audit refreshes on rerun.
+
+    Cached as a resource (shared, never copied): a `Report` is not changed after it is loaded.
+    """
+    return Report.load(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Splitting at the chosen tolerance…")
+def report_at(path: str, stamp: tuple, tolerance: int, n_bootstrap: int = 0) -> Report:
+    """The report with its tolerance-dependent parts at `tolerance` (`Report.at_tolerance`)."""
+    return load_data(path, stamp).at_tolerance(tolerance, n_bootstrap=n_bootstrap)
+
+
+def at_tolerance(data: Report, *, n_bootstrap: int = 0) -> Report:
+    """The report at the tolerance chosen on the Overview page."""
+    return report_at(data.path, stamp_of(data), tolerance(data), n_bootstrap)
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading every model's decisions at every epoch…")
@@ -50,13 +64,6 @@ def correct_cube(path: str, stamp: tuple, models: tuple) -> tuple[np.ndarray, np
     data = load_data(path, stamp)
     epochs, cubes = store.decisions_by_epoch(path, list(models), ("correct",), data.image_ids)
     return epochs, np.asarray(cubes["correct"], dtype=bool)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def tp_histograms(path: str, stamp: tuple, models: tuple):
-    """TP-agreement counts per epoch beside their null (small; kept longer than the cube)."""
-    epochs, cube = correct_cube(path, stamp, models)
-    return _frames.tp_agreement_histograms(cube, epochs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -71,15 +78,6 @@ def final_decisions(path: str, stamp: tuple, fields: tuple = store.DECISION_FIEL
     data = load_data(path, stamp)
     final, _ = store.final_decisions(path, data.model_names, fields, data.image_ids)
     return final
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing error consistency on the inconclusive images…")
-def inconclusive_matrix(path: str, stamp: tuple, tolerance: int):
-    """Error consistency on the inconclusive images at a tolerance the report did not use."""
-    data = load_data(path, stamp)
-    final, _ = store.final_decisions(path, data.model_names, ("correct",), data.image_ids)
-    categories = _frames.categories_at(data, tolerance)
-    return _frames.inconclusive_matrix(final["correct"].astype(bool), categories, data.model_names)
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the two groups…")
@@ -125,7 +123,7 @@ def select_audit() -> None:
     line), else the newest audit under `--runs DIR` (default `runs/`).
     """
     args = _data.parse_app_args(sys.argv)
-    choices = _data.list_audits(args.runs)
+    choices = store.list_audits(args.runs)
     if args.audit and args.audit not in choices:
         choices.insert(0, args.audit)
     if AUDIT_KEY not in st.session_state:
@@ -153,10 +151,10 @@ def _picked() -> None:
     st.session_state[AUDIT_KEY] = st.session_state["audit_picker"]
 
 
-def require_audit() -> _data.AuditData:
+def require_audit() -> Report:
     """The selected audit's data, or a clear message on the page and `st.stop()`."""
     path = st.session_state.get(AUDIT_KEY)
-    problem = _data.audit_problem(path)
+    problem = store.audit_problem(path)
     if problem:
         if path:
             st.error(problem)
@@ -166,7 +164,7 @@ def require_audit() -> _data.AuditData:
         st.stop()
     path = str(path)
     try:
-        data = load_data(path, _data.audit_stamp(path))
+        data = load_data(path, store.audit_stamp(path))
     except (AuditError, OSError, ValueError, KeyError, TypeError) as err:  # a damaged or foreign directory
         st.error(f"Cannot read the audit `{path}`: {err}")
         st.markdown(_data.MAKE_AUDIT_HELP)
@@ -175,11 +173,11 @@ def require_audit() -> _data.AuditData:
     if status:
         icon = ":material/hourglass_top:" if data.state == "running" else ":material/error:"
         st.warning(status, icon=icon)
-    if data.report == "empty":
+    if data.source == "empty":
         st.info("No model has finished yet, so there is nothing to show. Come back when the first job is done.")
         st.stop()
-    if data.report in ("missing", "stale"):
-        what = "has no report yet" if data.report == "missing" else "has a report older than its finished models"
+    if data.source in ("missing", "stale"):
+        what = "has no report yet" if data.source == "missing" else "has a report older than its finished models"
         st.info(
             f"This audit {what}; the app computed the tables from the stored decisions. "
             f"`ddd-audit report {path}` writes them to disk.",
@@ -188,17 +186,17 @@ def require_audit() -> _data.AuditData:
     return data
 
 
-def stamp_of(data: _data.AuditData) -> tuple:
-    return _data.audit_stamp(data.path)
+def stamp_of(data: Report) -> tuple:
+    return store.audit_stamp(data.path)
 
 
-def tolerance(data: _data.AuditData) -> int:
+def tolerance(data: Report) -> int:
     """The tolerance chosen on the Overview page (session-wide), clipped to what this audit allows."""
     wanted = st.session_state.get(TOLERANCE_KEY, data.tolerance)
     return difficulty.usable_tolerance(int(wanted), data.n_models)
 
 
-def header(title: str, data: _data.AuditData, what: str) -> None:
+def header(title: str, data: Report, what: str) -> None:
     st.title(title)
     name = data.dataset.get("name", "dataset")
     st.caption(f"{what} · `{data.path}` · {name}, {count_noun(data.n_images, 'image')}, {count_noun(data.n_models, 'model')}")
@@ -241,7 +239,7 @@ def _svg_export() -> bool:
     return importlib.util.find_spec("vl_convert") is not None
 
 
-def notes(data: _data.AuditData, *words: str) -> None:
+def notes(data: Report, *words: str) -> None:
     """The report's notes that mention any of `words` (all notes when none given)."""
     for note in data.notes:
         if not words or any(w in note for w in words):

@@ -1,7 +1,7 @@
 """Chart- and table-ready frames for the report pages, one section per page.
 
-Pure pandas and numpy over the app's AuditData (`_data`), the store's reader and `audit.metrics`;
-no Streamlit, so each function is tested without the app.
+Views of an `audit.report.Report` (its tables, summary and per-image scores), the store's reader and
+`audit.metrics`; no Streamlit, so each function is tested without the app.
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.metrics import agreement, consistency, difficulty, dynamics, groups
+from audit.metrics import agreement, consistency, dynamics, groups
 from audit.metrics.agreement import majority_vote
-from audit.metrics.confusion import ensemble_confusion, row_shares
-from audit.metrics.difficulty import CATEGORIES
-from audit.report import REPORT_COLUMNS
+from audit.metrics.confusion import row_shares
+from audit.metrics.difficulty import CATEGORIES, Split
+from audit.report import REPORT_COLUMNS, Report
 from audit.store import (
-    REPORT_DIR,
     REPRESENTATION_TABLES,
     AuditError,
     decisions_by_epoch,
     load,
     read_decisions,
 )
-from audit.store.files import csv_bytes, read_people_csv
-from audit_app._data import AuditData, near_chance_models
+from audit.store.files import csv_bytes
+from audit_app._data import near_chance_models
 
 #: Per-image scores the report writes, in the order the Images page offers them.
 SCORE_COLUMNS = tuple(c for c in REPORT_COLUMNS if c != "category")
@@ -37,39 +36,32 @@ SCATTER_MAX_POINTS = 5000
 
 
 # --------------------------------------------------------------------------- overview
-def categories_at(data: AuditData, tolerance: int) -> np.ndarray:
-    """Each image's category at `tolerance`, from the stored n_correct (no decision is reread)."""
-    t = difficulty.usable_tolerance(tolerance, data.n_models)
-    return difficulty.split_from_counts(data.images["n_correct"].to_numpy(), data.n_models, tolerance=t)
+def categories_at(data: Report, tolerance: int) -> np.ndarray:
+    """Each image's category at `tolerance`: the report's split (`Report.split`) at that tolerance."""
+    return data.split.at(tolerance).categories
 
 
-def split_table(data: AuditData, tolerance: int) -> pd.DataFrame:
-    """Observed category shares at `tolerance` beside the binomial and beta-binomial nulls.
+def split_table(report: Report) -> pd.DataFrame:
+    """The report's split (at its tolerance; `Report.at_tolerance` for another) beside the two nulls.
 
     Returns
     -------
     frame : DataFrame indexed by category (CATEGORIES), columns images,
         observed, binomial, beta_binomial (shares in [0, 1])
     """
-    t = difficulty.usable_tolerance(tolerance, data.n_models)
-    hist = data.tables["histogram"]
-    cats = categories_at(data, t)
-    counts = {c: int(np.count_nonzero(cats == c)) for c in CATEGORIES}
-    observed = difficulty.histogram_shares(hist["observed"].to_numpy(), tolerance=t)
-    binom = difficulty.histogram_shares(hist["binomial"].to_numpy(), tolerance=t)
-    bb = difficulty.histogram_shares(hist["beta_binomial"].to_numpy(), tolerance=t)
+    split = report.summary["split"]
     return pd.DataFrame(
         {
-            "images": [counts[c] for c in CATEGORIES],
-            "observed": [observed[c] for c in CATEGORIES],
-            "binomial": [binom[c] for c in CATEGORIES],
-            "beta_binomial": [bb[c] for c in CATEGORIES],
+            "images": [split["counts"][c] for c in CATEGORIES],
+            "observed": [split["observed"][c] for c in CATEGORIES],
+            "binomial": [split["binomial"][c] for c in CATEGORIES],
+            "beta_binomial": [split["beta_binomial"][c] for c in CATEGORIES],
         },
         index=pd.Index(CATEGORIES, name="category"),
     )
 
 
-def histogram_frames(data: AuditData, tolerance: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def histogram_frames(data: Report, tolerance: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The n_correct histogram for a chart: bars (observed, with category) and null curves (long).
 
     Returns
@@ -77,12 +69,11 @@ def histogram_frames(data: AuditData, tolerance: int) -> tuple[pd.DataFrame, pd.
     bars : DataFrame with n_correct, images, share, category
     nulls : DataFrame with n_correct, null ("binomial" / "beta-binomial"), images, share
     """
-    t = difficulty.usable_tolerance(tolerance, data.n_models)
     hist = data.tables["histogram"]
     m = len(hist) - 1
     k = hist["n_correct"].to_numpy()
     total = float(hist["observed"].sum())
-    category = difficulty.split_from_counts(k, m, tolerance=t)
+    category = Split.from_counts(k, m, tolerance).categories  # the category of each count
     bars = pd.DataFrame(
         {"n_correct": k, "images": hist["observed"].to_numpy(), "share": hist["observed"] / total, "category": category}
     )
@@ -98,15 +89,6 @@ def histogram_frames(data: AuditData, tolerance: int) -> tuple[pd.DataFrame, pd.
 
 # --------------------------------------------------------------------------- consistency
 ORDERINGS = ("audit order", "accuracy", "variant group", "clustered")
-
-
-def inconclusive_matrix(correct: np.ndarray, categories: np.ndarray, names: Sequence[str]) -> pd.DataFrame | None:
-    """Error consistency on the inconclusive images of a given split; None when there are none."""
-    mask = np.asarray(categories) == "inconclusive"
-    if not mask.any() or len(names) < 2:
-        return None
-    kappa = consistency.error_consistency_matrix(correct[mask])
-    return pd.DataFrame(kappa, index=pd.Index(list(names), name="model"), columns=list(names))
 
 
 def model_order(kappa: pd.DataFrame, models: pd.DataFrame, how: str) -> list[str]:
@@ -249,7 +231,7 @@ def model_map(path: str | Path, model: str, image_ids, n_bins: int = 500) -> tup
     return epochs, dynamics.binned_decision_map(arrays["correct"].T.astype(bool), n_bins=n_bins)
 
 
-def swaps_long(data: AuditData) -> pd.DataFrame:
+def swaps_long(data: Report) -> pd.DataFrame:
     """Swaps per epoch of every model plus their mean, in % of images (long rows)."""
     swaps = data.tables["swaps"]
     models = [c for c in swaps.columns if c not in ("epoch_from", "epoch_to")]
@@ -259,37 +241,24 @@ def swaps_long(data: AuditData) -> pd.DataFrame:
     return frame
 
 
-def tp_agreement_histograms(cube: np.ndarray, epochs: Sequence[int]) -> pd.DataFrame:
-    """TP-agreement distribution per epoch beside its null of independent models (hacohen2020 Fig. 3).
-
-    Parameters
-    ----------
-    cube : ndarray of bool, shape (n_images, n_models, n_epochs)
-    epochs : sequence of int, length n_epochs
+def tp_agreement_frame(data: Report) -> pd.DataFrame:
+    """The report's TP-agreement counts per epoch beside their null of independent models (hacohen2020 Fig. 3).
 
     Returns
     -------
     frame : DataFrame with epoch, n_right (0..n_models), tp_agreement, observed, null
         (image counts; null = n_images x the Poisson-binomial pmf at that epoch's accuracies)
     """
-    cube = np.asarray(cube, dtype=bool)
-    n_images, n_models, n_epochs = cube.shape
-    counts = cube.sum(axis=1, dtype=np.int32)
-    accuracy = cube.mean(axis=0)  # (n_models, n_epochs)
-    rows = []
+    observed, null = data.maps["tp_observed"], data.maps["tp_null"]
+    epochs = data.dynamics["epochs"]
+    n_models = observed.shape[0] - 1
     k = np.arange(n_models + 1)
-    for e in range(n_epochs):
-        observed = np.bincount(counts[:, e], minlength=n_models + 1)
-        null = n_images * agreement.tp_agreement_null(accuracy[:, e])
-        rows.append(
-            pd.DataFrame(
-                {"epoch": int(epochs[e]), "n_right": k, "tp_agreement": k / n_models, "observed": observed, "null": null}
-            )
-        )
-    return pd.concat(rows, ignore_index=True)
+    return pd.concat([pd.DataFrame({"epoch": int(epochs[e]), "n_right": k, "tp_agreement": k / n_models,
+                                    "observed": observed[:, e], "null": null[:, e]})
+                      for e in range(observed.shape[1])], ignore_index=True)
 
 
-def learned_epoch_frame(data: AuditData, tolerance: int) -> pd.DataFrame:
+def learned_epoch_frame(data: Report, tolerance: int) -> pd.DataFrame:
     """Images per learned epoch and category ("never" = wrong at the final epoch for most models).
 
     Returns
@@ -306,7 +275,7 @@ def learned_epoch_frame(data: AuditData, tolerance: int) -> pd.DataFrame:
     return out.sort_values(["order", "category"]).reset_index(drop=True)
 
 
-def score_histogram(data: AuditData, column: str, tolerance: int, bins: int = 20) -> pd.DataFrame:
+def score_histogram(data: Report, column: str, tolerance: int, bins: int = 20) -> pd.DataFrame:
     """Histogram of a per-image score in [0, 1] split by category.
 
     Returns
@@ -325,7 +294,7 @@ def score_histogram(data: AuditData, column: str, tolerance: int, bins: int = 20
 
 
 # --------------------------------------------------------------------------- classes
-def class_frame(data: AuditData, tolerance: int) -> pd.DataFrame:
+def class_frame(data: Report, tolerance: int) -> pd.DataFrame:
     """Per-class accuracy (mean, min, max over models) and category shares, easiest first.
 
     Returns
@@ -371,7 +340,7 @@ def score_columns(images: pd.DataFrame) -> list[str]:
 
 
 def filter_images(
-    data: AuditData,
+    data: Report,
     *,
     tolerance: int,
     categories: Sequence[str] | None = None,
@@ -465,7 +434,7 @@ def thumbnails(path: str | Path, image_ids: Sequence[int], size: int = 112, **im
     return out
 
 
-def image_decisions(data: AuditData, final: dict, image_id: int) -> pd.DataFrame:
+def image_decisions(data: Report, final: dict, image_id: int) -> pd.DataFrame:
     """Every model's decision on one image at its final epoch.
 
     Parameters
@@ -506,7 +475,7 @@ def image_history(cube: np.ndarray, epochs: Sequence[int], models: Sequence[str]
     )
 
 
-def image_scores(data: AuditData, image_id: int, tolerance: int) -> pd.DataFrame:
+def image_scores(data: Report, image_id: int, tolerance: int) -> pd.DataFrame:
     """One image's label and scores as a two-column table (score, value)."""
     pos = int(np.searchsorted(data.image_ids, image_id))
     row = data.images.iloc[pos]
@@ -534,14 +503,14 @@ CAUSE_TEXT = {
 }
 
 
-def majority_labels(data: AuditData, final: dict, image_ids: Sequence[int]) -> list[str]:
+def majority_labels(data: Report, final: dict, image_ids: Sequence[int]) -> list[str]:
     """The models' majority prediction (a class name) for each of `image_ids`, as the label review suggests it."""
     pos = np.searchsorted(data.image_ids, np.asarray(image_ids, dtype=np.int64))
     label, _ = majority_vote(final["predicted"][pos], data.n_classes)
     return [str(data.class_names[c]) for c in label]
 
 
-def image_review(data: AuditData, final: dict, image_id: int) -> dict:
+def image_review(data: Report, final: dict, image_id: int) -> dict:
     """One image's label beside the models' majority prediction, its label issue and why it is impossible.
 
     Returns
@@ -635,7 +604,7 @@ def compare_groups(path: str | Path, group_a: Sequence[str], group_b: Sequence[s
     return out
 
 
-def matched_problem(matched: pd.DataFrame, data: AuditData, group_a: Sequence[str], group_b: Sequence[str]) -> str | None:
+def matched_problem(matched: pd.DataFrame, data: Report, group_a: Sequence[str], group_b: Sequence[str]) -> str | None:
     """Why the accuracy-matched counts have nothing to draw, or None when they make a curve.
 
     A curve needs at least two matched accuracies. Groups whose models are all at or near chance
@@ -667,7 +636,7 @@ def matched_problem(matched: pd.DataFrame, data: AuditData, group_a: Sequence[st
 
 
 def accessibility_points(
-    data: AuditData, accessibility_a: np.ndarray, accessibility_b: np.ndarray, tolerance: int, *, bins: int = 25
+    data: Report, accessibility_a: np.ndarray, accessibility_b: np.ndarray, tolerance: int, *, bins: int = 25
 ) -> tuple[pd.DataFrame, bool]:
     """Accessibility of group A against group B, ready for a scatter or a 2-d histogram.
 
@@ -765,16 +734,6 @@ def scored_frames(summary: dict) -> dict[str, pd.DataFrame] | None:
     return {"models": pd.DataFrame(rows), "table": table, "ranks": ranks}
 
 
-def scored_summary_at(path: str | Path, data: AuditData, tolerance: int) -> dict:
-    """The report's scored part recomputed on the split at another tolerance (the decisions are read again)."""
-    from audit.report import ReportContent
-    from audit.report.scored import scored_report
-
-    part = ReportContent(summary={})
-    scored_report(load(path), categories_at(data, tolerance), part)
-    return part.summary
-
-
 def _interval(value, low, high, *, percent: bool = False) -> str:
     """"93.8% [91.6, 95.5]" or "0.012 [-0.004, 0.030]"; "-" where the value is undefined."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -787,10 +746,9 @@ def _interval(value, low, high, *, percent: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- deeper measures
-def report_file(data: AuditData, name: str, index_col=None) -> pd.DataFrame | None:
-    """A table the report wrote (report/<name>), or None when this audit's report has none."""
-    p = Path(data.path) / REPORT_DIR / name
-    return read_people_csv(p, index_col=index_col) if p.exists() else None
+def report_file(data: Report, name: str, index_col=None) -> pd.DataFrame | None:
+    """A table of the report (`Report.table`), or None when this audit's report has none."""
+    return data.table(name, index_col=index_col)
 
 
 def matrix_long_form(matrix: pd.DataFrame) -> pd.DataFrame:
@@ -799,7 +757,7 @@ def matrix_long_form(matrix: pd.DataFrame) -> pd.DataFrame:
     return long.reset_index()
 
 
-def representation_frames(data: AuditData) -> dict | None:
+def representation_frames(data: Report) -> dict | None:
     """The report's RSA and CKA tables for the Deeper measures page, or None without them.
 
     Returns measures ("RSA", "CKA"), subsets ("all", "inconclusive"), matrices {(measure, subset):
@@ -824,13 +782,13 @@ def representation_frames(data: AuditData) -> dict | None:
             "n_images": int(info.get("n_images", 0))}
 
 
-def confusion_long(predicted: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-                   mask: np.ndarray | None = None) -> pd.DataFrame:
-    """The ensemble confusion matrix (audit.metrics.confusion) as rows (true, predicted, decisions, share).
+def confusion_long(table: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """The report's ensemble confusion matrix (a confusion_*.csv: true class x predicted class) as rows
+    (true, predicted, decisions, share).
 
     `share` is the cell's part of its true class's decisions; cells without decisions are left out.
     """
-    counts = ensemble_confusion(predicted, labels, len(class_names), mask=mask)
+    counts = table.to_numpy(dtype=np.int64)
     shares = row_shares(counts)
     rows, cols = np.nonzero(counts)
     names = np.asarray(class_names, dtype=object)

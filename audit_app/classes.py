@@ -5,9 +5,11 @@ the category shares follow the tolerance chosen on Overview. UI only.
 """
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from audit.metrics.difficulty import CATEGORIES
+from audit.store import CONFUSION_TABLES
 from audit_app import _charts, _common, _frames
 
 data = _common.require_audit()
@@ -106,16 +108,16 @@ st.markdown(
     "class (or a label that is likely wrong), a spread row an image that fits no class well."
 )
 subset = st.radio("Images", ["impossible", "all"], horizontal=True, key="classes_confusion_subset")
-final = _common.final_decisions(data.path, _common.stamp_of(data), ("predicted",))
-mask = _frames.categories_at(data, t) == "impossible" if subset == "impossible" else None
-confusion = _frames.confusion_long(final["predicted"], data.images["label"].to_numpy(), data.class_names, mask)
+at_t = _common.at_tolerance(data)
+table = at_t.table(CONFUSION_TABLES[subset], index_col=0)
+confusion = _frames.confusion_long(table, data.class_names) if table is not None else pd.DataFrame()
 if confusion.empty:
     st.info(f"No {subset} images at tolerance {t}.", icon=":material/info:")
     st.stop()
 drawn = len(data.class_names) <= _charts.MATRIX_MAX_ROWS  # above, the matrix is listed, not drawn
 if drawn:
     order = [c for c in data.class_names if c in set(confusion["true"])]
-    n_shown = int(mask.sum()) if mask is not None else data.n_images
+    n_shown = at_t.split.counts["impossible"] if subset == "impossible" else data.n_images
     tips = [alt.Tooltip("true:N", title="true class"), alt.Tooltip("predicted:N", title="taken for"),
             alt.Tooltip("decisions:Q", format=","), alt.Tooltip("share:Q", format=".1%")]
     cells = _charts.matrix_chart(

@@ -32,11 +32,9 @@ if "ec_all" not in data.tables:
 
 t = _common.tolerance(data)
 kappa_all = data.tables["ec_all"]
-if t == data.tolerance:
-    kappa_inc = data.tables.get("ec_inconclusive")
-else:
-    kappa_inc = _common.inconclusive_matrix(data.path, _common.stamp_of(data), t)
-n_inconclusive = int((_frames.categories_at(data, t) == "inconclusive").sum())
+at_t = _common.at_tolerance(data)
+kappa_inc = at_t.tables.get("ec_inconclusive")
+n_inconclusive = at_t.split.counts["inconclusive"]
 
 many = len(kappa_all) > _charts.MATRIX_MAX_ROWS
 order_by = st.selectbox(

@@ -115,7 +115,7 @@ st.markdown(
     "same accuracies would give the null distribution (Poisson-binomial); real models pile images up at "
     "0 and 1 (hacohen2020 Fig. 3)."
 )
-hist = _common.tp_histograms(data.path, stamp, tuple(models))
+hist = _frames.tp_agreement_frame(data)
 shown_epoch = st.select_slider("Epoch", options=epochs, value=epochs[-1], key="dynamics_epoch")
 at_epoch = hist[hist["epoch"] == shown_epoch]
 cols = st.columns(2)

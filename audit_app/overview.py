@@ -54,7 +54,7 @@ else:
         ),
     )
 t = _common.tolerance(data)
-split = _frames.split_table(data, t)
+split = _frames.split_table(_common.at_tolerance(data))
 cols = st.columns(3)
 for col, category in zip(cols, CATEGORIES, strict=True):
     row = split.loc[category]

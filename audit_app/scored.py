@@ -22,13 +22,9 @@ st.markdown(
 )
 
 
-@st.cache_data(max_entries=8, show_spinner="Scoring on the split at this tolerance")
-def _summary_at(path: str, stamp: tuple, tolerance: int) -> dict:
-    return _frames.scored_summary_at(path, _common.load_data(path, stamp), tolerance)
-
-
 t = _common.tolerance(data)
-summary = data.summary if t == data.tolerance else _summary_at(data.path, _common.stamp_of(data), t)
+at_t = _common.at_tolerance(data, n_bootstrap=200)  # the κ intervals, as the written report has them
+summary = at_t.summary
 frames = _frames.scored_frames(summary)
 if frames is None:
     st.info(
@@ -40,7 +36,7 @@ if frames is None:
     )
     st.stop()
 
-n_inconclusive = int((_frames.categories_at(data, t) == "inconclusive").sum())
+n_inconclusive = at_t.split.counts["inconclusive"]
 st.caption(
     f"Split at tolerance {t} (set on Overview): {n_inconclusive:,} inconclusive images of {data.n_images:,}, made by "
     f"the audit's {data.n_models} models. Accuracy with its 95% Wilson interval; κ is the mean error consistency "

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from audit.report import Report
 from audit.store import AuditDir, decisions_frame, load, write_parquet
 from audit.synthetic import make_synthetic_audit
 from audit_app import _data, _frames
@@ -45,7 +46,7 @@ def at_chance(tmp_path_factory):
 
 
 def test_models_at_chance_are_named_on_the_overview(at_chance):
-    data = _data.load_audit_data(at_chance)
+    data = Report.load(at_chance)
     assert data.state == "complete" and _data.status_label(data) == "complete"
     assert _data.status_message(data) is None
     names = data.model_names
@@ -59,7 +60,7 @@ def test_models_at_chance_are_named_on_the_overview(at_chance):
 
 
 def test_no_chance_warning_for_models_that_learn(learning):
-    data = _data.load_audit_data(learning)
+    data = Report.load(learning)
     assert _data.near_chance_models(data) == [] and _data.chance_warning(data) is None
 
 
@@ -86,7 +87,7 @@ def matched(rows) -> pd.DataFrame:
 
 
 def test_matched_problem_without_a_curve(learning):
-    data = _data.load_audit_data(learning)
+    data = Report.load(learning)
     a, b = data.model_names[:1], data.model_names[1:]
     one = matched([(0, 0, 0.1, 0.1, 10, 2, 3, 85, False)])  # a single point, at epoch 0
     message = _frames.matched_problem(one, data, a, b)

@@ -6,14 +6,25 @@ files, scikit-learn and hand counts.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from audit.metrics import agreement, difficulty
 from audit.metrics.difficulty import CATEGORIES
-from audit.report import build_report
-from audit.store import AuditDir, decisions_by_epoch, final_decisions, load, read_decisions
+from audit.report import Report, build_report
+from audit.store import (
+    AuditDir,
+    audit_problem,
+    audit_stamp,
+    decisions_by_epoch,
+    final_decisions,
+    list_audits,
+    load,
+    read_decisions,
+)
 from audit.synthetic import make_synthetic_audit
 from audit_app import _data, _frames
 
@@ -79,28 +90,28 @@ def test_list_audits_finds_audits_newest_first(tmp_path, synthetic):
     for name, mtime in (("old", 1_000_000), ("new", 2_000_000)):
         shutil.copytree(synthetic, runs / name)
         os.utime(runs / name / "manifest.json", (mtime, mtime))
-    assert _data.list_audits(runs) == [str(runs / "new"), str(runs / "old")]
-    assert _data.list_audits(tmp_path / "absent") == []
+    assert list_audits(runs) == [str(runs / "new"), str(runs / "old")]
+    assert list_audits(tmp_path / "absent") == []
 
 
 def test_audit_problem_messages(tmp_path, synthetic):
-    assert _data.audit_problem(synthetic) is None
-    assert "does not exist" in _data.audit_problem(tmp_path / "nope")
-    assert "no `manifest.json`" in _data.audit_problem(tmp_path)
+    assert audit_problem(synthetic) is None
+    assert "does not exist" in audit_problem(tmp_path / "nope")
+    assert "no `manifest.json`" in audit_problem(tmp_path)
     (tmp_path / "file.txt").write_text("x")
-    assert "is a file" in _data.audit_problem(tmp_path / "file.txt")
-    assert _data.audit_problem(None) == "No audit is selected."
+    assert "is a file" in audit_problem(tmp_path / "file.txt")
+    assert audit_problem(None) == "No audit is selected."
 
 
 def test_audit_stamp_changes_when_a_job_finishes(tmp_path):
     path = make_synthetic_audit(tmp_path / "a", n_images=50, n_models=2, n_epochs=2)
-    before = _data.audit_stamp(path)
+    before = audit_stamp(path)
     store = AuditDir(path)
     import os
 
     later = os.stat(store.manifest_path).st_mtime_ns + 10**9
     os.utime(store.manifest_path, ns=(later, later))
-    assert _data.audit_stamp(path) != before
+    assert audit_stamp(path) != before
 
 
 # --------------------------------------------------------------------------- reading decisions
@@ -133,11 +144,11 @@ def test_read_model_sorts_shuffled_decision_rows(tmp_path):
 def test_live_tables_match_the_report(tmp_path):
     """A running audit's tables (computed in memory) equal what build_report writes."""
     path = make_synthetic_audit(tmp_path / "a", n_images=300, n_models=6, n_epochs=4, n_pretrained=1)
-    live = _data.load_audit_data(path)
-    assert live.report == "missing"
+    live = Report.load(path)
+    assert live.source == "missing"
     build_report(load(path), n_bootstrap=0)
-    stored = _data.load_audit_data(path)
-    assert stored.report == "current"
+    stored = Report.load(path)
+    assert stored.source == "current"
     for key in ("histogram", "per_class", "swaps", "tp_by_epoch", "ec_all", "ec_inconclusive"):
         pd.testing.assert_frame_equal(
             live.tables[key].reset_index(drop=True), stored.tables[key].reset_index(drop=True),
@@ -156,20 +167,20 @@ def test_stale_report_is_recomputed(tmp_path):
     result = load(path)
     build_report(result)
     AuditDir(path).remove_job(result.model_names[-1])
-    data = _data.load_audit_data(path)
-    assert data.report == "stale"
+    data = Report.load(path)
+    assert data.source == "stale"
     assert data.n_models == 2
     assert data.images["n_correct"].max() <= 2
 
 
 # --------------------------------------------------------------------------- overview
 def test_split_table_counts_by_hand(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     correct = load(synthetic).correct()
     m = correct.shape[1]
     n_right = correct.sum(axis=1)
     for t in (0, 1, 2):
-        table = _frames.split_table(data, t)
+        table = _frames.split_table(data.at_tolerance(t))
         assert table.loc["trivial", "images"] == np.count_nonzero(n_right >= m - t)
         assert table.loc["impossible", "images"] == np.count_nonzero(n_right <= t)
         assert table["observed"].sum() == pytest.approx(1.0)
@@ -180,7 +191,7 @@ def test_split_table_counts_by_hand(synthetic):
 
 
 def test_histogram_frames_colour_the_ends(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     bars, nulls = _frames.histogram_frames(data, 1)
     m = data.n_models
     assert list(bars["category"][:2]) == ["impossible", "impossible"]
@@ -212,15 +223,20 @@ def test_group_means_by_hand():
     assert len(long) == 12 and not (long["model_a"] == long["model_b"]).any()
 
 
-def test_inconclusive_matrix_is_cohen_kappa(synthetic):
+def test_inconclusive_kappa_at_another_tolerance_is_cohen_kappa(synthetic):
     from sklearn.metrics import cohen_kappa_score
 
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
+    assert data.tolerance == 1
     correct = load(synthetic).correct()
+    strict = data.at_tolerance(0)
     cats = _frames.categories_at(data, 0)
-    kappa = _frames.inconclusive_matrix(correct, cats, data.model_names)
+    assert (strict.images["category"].to_numpy() == cats).all()
+    assert strict.summary["tolerance_used"] == 0 and data.summary["tolerance_used"] == 1  # data is unchanged
+    kappa = strict.tables["ec_inconclusive"]
     sub = correct[cats == "inconclusive"]
     assert kappa.iloc[0, 1] == pytest.approx(cohen_kappa_score(sub[:, 0], sub[:, 1]))
+    assert data.at_tolerance(1) is data
 
 
 # --------------------------------------------------------------------------- dynamics
@@ -233,10 +249,16 @@ def test_rebin_and_map_long():
     assert list(frame["last"].unique()) == [200, 400, 600]
 
 
-def test_tp_agreement_histograms_by_hand():
+def test_tp_agreement_frame_by_hand():
     # cube[image, model, epoch]: 3 images, 2 models, epochs 0 and 5
     cube = np.array([[[1, 1], [1, 0]], [[0, 1], [0, 1]], [[0, 0], [1, 1]]], dtype=bool)
-    frame = _frames.tp_agreement_histograms(cube, [0, 5])
+    observed, null = agreement.tp_agreement_histograms(cube)
+
+    class Stored:  # what the frame reads of a report: its maps and its epochs
+        maps = {"tp_observed": observed, "tp_null": null}
+        dynamics = {"epochs": [0, 5]}
+
+    frame = _frames.tp_agreement_frame(Stored())
     first = frame[frame["epoch"] == 0]
     assert list(first["observed"]) == [1, 1, 1]  # models right: image 0 two, image 1 none, image 2 one
     assert first["null"].sum() == pytest.approx(3)
@@ -247,7 +269,7 @@ def test_tp_agreement_histograms_by_hand():
 
 
 def test_learned_epoch_frame_labels_never_and_fractions(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     frame = _frames.learned_epoch_frame(data, 1)
     assert frame["images"].sum() == data.n_images
     never = int(data.images["learned_epoch"].isna().sum())
@@ -257,7 +279,7 @@ def test_learned_epoch_frame_labels_never_and_fractions(synthetic):
 
 # --------------------------------------------------------------------------- classes and images
 def test_class_frame_ranks_by_mean_accuracy(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     result = load(synthetic)
     correct, labels = result.correct(), result.labels
     by_hand = [correct[labels == c].mean() for c in range(result.n_classes)]
@@ -270,7 +292,7 @@ def test_class_frame_ranks_by_mean_accuracy(synthetic):
 
 
 def test_filter_sort_and_csv(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     cats = _frames.categories_at(data, 1)
     frame = _frames.filter_images(data, tolerance=1, categories=["inconclusive"], classes=["class_2"],
                                    sort_by="tp_agreement", ascending=False)
@@ -289,7 +311,7 @@ def test_filter_sort_and_csv(synthetic):
 
 
 def test_image_decisions_and_thumbnails(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     result = load(synthetic)
     final, _ = final_decisions(synthetic, data.model_names, ("predicted", "correct", "true_prob", "top_prob"),
                                data.image_ids)
@@ -307,7 +329,7 @@ def test_image_decisions_and_thumbnails(synthetic):
 
 # --------------------------------------------------------------------------- compare
 def test_compare_groups_matches_the_store(synthetic):
-    data = _data.load_audit_data(synthetic)
+    data = Report.load(synthetic)
     result = load(synthetic)
     models = data.dynamics["models"]
     a, b = _frames.default_groups(models)
@@ -325,13 +347,13 @@ def test_compare_groups_matches_the_store(synthetic):
     frame, binned = _frames.accessibility_points(data, out["accessibility_a"], out["accessibility_b"], 1)
     assert not binned and frame["images"].sum() == data.n_images
     many = np.linspace(0, 1, 6000)
-    big = _data.AuditData(**{**data.__dict__, "images": pd.DataFrame({"n_correct": np.zeros(6000, int)})})
+    big = dataclasses.replace(data, images=pd.DataFrame({"n_correct": np.zeros(6000, int)}))
     binned_frame, binned = _frames.accessibility_points(big, many, many[::-1], 0)
     assert binned and binned_frame["images"].sum() == 6000
 
 
 def test_deeper_measure_filters(digits_audit):
-    data = _data.load_audit_data(digits_audit)
+    data = Report.load(digits_audit)
     images = data.images
     options = _frames.deep_filter_options(images)
     assert {"impossible_cause", "is_label_issue"} <= set(options)  # depth_type needs --depth-types

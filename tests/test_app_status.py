@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from audit.report import Report
 from audit.store import AuditDir, current_process
 from audit.synthetic import make_synthetic_audit
 from audit_app import _data
@@ -61,7 +62,7 @@ def unfinished(tmp_path_factory):
 
 
 def test_a_run_whose_process_is_gone_is_interrupted_not_running(unfinished):
-    data = _data.load_audit_data(unfinished)
+    data = Report.load(unfinished)
     assert data.state == "interrupted" and not data.complete
     assert _data.status_label(data) == "interrupted (3/5)"
     message = _data.status_message(data)
@@ -80,7 +81,7 @@ def test_a_live_run_still_says_running(unfinished, tmp_path):
     import shutil
 
     live = set_process(shutil.copytree(unfinished, tmp_path / "live"), current_process())
-    data = _data.load_audit_data(live)
+    data = Report.load(live)
     assert data.state == "running" and _data.status_label(data) == "running (3/5)"
     assert "still running: 3 of 5 jobs" in _data.status_message(data)
 
@@ -94,7 +95,7 @@ def test_a_run_that_ended_with_failed_jobs_says_so(unfinished, tmp_path):
         if job["status"] != "done":
             job["status"] = "failed"
     set_process(path, manifest["process"], jobs=manifest["jobs"], finished_at="2026-01-01T00:00:00Z")
-    data = _data.load_audit_data(path)
+    data = Report.load(path)
     assert data.state == "failed" and _data.status_label(data) == "failed (3/5)"
     message = _data.status_message(data)
     assert message.startswith("Audit run failed") and "Jobs table" in message and "running" not in message

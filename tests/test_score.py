@@ -148,10 +148,10 @@ def test_scored_models_stay_out_of_the_split(digits_audit, tmp_path):
         if mask.any():
             assert table.loc[0, f"{c}_accuracy"] == pytest.approx(correct[mask].mean())
     # the app's data layer and the report state do not count it either
-    from audit_app._data import load_audit_data
+    from audit.report import Report
 
-    data = load_audit_data(path)
-    assert data.model_names == before.model_names and data.report == "current"
+    data = Report.load(path)
+    assert data.model_names == before.model_names and data.source == "current"
 
 
 def test_rerunning_an_audit_keeps_scored_models_out(digits_audit, tmp_path):

@@ -5,7 +5,8 @@
   `dynamics`, `deeper`, `representations`, `training_scores`, `humans`, `scored`.
 - `text`: the report's words (`format_summary`, `headline`, `count_noun`).
 - `build`: `build_report` writes report/ and the per-image scores; `report_state` and `read_report_tables`
-  read them back. `loaded` gives `Report`, one object for every reader of a report.
+  read them back.
+- `loaded`: `Report`, one audit's report loaded once, for every reader (app, figures, HTML, PDF, study).
 - `figures`, `html`, `pdf`: the written report as paper figures, one HTML page or one PDF.
 """
 
@@ -29,6 +30,7 @@ from audit.report.build import (
     read_report_tables,
     report_state,
 )
+from audit.report.loaded import Report
 from audit.report.parts import (
     ReportContent,
     ReportInputs,
@@ -44,6 +46,7 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "REPORT_COLUMNS",
     "REQUIRED_FILES",
+    "Report",
     "ReportContent",
     "ReportInputs",
     "ReportPart",

@@ -120,7 +120,7 @@ def report_state(result: AuditResult, summary: dict | None) -> str:
     reported = [m.get("name") for m in summary.get("models", [])]
     if reported != result.model_names or "n_correct" not in result.images.columns:
         return "stale"
-    if summary.get("dynamics") and not result.report_path(REPORT_MAPS["all"]).exists():
+    if summary.get("dynamics") and not all(result.report_path(name).exists() for name in REPORT_MAPS.values()):
         return "stale"
     return "current"
 
@@ -132,14 +132,20 @@ def read_report_tables(result: AuditResult) -> tuple[dict, dict]:
     """
     tables, maps = {}, {}
     for key, name in REPORT_TABLES.items():
-        p = result.report_path(name)
-        if p.exists():
-            tables[key] = read_people_csv(p, index_col=0 if key in ("ec_all", "ec_inconclusive") else None)
+        frame = read_report_table(result, name, index_col=0 if key in ("ec_all", "ec_inconclusive") else None)
+        if frame is not None:
+            tables[key] = frame
     for key, name in REPORT_MAPS.items():
         p = result.report_path(name)
         if p.exists():
             maps[key] = np.load(p)
     return tables, maps
+
+
+def read_report_table(result: AuditResult, name: str, *, index_col=None) -> pd.DataFrame | None:
+    """One written report table by its file name (a .csv of report/), or None when it is absent."""
+    path = result.report_path(name)
+    return read_people_csv(path, index_col=index_col) if path.exists() else None
 
 
 # --------------------------------------------------------------------------- writing

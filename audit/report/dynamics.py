@@ -64,6 +64,8 @@ def dynamics(inputs: ReportInputs, content: ReportContent) -> dict | None:
                              "mean_tp_agreement": tpa.mean(axis=0), "bimodality": bimodal,
                              "bimodality_null": bimodal_null})
     content.table("tp_by_epoch", tp_frame)
+    content.array("tp_observed", tpa_hist)
+    content.array("tp_null", null_hist)
     content.figure("tp_agreement", lambda: dynamics_plots.tp_agreement_figure(tp_frame, tpa_hist, null_hist))
 
     base = dyn.index(split_plots.base_model_of(groups_of, dyn))

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.metrics import agreement
 from audit.plots import paper
 from audit.plots.style import check_style, parse_formats, save_figure
-from audit.report.build import read_report_tables, report_state
+from audit.report.build import report_state
+from audit.report.loaded import Report
 from audit.report.parts import model_fields
 from audit.store import DEEP_TABLES, AuditError, AuditResult
-from audit.store.files import read_people_csv
 
 
 class _Pixels:
@@ -41,30 +40,27 @@ def _pixels(result: AuditResult) -> _Pixels | None:
     return _Pixels(result)
 
 
-def figure_inputs(result: AuditResult) -> paper.FigureInputs:
+def figure_inputs(audit: AuditResult | Report) -> paper.FigureInputs:
     """What the paper figures are drawn from, read from the audit's written report.
 
     Raises ValueError when the report is missing or older than the finished
     models (`ddd-audit report` writes it).
     """
-    summary = result.summary()
-    if report_state(result, summary) != "current":
+    result = audit.result if isinstance(audit, Report) else audit
+    if report_state(result, result.summary()) != "current":
         raise ValueError(f"the report of {result.path} is missing or older than its models; "
                          f"run `ddd-audit report {result.path}` first")
-    tables, maps = read_report_tables(result)
-    names = result.model_names
+    report = audit if isinstance(audit, Report) else Report.load(result)
+    names = report.model_names
     groups = dict(zip(names, model_fields(result, names, "group"), strict=True))
-    issues_path = result.report_path(DEEP_TABLES["label_issues_histogram"])
-    label_issues = read_people_csv(issues_path) if issues_path.exists() else None
-    dyn = summary.get("dynamics") or {}
-    histograms = None
-    if dyn.get("models"):
-        by_epoch = result.correct_by_epoch(dyn["models"])[:, :, :len(dyn["epochs"])]
-        histograms = agreement.tp_agreement_histograms(by_epoch)
-    images = result.images
+    maps = report.maps
+    histograms = (maps["tp_observed"], maps["tp_null"]) if "tp_observed" in maps else None
+    images = report.images
     categories = images["category"].astype(str).to_numpy() if "category" in images.columns else None
     score_columns = [c for c in ("accessibility", "learned_epoch") if c in images.columns]
-    return paper.FigureInputs(tables, maps, summary, groups, label_issues=label_issues, tp_histograms=histograms,
+    return paper.FigureInputs(report.tables, maps, report.summary, groups,
+                              label_issues=report.table(DEEP_TABLES["label_issues_histogram"]),
+                              tp_histograms=histograms,
                               scores=images[score_columns] if len(score_columns) == 2 else None,
                               pixels=_pixels(result), categories=categories, labels=np.asarray(result.labels),
                               class_names=list(result.class_names))

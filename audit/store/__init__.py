@@ -9,7 +9,8 @@ of decisions goes through `read_decisions`. No training, no metrics, no printing
 - `state`: the run state (complete, running, interrupted, failed) from the manifest;
 - `decisions`: the decision tables, built and read back;
 - `directory`: AuditDir, the writer, and the directory's layout (the report's file names included);
-- `result`: AuditResult and `load`.
+- `result`: AuditResult and `load`;
+- `listing`: finding audits (`list_audits`), their change stamp, and why a folder is not one.
 """
 
 from audit.store.decisions import (
@@ -60,6 +61,7 @@ from audit.store.files import (
     write_npy,
     write_parquet,
 )
+from audit.store.listing import audit_problem, audit_stamp, is_audit_dir, list_audits
 from audit.store.result import AuditResult, load
 from audit.store.state import (
     RESUME_HINT,
@@ -78,4 +80,5 @@ __all__ = [
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
     "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "utc_now", "write_csv", "write_json",
     "write_npy", "write_parquet", "folder_state", "refuse_foreign", "clear_for_replacement",
+    "audit_problem", "audit_stamp", "is_audit_dir", "list_audits",
 ]

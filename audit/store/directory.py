@@ -90,7 +90,9 @@ REPORT_TABLES = {
     "swaps": "swaps_per_epoch.csv",
     "tp_by_epoch": "tp_agreement_by_epoch.csv",
 }
-REPORT_MAPS = {"base": "decision_map_base.npy", "all": "decision_map_all.npy"}
+REPORT_MAPS = {"base": "decision_map_base.npy", "all": "decision_map_all.npy",
+               # TP-agreement counts per epoch, observed and under independent models: (n_models + 1, n_epochs)
+               "tp_observed": "tp_agreement_observed.npy", "tp_null": "tp_agreement_null.npy"}
 REPORT_FIGURES = {
     "histogram": "histogram.png",
     "error_consistency": "error_consistency.png",
