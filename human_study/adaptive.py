@@ -29,6 +29,10 @@ PROCEDURES = ("quest", "staircase")
 GUESS_RATE = 0.5  # two alternatives
 DEFAULT_PAIRS_PER_LEVEL = 40
 SLOPE_GRID = (1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0)  # Weibull beta, log2 steps of 1/2
+# QUEST+'s prior on beta: log-normal around QUEST's 3.5 (Watson & Pelli 1983), log-sd 0.35, i.e. 95% of it
+# between 1.75 and 7; uniform over the threshold grid (log-spaced)
+SLOPE_PRIOR_MEDIAN = 3.5
+SLOPE_PRIOR_LOG_SD = 0.35
 N_THRESHOLD_GRID = 80
 
 
@@ -137,8 +141,57 @@ def weibull_alpha(threshold_75, beta, *, lapse: float):
     return np.asarray(threshold_75) / np.log((0.5 - lapse) / (0.25 - lapse)) ** (1.0 / np.asarray(beta))
 
 
+def slope_prior(slopes, *, median: float = SLOPE_PRIOR_MEDIAN, log_sd: float = SLOPE_PRIOR_LOG_SD) -> np.ndarray:
+    """Prior weights of the Weibull slopes: a log-normal density, exp(-(ln(beta/median))^2 / (2·log_sd^2)),
+    normalised to sum 1 over `slopes`. Higher is more probable a priori."""
+    z = np.log(np.asarray(slopes, dtype=float) / median) / log_sd
+    weights = np.exp(-0.5 * z**2)
+    return weights / weights.sum()
+
+
+def min_expected_entropy(posterior, p_correct) -> int:
+    """The index of the stimulus whose answer leaves the least expected entropy of the posterior (QUEST+,
+    Watson 2017): argmin over s of sum over outcomes r of P(r|s)·H(posterior | s, r), where
+    P(r|s)·H = P(r|s)·ln P(r|s) - sum_k j_k·ln j_k with j_k = posterior_k·P(r|s, k). Ties go to the first.
+
+    Parameters
+    ----------
+    posterior : ndarray of shape (n_params,), summing to 1
+    p_correct : ndarray of shape (n_levels, n_params), the probability of a correct answer
+    """
+    from scipy.special import xlogy
+
+    expected = np.zeros(len(p_correct))
+    for likelihood in (p_correct, 1.0 - p_correct):
+        joint = likelihood * posterior
+        pk = joint.sum(axis=1)
+        expected += xlogy(pk, pk) - xlogy(joint, joint).sum(axis=1)
+    return int(np.argmin(expected))
+
+
+def questplus(levels: Sequence[float], *, lapse: float):
+    """questplus's QUEST+ of the adaptive design: a linear Weibull over the study's levels, threshold (alpha) on
+    N_THRESHOLD_GRID log-spaced values from half the smallest level to 1.25 times the largest, slope (beta) on
+    SLOPE_GRID with the log-normal `slope_prior`, guess rate 0.5, lapse fixed; stimuli by least expected entropy."""
+    from questplus import QuestPlus
+
+    levels = np.asarray(sorted(levels), dtype=float)
+    return QuestPlus(
+        stim_domain={"intensity": levels},
+        param_domain={"threshold": np.geomspace(levels[0] / 2, levels[-1] * 1.25, N_THRESHOLD_GRID),
+                      "slope": np.asarray(SLOPE_GRID), "lower_asymptote": GUESS_RATE, "lapse_rate": float(lapse)},
+        outcome_domain={"response": ["Correct", "Incorrect"]},
+        prior={"slope": slope_prior(SLOPE_GRID)},
+        func="weibull", stim_scale="linear", stim_selection_method="min_entropy",
+    )
+
+
 class QuestProcedure:
     """QUEST+ over threshold and slope of a Weibull (guess rate 0.5, a fixed lapse), on the study's levels.
+
+    questplus (`questplus()`) makes the parameter grid, the prior and the likelihoods; the procedure keeps the
+    posterior as a plain array and applies questplus's rules to it (Bayes' update, least expected entropy),
+    which makes a replay of 120 answers about ten times faster than with questplus's labelled arrays.
 
     Parameters
     ----------
@@ -149,42 +202,38 @@ class QuestProcedure:
     name = "quest"
 
     def __init__(self, levels: Sequence[float], *, lapse: float = 0.02):
-        from questplus import QuestPlus
-
         self.levels = np.asarray(sorted(levels), dtype=float)
         self.lapse = float(lapse)
-        thresholds = np.geomspace(self.levels[0] / 2, self.levels[-1] * 1.25, N_THRESHOLD_GRID)
-        self._qp = QuestPlus(
-            stim_domain={"intensity": self.levels},
-            param_domain={"threshold": thresholds, "slope": np.asarray(SLOPE_GRID),
-                          "lower_asymptote": GUESS_RATE, "lapse_rate": self.lapse},
-            outcome_domain={"response": ["Correct", "Incorrect"]},
-            func="weibull", stim_scale="linear", stim_selection_method="min_entropy",
-        )
+        qp = questplus(self.levels, lapse=self.lapse)
+        fixed = ["lower_asymptote", "lapse_rate"]
+        prior = qp.prior.squeeze(fixed).transpose("threshold", "slope")
+        self.alphas, self.betas = prior["threshold"].to_numpy(), prior["slope"].to_numpy()
+        self.posterior = prior.to_numpy().ravel().copy()  # shape (n_alphas * n_betas,), alpha major
+        self._p_correct = (qp.likelihoods.sel(response="Correct").squeeze(fixed)
+                           .transpose("intensity", "threshold", "slope").to_numpy().reshape(len(self.levels), -1))
 
     def update(self, level: float, correct: bool) -> None:
-        level = float(self.levels[np.argmin(np.abs(self.levels - level))])
-        self._qp.update(stim={"intensity": level}, outcome={"response": "Correct" if correct else "Incorrect"})
+        """Bayes' rule with the answer at the study level nearest `level`."""
+        p = self._p_correct[int(np.argmin(np.abs(self.levels - level)))]
+        posterior = self.posterior * (p if correct else 1.0 - p)
+        self.posterior = posterior / posterior.sum()
 
     def next_level(self) -> float:
-        """The level of least expected posterior entropy after the next trial."""
-        return float(self._qp.next_stim["intensity"])
+        """The level of least expected posterior entropy after the next trial (questplus's `min_entropy`)."""
+        return float(self.levels[min_expected_entropy(self.posterior, self._p_correct)])
 
     def estimate(self, *, coverage: float = 0.95) -> dict:
         """The posterior of the threshold, the level halfway from guessing to the upper asymptote (75% correct
         without lapses, as psignifit's threshold): its median and central `coverage` interval; the slope is
         the posterior's geometric mean of beta."""
-        post = self._qp.posterior.squeeze()
-        alpha = post["threshold"].to_numpy()[:, None]
-        beta = post["slope"].to_numpy()[None, :]
-        values = weibull_75(alpha, beta, lapse=0.0).ravel()
-        weights = post.transpose("threshold", "slope").to_numpy().ravel()
+        values = weibull_75(self.alphas[:, None], self.betas[None, :], lapse=0.0).ravel()
         order = np.argsort(values)
-        cdf = np.cumsum(weights[order]) / weights.sum()
+        cdf = np.cumsum(self.posterior[order]) / self.posterior.sum()
         q = lambda p: float(values[order][min(np.searchsorted(cdf, p), len(cdf) - 1)])  # noqa: E731
         tail = (1 - coverage) / 2
+        beta_marginal = self.posterior.reshape(len(self.alphas), len(self.betas)).sum(axis=0)
         return {"threshold": q(0.5), "low": q(tail), "high": q(1 - tail),
-                "slope": float(np.exp((np.log(beta.ravel()) * post.sum("threshold").to_numpy()).sum()))}
+                "slope": float(np.exp((np.log(self.betas) * beta_marginal).sum() / beta_marginal.sum()))}
 
 
 class Staircase:
@@ -252,6 +301,8 @@ class _State:
     used_pairs: set = field(default_factory=set)
     used_images: set = field(default_factory=set)
     next_level: float | None = None
+    shown: list = field(default_factory=list)  # the ScheduledTrial of each answered position, in order
+    following: tuple | None = None  # (position, ScheduledTrial) of the next trial, until the next answer
 
 
 def pair_level(easier_n_correct, harder_n_correct, n_models: int) -> float:
@@ -279,9 +330,10 @@ def choose_pair(main: Sequence[PoolTrial], level: float, used_pairs: set, used_i
     fresh = [t for t in main if t.id not in used_pairs]
     if not fresh:
         raise StudyError("the study has no pair left for this observer; create it with more --pairs-per-level")
-    rank = {t.id: (round(abs(t.level - level), 9), bool(t.images & used_images)) for t in fresh}
-    best = min(rank.values())
-    tied = [t for t in fresh if rank[t.id] == best]
+    distance = {v: round(abs(v - level), 9) for v in {t.level for t in fresh}}
+    nearest = min(distance.values())
+    near = [t for t in fresh if distance[t.level] == nearest]
+    tied = [t for t in near if not t.images & used_images] or near  # unseen images first
     return min(tied, key=lambda t: derive_seed(seed, "adaptive-pair", index, t.pair_index))
 
 
@@ -295,6 +347,7 @@ class AdaptivePlanner:
     def __init__(self):
         self._lock = threading.RLock()
         self._pools: dict[str, list[PoolTrial]] = {}
+        self._by_id: dict[str, dict[int, PoolTrial]] = {}
         self._states: dict[int, _State] = {}
 
     def pool(self, conn: sa.Connection, study: Study) -> list[PoolTrial]:
@@ -310,6 +363,7 @@ class AdaptivePlanner:
                               frozenset({r["trivial_image_id"], r["impossible_image_id"]}))
                     for r in rows
                 ]
+                self._by_id[study.id] = {t.id: t for t in self._pools[study.id]}
             return self._pools[study.id]
 
     def schedule(self, conn: sa.Connection, study: Study, observer: Observer) -> list[ScheduledTrial]:
@@ -319,15 +373,23 @@ class AdaptivePlanner:
             .where(responses.c.observer_id == observer.id).order_by(responses.c.position)
         ).all()
         pool = self.pool(conn, study)
-        by_id = {t.id: t for t in pool}
+        by_id = self._by_id[study.id]
         with self._lock:
             state = self._replayed(study, observer, pool, answered)
-            practice = self._practice(study, observer, pool) if answered and study.n_practice else []
-            out = [practice[pos] if pos < study.n_practice else self._scheduled(study, observer, by_id[tid], pos)
-                   for pos, tid, _ in answered]
+            shown = state.shown
+            if [(t.position, t.trial_id) for t in shown] != [(int(p), int(t)) for p, t, _ in answered[: len(shown)]]:
+                shown.clear()
+            if len(shown) < len(answered):
+                practice = self._practice(study, observer, pool) if study.n_practice else []
+                shown.extend(practice[pos] if pos < study.n_practice
+                             else self._scheduled(study, observer, by_id[tid], pos)
+                             for pos, tid, _ in answered[len(shown):])
+            out = shown[: len(answered)]
             n = len(answered)
             if n < study.n_total:
-                out.append(self._next(study, observer, pool, state, n))
+                if state.following is None or state.following[0] != n:
+                    state.following = (n, self._next(study, observer, pool, state, n))
+                out.append(state.following[1])
             return out
 
     def upcoming(self, conn: sa.Connection, study: Study, observer: Observer) -> list[ScheduledTrial]:
@@ -342,7 +404,7 @@ class AdaptivePlanner:
             if n + 1 <= study.n_practice:
                 return [self._next(study, observer, pool, state, n + 1)]
             following = []
-            nxt = {t.id: t for t in pool}[known[-1].trial_id]
+            nxt = self._by_id[study.id][known[-1].trial_id]
             for correct in (True, False):
                 branch = deepcopy(state)
                 self._apply(branch, nxt, correct)
@@ -365,7 +427,7 @@ class AdaptivePlanner:
             levels = sorted({t.level for t in pool if t.kind == "main"})
             state = _State(make_procedure(study.config.get("procedure", "quest"), levels,
                                           lapse=float(study.config.get("lapse", 0.02))))
-        by_id = {t.id: t for t in pool}
+        by_id = self._by_id[study.id]
         for tid, correct in main[len(state.applied):]:
             self._apply(state, by_id[tid], correct)
         self._states[observer.id] = state
@@ -378,6 +440,7 @@ class AdaptivePlanner:
         state.used_pairs.add(trial.id)
         state.used_images |= {i for i in trial.images if i is not None}
         state.next_level = None
+        state.following = None
 
     def _next(self, study: Study, observer: Observer, pool: list[PoolTrial], state: _State, n: int) -> ScheduledTrial:
         if n < study.n_practice:

@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from human_study.adaptive import QuestProcedure, gap_levels, make_procedure, weibull_alpha
+from human_study.adaptive import (
+    QuestProcedure,
+    gap_levels,
+    make_procedure,
+    questplus,
+    slope_prior,
+    weibull_alpha,
+)
 from human_study.design import DesignConfig
 from human_study.errors import StudyError
 from human_study.export import MVH_COLUMNS, TIDY_COLUMNS, model_vs_human_frame, write_tidy
@@ -181,8 +188,10 @@ def test_the_staircase_goes_two_down_one_up(audit, tmp_path):
 # --------------------------------------------------------------------------- recovery
 @pytest.fixture(scope="module")
 def recovery(audit, tmp_path_factory):
-    """50 observers, thresholds 0.15-0.45 and Weibull slopes 3-5, 120 trials each through the store; for each,
-    whether QUEST+'s replayed posterior puts the threshold within 10% and whether its 95% interval covers it."""
+    """50 observers, thresholds 0.15-0.45 and Weibull slopes 3-5 (lapse 0.02), 120 trials each through the store;
+    for each, whether the median of QUEST+'s replayed posterior of the threshold is within 10% of the truth and
+    whether its central 95% interval covers it. The true thresholds and slopes are drawn apart from QUEST+'s
+    prior (log-normal slopes around 3.5, log-sd 0.35; thresholds log-uniform over 0.0125-1.25)."""
     made = adaptive_study(audit, "recovery", tmp_path_factory.mktemp("recovery"), observers=50)
     store, study = opened(made)
     rng = np.random.default_rng(2024)
@@ -202,14 +211,41 @@ def recovery(audit, tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_95_percent_interval_covers_nine_thresholds_in_ten(recovery):
-    assert recovery[1].mean() >= 0.9  # measured: 96%
+    assert recovery[1].mean() >= 0.9  # measured: 100%
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue #30 asks for 80% within 10% in 120 trials; QUEST+ over threshold and "
-                   "slope reaches 72% here, and the interval is honest about it (it covers 96%)")
 def test_four_thresholds_in_five_are_recovered_within_ten_percent(recovery):
-    assert recovery[0].mean() >= 0.8
+    assert recovery[0].mean() >= 0.8  # measured: 88% (issue #30's criterion)
+
+
+def test_quest_follows_questplus_update_and_choice_of_level():
+    """The procedure's array posterior and next level are questplus's own (its update and next_stim on the
+    same grid and prior), answer by answer, including answers at levels QUEST+ did not ask for."""
+    levels = gap_levels(N_MODELS, 20) / N_MODELS
+    ours, theirs = QuestProcedure(levels, lapse=LAPSE), questplus(levels, lapse=LAPSE)
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        level = ours.next_level()
+        assert level == theirs.next_stim["intensity"]
+        if rng.random() < 0.25:
+            level = float(rng.choice(levels))
+        correct = bool(rng.random() < 0.75)
+        ours.update(level, correct)
+        theirs.update(stim={"intensity": level}, outcome={"response": "Correct" if correct else "Incorrect"})
+        expected = theirs.posterior.squeeze(["lower_asymptote", "lapse_rate"]).transpose("threshold", "slope")
+        np.testing.assert_allclose(ours.posterior, expected.to_numpy().ravel(), rtol=1e-9, atol=1e-300)
+
+
+def test_the_slope_prior_is_a_log_normal_around_three_and_a_half():
+    from scipy.stats import lognorm
+
+    slopes = np.array([1.0, 2.0, 3.5, 5.6, 8.0])
+    density_in_log_slope = lognorm(s=0.35, scale=3.5).pdf(slopes) * slopes  # density of ln(beta), on these points
+    np.testing.assert_allclose(slope_prior(slopes), density_in_log_slope / density_in_log_slope.sum(), rtol=1e-12)
+    assert slope_prior(slopes).argmax() == 2
+    prior = questplus(gap_levels(N_MODELS, 20) / N_MODELS, lapse=LAPSE).prior.squeeze()
+    assert prior.sum("threshold").to_numpy() == pytest.approx(slope_prior(prior["slope"].to_numpy()))
 
 
 def test_quest_converges_near_a_known_threshold_without_the_store():
