@@ -1,15 +1,13 @@
 """Study results for the researcher: enter a study's admin token, read the statistics
-(human_study.analysis, shown through human_study.results) and download the two CSV exports
+(human_study.analysis, shown through human_study.results) and download the CSV exports
 (human_study.export).
 
-UI only. The token comes first: without the right one the page lists no study, shows no folder
+UI only: human_study.results makes every frame and word of the page; this lays them out. The token comes first: without the right one the page lists no study, shows no folder
 and opens no path typed in; it looks only where the app looks for studies.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import sys
 import threading
 
@@ -17,14 +15,8 @@ import streamlit as st
 
 from audit_app import _study
 from human_study import results
-from human_study.analysis import analyze, format_p_value, paper_summary
-from human_study.design import study_setting
 from human_study.errors import is_database_error
-from human_study.experiment import question_text
-from human_study.export import full_frame, model_vs_human_frame, tidy_frame
-from human_study.figures import adaptive_figures, study_figures
-from human_study.links import recruitment_link, server_base_url
-from human_study.psychometric import study_fits
+from human_study.links import server_base_url
 
 
 def prefetch_analysis() -> None:
@@ -52,219 +44,117 @@ def pick_admin():
     return match.study, match.admin
 
 
-def pct(x: float) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def num(x: float, spec: str = ".3f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
 @st.cache_resource(max_entries=4, show_spinner="analysing the responses")
 def analysed(study_id: str, stamp: tuple[int, int], alpha: float, block: int, _admin) -> dict:
-    """The responses, their analysis, the figures and the two exports, computed once per change of the
-    study's responses (`stamp`) and settings; every rerun and every reader of the page draws from them."""
-    responses = _admin.responses_frame()
-    out = {"responses": responses}
-    if len(responses):
-        result = analyze(responses, alpha=alpha, block=block, n_numbers=results.n_numbers(_admin.study))
-        out.update(result=result, figures={name: png_of(fig) for name, fig in study_figures(result, responses).items()})
-        if "level" in responses:  # an adaptive study: its psychometric functions (human_study.psychometric)
-            table, fits = study_fits(responses, _admin.study.config)
-            out["fits"] = table
-            if len(table):
-                out["figures"].update({name: png_of(fig) for name, fig in adaptive_figures(fits).items()})
-    return out
+    """The responses, their analysis, the figures and the fits (results.analysis_bundle), computed once per
+    change of the study's responses (`stamp`) and settings; every rerun and every reader of the page draws
+    from them."""
+    return results.analysis_bundle(_admin, alpha=alpha, block=block)
 
 
-def png_of(fig) -> bytes:
-    """A figure as a PNG at st.pyplot's 200 dpi, drawn once and kept."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=200)  # constrained layout already fits it: no second, "tight" pass
-    return buffer.getvalue()
+def page_of(study, admin, stamp: tuple[int, int], alpha: float, block: int) -> results.ResultsPage:
+    """The study's results page (frames and words) at these settings."""
+    base_url = results.study_base_url(study) or server_base_url(st.context.url)
+    bundle = analysed(study.id, stamp, float(alpha), int(block), admin)
+    return results.results_page(admin, bundle, alpha=float(alpha), block=int(block), base_url=base_url)
 
 
 def show_results(study, admin) -> None:
     stamp = admin.response_stamp()
     alpha = st.session_state.get("results_alpha", 0.05)
     block = int(st.session_state.get("results_block", results.default_block(study)))
-    bundle = analysed(study.id, stamp, float(alpha), block, admin)
-    responses = bundle["responses"]
-    base_url = results.study_base_url(study) or server_base_url(st.context.url)
-    people = results.observers_table(admin, responses, base_url=base_url)
-    n_finished = sum(r["finished"] for r in people)
-    st.subheader(f"{study.name} ({study.id})")
-    st.markdown(
-        f"Question: *{question_text(study)}*  \n{study.n_trials} main, {study.n_practice} practice and "
-        f"{study.n_catch} catch trials per observer; {len(people)} observer{'' if len(people) == 1 else 's'}, {n_finished} finished, "
-        f"{len(responses)} responses. Response times measured: {results.rt_sources(responses)}."
-    )
-    note = results.audit_note(study)
-    if note is not None:
-        (st.caption if note[0] else st.warning)(note[1])
-    st.button("Refresh", key="results_refresh")
-    with st.expander("Observers and their links", expanded=False):
-        st.dataframe(
-            people,
-            key="results_observers",
-            hide_index=True,
-            column_config={"link": st.column_config.LinkColumn()},
-        )
-        if study_setting(study, "open_enrolment") and base_url:
-            st.markdown("The recruiting service's link (one for every participant):")
-            st.code(recruitment_link(base_url, study.id), language=None)
-    if responses.empty:
-        st.info("No responses yet.")
+    page = page_of(study, admin, stamp, alpha, block)
+    words = page.words
+    st.subheader(words.title)
+    st.markdown(words.intro)
+    if words.audit_note is not None:
+        (st.caption if words.audit_note[0] else st.warning)(words.audit_note[1])
+    st.button(words.refresh, key="results_refresh")
+    with st.expander(words.observers, expanded=False):
+        st.dataframe(page.observers, key="results_observers", hide_index=True,
+                     column_config={"link": st.column_config.LinkColumn()})
+        if words.recruitment is not None:
+            st.markdown(words.recruitment)
+            st.code(page.recruitment_link, language=None)
+    if page.accuracy is None:
+        st.info(words.no_responses)
         return
     cols = st.columns(2)
-    alpha = cols[0].number_input(
-        "alpha (intervals at 1 - alpha)",
-        min_value=0.001,
-        max_value=0.5,
-        value=0.05,
-        step=0.01,
-        format="%.3f",
-        key="results_alpha",
-    )
-    block = cols[1].number_input(
-        "Trials per block (accuracy over trials)",
-        min_value=1,
-        max_value=5000,
-        value=results.default_block(study),
-        step=1,
-        key="results_block",
-    )
-    bundle = analysed(study.id, stamp, float(alpha), int(block), admin)  # the widgets' values of this run
-    result, figures = bundle["result"], bundle["figures"]
+    alpha = cols[0].number_input(words.alpha_label, min_value=0.001, max_value=0.5, value=0.05, step=0.01,
+                                 format="%.3f", key="results_alpha")
+    block = cols[1].number_input(words.block_label, min_value=1, max_value=5000, value=results.default_block(study),
+                                 step=1, key="results_block")
+    if (float(alpha), int(block)) != (page.alpha, page.block):  # the widgets' values of this run
+        page = page_of(study, admin, stamp, alpha, block)
+    show_analysis(page)
 
-    st.markdown("#### Summary")
-    st.markdown("  \n".join(paper_summary(result)))
-    st.caption("In the form of meding2022 §3.4: mean, range and SD over observers, and over pairs of observers.")
 
-    st.markdown("#### Accuracy per observer (main trials)")
-    st.caption(
-        "p: one-sided exact binomial test against 50%. Wilson and Clopper-Pearson intervals at "
-        f"{100 * (1 - alpha):g}%. Catch trials are counted apart."
-    )
+def show_analysis(page: results.ResultsPage) -> None:
+    """The statistics, figures and exports of a study with responses."""
+    words, figures = page.words, page.figures
+    st.markdown(f"#### {words.headings['summary']}")
+    st.markdown(words.summary)
+    st.caption(words.summary_caption)
+
+    st.markdown(f"#### {words.headings['accuracy']}")
+    st.caption(words.accuracy_caption)
     st.image(figures["accuracy"], width="content")
-    st.dataframe(
-        results.accuracy_table(result.observers),
-        key="results_accuracy",
-        hide_index=True,
-        column_config={
-            "accuracy": st.column_config.NumberColumn(format="%.1f%%"),
-            "catch_accuracy": st.column_config.NumberColumn(format="%.1f%%"),
-            "p_value": None,
-        },
-    )
-    acc = result.accuracy
-    cols = st.columns(3)
-    cols[0].metric("Mean accuracy", pct(acc["mean"]))
-    one = len(result.observers) <= 1
-    cols[1].metric("Range", "n/a (one observer)" if one else f"{pct(acc['min'])} - {pct(acc['max'])}")
-    cols[2].metric("SD over observers", "n/a (one observer)" if one else pct(acc["sd"]))
+    st.dataframe(page.accuracy, key="results_accuracy", hide_index=True, column_config={
+        "accuracy": st.column_config.NumberColumn(format="%.1f%%"),
+        "catch_accuracy": st.column_config.NumberColumn(format="%.1f%%"),
+        "p_value": None,
+    })
+    for col, (label, value) in zip(st.columns(len(words.metrics)), words.metrics, strict=True):
+        col.metric(label, value)
 
-    st.markdown("#### Error consistency between observers")
-    ec = result.consistency_summary
-    if ec["n"]:
-        st.markdown(
-            f"Mean kappa {num(ec['mean'])} (sd {num(ec['sd'])}, range {num(ec['min'])} to "
-            f"{num(ec['max'])}) over {ec['n']} pairs of observers, on the trials both answered."
-        )
+    st.markdown(f"#### {words.headings['consistency']}")
+    st.markdown(words.consistency)
+    if page.consistency is not None:
         st.image(figures["consistency"], width="content")
-        st.dataframe(
-            result.consistency,
-            key="results_consistency",
-            hide_index=True,
-            column_config={
-                c: st.column_config.NumberColumn(format="%.3f") for c in ("c_obs", "c_exp", "kappa")
-            },
-        )
-    else:
-        st.markdown("Needs at least two observers.")
+        st.dataframe(page.consistency, key="results_consistency", hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in ("c_obs", "c_exp", "kappa")})
 
-    st.markdown("#### Accuracy over trials (learning effect)")
-    le = result.learning
-    if le is None or math.isnan(le.slope):
-        st.markdown(f"Logistic regression: {le.note if le else 'not computed'}.")
-    else:
-        st.markdown(
-            f"Logistic regression of correctness on trial number ({le.n_responses} responses, observers "
-            f"as fixed effects): slope {le.slope:+.4f} per trial (SE {le.slope_se:.4f}, p = "
-            f"{format_p_value(le.p_value)}); odds ratio from trial 1 to trial {le.last_number} "
-            f"{le.odds_ratio_first_to_last:.3g}."
-        )
-    if len(result.blocks):
+    st.markdown(f"#### {words.headings['learning']}")
+    st.markdown(words.learning)
+    if page.blocks is not None:
         st.image(figures["learning"], width="content")
-        st.dataframe(
-            result.blocks,
-            key="results_blocks",
-            hide_index=True,
-            column_config={"accuracy": st.column_config.NumberColumn(format="%.3f")},
-        )
+        st.dataframe(page.blocks, key="results_blocks", hide_index=True,
+                     column_config={"accuracy": st.column_config.NumberColumn(format="%.3f")})
 
-    st.markdown("#### Response times (ms, main trials)")
+    st.markdown(f"#### {words.headings['rts']}")
     st.image(figures["response_times"], width="content")
-    st.dataframe(
-        result.response_times,
-        key="results_rts",
-        hide_index=True,
-        column_config={
-            c: st.column_config.NumberColumn(format="%.0f")
-            for c in ("median", "mean", "q25", "q75", "min", "max", "median_correct", "median_wrong")
-        },
-    )
-
-    if "fits" in bundle:
-        show_fits(bundle["fits"], figures)
-
-    st.markdown("#### Export")
-    cols = st.columns(3 if "level" in responses else 2)
-    if "level" in responses:
-        cols[2].download_button(
-            "Levels CSV (tidy)",
-            lambda: results.csv_bytes(tidy_frame(responses)),
-            file_name=f"{study.name}_levels.csv",
-            mime="text/csv",
-            key="results_download_levels",
-            on_click="ignore",
-        )
-    cols[0].download_button(
-        "model-vs-human CSV",
-        lambda: results.csv_bytes(model_vs_human_frame(responses)),  # made when clicked
-        file_name=f"{study.name}_model-vs-human.csv",
-        mime="text/csv",
-        key="results_download_mvh",
-        on_click="ignore",
-    )
-    cols[1].download_button(
-        "All responses CSV",
-        lambda: results.csv_bytes(full_frame(responses)),
-        file_name=f"{study.name}_responses.csv",
-        mime="text/csv",
-        key="results_download_full",
-        on_click="ignore",
-    )
+    st.dataframe(page.response_times, key="results_rts", hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.0f")
+        for c in ("median", "mean", "q25", "q75", "min", "max", "median_correct", "median_wrong")
+    })
+    show_fits(page)
+    show_downloads(page)
 
 
-def show_fits(table, figures: dict) -> None:
+def show_fits(page: results.ResultsPage) -> None:
     """An adaptive study's psychometric functions: the figure and the table of fits."""
-    st.markdown("#### Psychometric functions (adaptive design)")
-    if table.empty:
-        st.markdown("No main trials answered yet.")
+    words = page.words
+    if words.fits_caption is None and words.fits_empty is None:
         return
-    st.caption(
-        f"psignifit, 2AFC {table['sigmoid'].iloc[0]}, per observer and pooled (all): proportion correct against the "
-        "gap in the models' mean correctness. Threshold: the gap halfway from guessing to the upper asymptote (75% "
-        f"correct without lapses), with its {100 * table['coverage'].iloc[0]:g}% credible interval; slope there; "
-        "deviance of the fit. Marker area: trials at that gap."
-    )
-    if "psychometric" in figures:
-        st.image(figures["psychometric"], width="content")
-    st.dataframe(table.drop(columns=["coverage"]), key="results_psychometric", hide_index=True,
+    st.markdown(f"#### {words.headings['fits']}")
+    if words.fits_empty is not None:
+        st.markdown(words.fits_empty)
+        return
+    st.caption(words.fits_caption)
+    if "psychometric" in page.figures:
+        st.image(page.figures["psychometric"], width="content")
+    st.dataframe(page.fits, key="results_psychometric", hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
                                 ("threshold", "threshold_low", "threshold_high", "slope", "slope_low", "slope_high",
                                  "lapse", "deviance")})
+
+
+def show_downloads(page: results.ResultsPage) -> None:
+    """The CSV exports, each made when its button is clicked."""
+    st.markdown(f"#### {page.words.headings['export']}")
+    for col, download in zip(st.columns(len(page.downloads)), page.downloads, strict=True):
+        col.download_button(download.label, download.make, file_name=download.file_name, mime="text/csv",
+                            key=f"results_download_{download.name}", on_click="ignore")
 
 
 def main() -> None:

@@ -232,3 +232,32 @@ def test_the_page_says_when_the_study_was_made_from_a_weak_audit(made, tmp_path,
     at = with_token(open_page(), made.admin_token)  # a sound study: a plain caption
     assert not at.warning
     assert "Made from a complete audit of 5 models." in shown(at)
+
+
+def test_the_page_as_data_without_streamlit(made):
+    """results_page gives the frames and words that the page lays out, and downloads whose bytes are the
+    exports'."""
+    from human_study.analysis import analyze
+    from human_study.results import analysis_bundle, default_block, results_page
+
+    store, study = open_study_dir(made.folder)
+    with store:
+        admin = store.admin(study.id, made.admin_token)
+        bundle = analysis_bundle(admin, alpha=0.1, block=default_block(study))
+        page = results_page(admin, bundle, alpha=0.1, block=default_block(study), base_url="http://host:8501")
+        responses = admin.responses_frame()
+    words = page.words
+    assert words.title == f"results ({study.id})"
+    assert "3 observers, 3 finished, 36 responses. Response times measured: client 30." in words.intro
+    assert "intervals at 90%." in words.accuracy_caption  # 1 - alpha
+    assert dict(words.metrics) == {"Mean accuracy": "73.3%", "Range": "50.0% - 100.0%", "SD over observers": "25.2%"}
+    assert words.consistency.startswith("Mean kappa") and "over 3 pairs of observers" in words.consistency
+    assert words.fits_caption is None and words.fits_empty is None and page.fits is None  # a fixed study
+    assert page.accuracy["n_correct"].tolist() == [10, 7, 5] and len(page.consistency) == 3
+    assert [r["link"].startswith("http://host:8501/") for r in page.observers] == [True] * 3
+    assert analyze(responses, alpha=0.1, block=default_block(study)).accuracy["mean"] == pytest.approx(22 / 30)
+    assert [(d.name, d.label, d.file_name) for d in page.downloads] == [
+        ("mvh", "model-vs-human CSV", "results_model-vs-human.csv"),
+        ("full", "All responses CSV", "results_responses.csv")]
+    assert page.downloads[0].make() == csv_bytes(model_vs_human_frame(responses))
+    assert set(page.figures) >= {"accuracy", "consistency", "learning", "response_times"}

@@ -352,3 +352,35 @@ def test_the_refresh_interval_is_stored_with_the_session(audit, tmp_path):
             stored = conn.execute(sa.select(sessions.c.refresh_ms).where(sessions.c.id == visit.session_id)).scalar()
     assert stored == pytest.approx(16.68)
     assert 1 <= len(data["preload"]) <= 4 and all(u.startswith("data:image/png;base64,") for u in data["preload"])
+
+
+def test_the_results_page_of_an_adaptive_study_as_data(audit, tmp_path):
+    """The results page's fits are study_fits' table without its coverage, with their caption, and the levels
+    CSV joins the downloads; with only practice answered, the fits section says so."""
+    from human_study.export import tidy_frame
+    from human_study.psychometric import study_fits
+    from human_study.results import analysis_bundle, csv_bytes, results_page
+
+    pages = {}
+    for name, n in (("page", None), ("practice", 2)):
+        made = adaptive_study(audit, name, tmp_path, observers=1, n_trials=30, n_practice=2)
+        store, study = opened(made)
+        with store:
+            answer(store, study, made.observer_codes[0], threshold=0.25, beta=4.0, rng=np.random.default_rng(11), n=n)
+            admin = store.admin(study.id, made.admin_token)
+            bundle = analysis_bundle(admin, alpha=0.05, block=4)
+            pages[name] = results_page(admin, bundle, alpha=0.05, block=4, base_url=None), bundle["responses"]
+    page, responses = pages["page"]
+    table, _ = study_fits(responses, study.config)
+    pd.testing.assert_frame_equal(page.fits, table.drop(columns=["coverage"]))
+    assert page.fits["subj"].tolist() == ["subject-01"] and "psychometric" in page.figures
+    assert page.words.fits_caption.startswith("psignifit, 2AFC weibull, per observer and pooled (all)")
+    assert "with its 95% credible interval" in page.words.fits_caption and page.words.fits_empty is None
+    assert [(d.name, d.file_name) for d in page.downloads] == [
+        ("mvh", "page_model-vs-human.csv"), ("full", "page_responses.csv"), ("levels", "page_levels.csv")]
+    assert page.downloads[2].make() == csv_bytes(tidy_frame(responses))
+    assert page.recruitment_link is None and "link" not in page.observers[0]
+    bare, responses = pages["practice"]
+    assert len(responses) == 2 and set(responses["kind"]) == {"practice"}
+    assert bare.fits is None and bare.words.fits_empty == "No main trials answered yet."
+    assert bare.words.fits_caption is None
