@@ -225,13 +225,13 @@ def report(
                                             "(needed for an audit folder that was not created on this machine)."),
 ):
     """Rebuild the report's tables and figures from a stored audit (no decisions are recomputed)."""
-    from audit import load
     from audit.report import build_report, format_summary
+    from audit.store import REPORT_DIR, load
 
     result = load(path, images_root=images_root)
     summary = build_report(result, tolerance=tolerance)
     stdout.print(format_summary(summary), highlight=False)
-    stdout.print(f"\nreport written to {path / 'report'}", highlight=False)
+    stdout.print(f"\nreport written to {path / REPORT_DIR}", highlight=False)
     from audit.report.html import HTML_FILE, write_html_report
 
     if html and result.n_models:

@@ -287,7 +287,7 @@ def export_selection(result: AuditResult, selection: Selection, out: str | Path,
     _check_target(result, out, force)
     rows = selection.images
     # array datasets, and table or shard sources (hf:, parquet:, wds:), are written as PNG files
-    arrays = (result.path / "images.npy").exists() or bool(result.manifest.get("dataset", {}).get("reader"))
+    arrays = result.has_image_array or bool(result.manifest.get("dataset", {}).get("reader"))
     files = None if arrays or fmt in ("csv", "parquet") else _image_files(result, rows["image_id"])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

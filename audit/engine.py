@@ -34,8 +34,6 @@ from audit.store import (
     refuse_foreign,
     run_state,
     utc_now,
-    write_npy,
-    write_parquet,
 )
 from audit.store.safety import check_name
 
@@ -264,9 +262,9 @@ def prepare_directory(plan: AuditPlan, out: str | Path, *, force: bool = False) 
         for name in store.finished_jobs() + store.finished_aux_jobs():
             store.remove_job(name)
     store.path.mkdir(parents=True, exist_ok=True)
-    write_parquet(store.file("images.parquet"), _images_frame(ds))
+    store.write_images(_images_frame(ds))
     if ds.val.images is not None and ds.val.paths is None and ds.val.records is None:
-        write_npy(store.file("images.npy"), np.ascontiguousarray(ds.val.images))
+        store.write_image_array(ds.val.images)
     return store
 
 

@@ -157,7 +157,7 @@ def _check_finished(result: AuditResult) -> None:
 
 def _check_pixels(result: AuditResult, imported: bool) -> None:
     """Every image file is where the audit found it (array datasets keep their pixels in images.npy)."""
-    if (result.path / "images.npy").exists():
+    if result.has_image_array:
         return
     dataset = result.manifest.get("dataset", {})
     if dataset.get("reader"):  # a table or shard source: reloaded and checked against the fingerprint

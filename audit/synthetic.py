@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.store import AuditDir, decisions_frame, write_npy, write_parquet
+from audit.store import IMAGES_ARRAY, AuditDir, decisions_frame
 
 _GROUPS = ("init_seed", "data_order", "learning_rate", "cuda_nondeterministic", "optimizer", "batch_size")
 
@@ -66,19 +66,8 @@ def make_synthetic_audit(
     -------
     path : Path
     """
-    for name, value, low in (
-        ("n_images", n_images, 1),
-        ("n_models", n_models, 1),
-        ("n_epochs", n_epochs, 1),
-        ("n_classes", n_classes, 2),
-        ("n_pretrained", n_pretrained, 0),
-        ("n_unfinished", n_unfinished, 0),
-        ("image_size", image_size, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    if n_pretrained > n_models:
-        raise ValueError(f"n_pretrained={n_pretrained} exceeds n_models={n_models}")
+    _check_sizes(n_images=n_images, n_models=n_models, n_epochs=n_epochs, n_classes=n_classes,
+                 n_pretrained=n_pretrained, n_unfinished=n_unfinished, image_size=image_size)
 
     rng = np.random.default_rng(random_state)
     store = AuditDir(path)
@@ -91,16 +80,7 @@ def make_synthetic_audit(
     confuser = (labels + rng.integers(1, n_classes, n_images)) % n_classes
 
     n_variants = n_models - n_pretrained
-    names, groups, kinds = [], [], []
-    for m in range(n_variants):
-        group = "base" if m == 0 else _GROUPS[(m - 1) % len(_GROUPS)]
-        names.append("base" if m == 0 else f"{group}-{(m - 1) // len(_GROUPS) + 1}")
-        groups.append(group)
-        kinds.append("variant")
-    for m in range(n_pretrained):
-        names.append(f"pretrained-{m + 1}")
-        groups.append("pretrained")
-        kinds.append("pretrained")
+    names, groups, kinds = _model_names(n_variants, n_pretrained)
     pending = [f"unfinished-{m + 1}" for m in range(n_unfinished)]
 
     images = pd.DataFrame(
@@ -109,7 +89,7 @@ def make_synthetic_audit(
             "label": labels,
             "class_name": pd.Categorical.from_codes(labels, categories=class_names).astype(str),
             "split": "val",
-            "source": "images.npy",
+            "source": IMAGES_ARRAY,
         }
     )
     jobs = [
@@ -138,8 +118,8 @@ def make_synthetic_audit(
             "jobs": jobs,
         }
     )
-    write_parquet(store.file("images.parquet"), images)
-    write_npy(store.file("images.npy"), _images(rng, labels, difficulty, n_classes, image_size))
+    store.write_images(images)
+    store.write_image_array(_images(rng, labels, difficulty, n_classes, image_size))
 
     for m, (name, kind, group) in enumerate(zip(names, kinds, groups, strict=True)):
         model_rng = np.random.default_rng([random_state, m])
@@ -164,6 +144,32 @@ def make_synthetic_audit(
         store.write_job(name, record, frame)
     store.write_models_table(order=names)
     return store.path
+
+
+def _check_sizes(**sizes) -> None:
+    """Every size an int at or above its least value, and no more pretrained models than models."""
+    least = {"n_classes": 2, "n_pretrained": 0, "n_unfinished": 0}
+    for name, value in sizes.items():
+        low = least.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if sizes["n_pretrained"] > sizes["n_models"]:
+        raise ValueError(f"n_pretrained={sizes['n_pretrained']} exceeds n_models={sizes['n_models']}")
+
+
+def _model_names(n_variants: int, n_pretrained: int) -> tuple[list, list, list]:
+    """(names, groups, kinds): the base variant, variants of the meding2022 A.1 conditions, then pretrained."""
+    names, groups, kinds = [], [], []
+    for m in range(n_variants):
+        group = "base" if m == 0 else _GROUPS[(m - 1) % len(_GROUPS)]
+        names.append("base" if m == 0 else f"{group}-{(m - 1) // len(_GROUPS) + 1}")
+        groups.append(group)
+        kinds.append("variant")
+    for m in range(n_pretrained):
+        names.append(f"pretrained-{m + 1}")
+        groups.append("pretrained")
+        kinds.append("pretrained")
+    return names, groups, kinds
 
 
 def _difficulty(rng, labels, n_classes) -> np.ndarray:

@@ -282,6 +282,39 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+class _Step:
+    """The optimizer steps of one epoch: augment, normalise, forward, backward and step, batch by batch."""
+
+    def __init__(self, net, optimizer, scheduler, spec: VariantSpec, norm, *, device, amp: bool,
+                 channels_last: bool):
+        self.net, self.optimizer, self.scheduler, self.spec, self.norm = net, optimizer, scheduler, spec, norm
+        self.device, self.amp, self.channels_last = device, amp, channels_last
+
+    def epoch(self, train: TensorData, order, gen, *, flip: bool, n_batches: int, progress=None) -> float:
+        """Train on `order` in batches; the epoch's mean training loss. `progress(b)` after batch b (from 1)."""
+        spec = self.spec
+        epoch_loss, seen = 0.0, 0
+        for b in range(n_batches):
+            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
+            x = augment(train.images[idx], gen, flip=flip)
+            x = self.norm(x, self.channels_last)
+            y = train.labels[idx]
+            chunks = [(x, y)] if not spec.split_batch else list(zip(x.chunk(2), y.chunk(2), strict=True))
+            for xc, yc in chunks:
+                with _autocast(self.device, self.amp):
+                    loss = F.cross_entropy(self.net(xc), yc, label_smoothing=spec.label_smoothing)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                if spec.schedule == "onecycle":
+                    self.scheduler.step()
+                epoch_loss += float(loss.detach()) * len(yc)
+                seen += len(yc)
+            if progress is not None:
+                progress(b + 1)
+        return epoch_loss / max(seen, 1)
+
+
 def train_variant(
     spec: VariantSpec,
     train: TensorData,
@@ -361,28 +394,13 @@ def train_variant(
         net.train()
         passes = [torch.randperm(len(part), generator=gen) for _ in range(-(-part_size // len(part)))]
         order = part[torch.cat(passes)[:part_size].to(device)]
-        epoch_loss, seen = 0.0, 0
-        for b in range(n_batches):
-            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
-            x = augment(train.images[idx], gen, flip=flip)
-            x = norm(x, channels_last)
-            y = train.labels[idx]
-            chunks = [(x, y)] if not spec.split_batch else list(zip(x.chunk(2), y.chunk(2), strict=True))
-            for xc, yc in chunks:
-                with _autocast(device, amp):
-                    loss = F.cross_entropy(net(xc), yc, label_smoothing=spec.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if spec.schedule == "onecycle":
-                    scheduler.step()
-                epoch_loss += float(loss.detach()) * len(yc)
-                seen += len(yc)
-            if progress is not None:
-                progress("train", (epoch - 1) * n_batches + b + 1, total_steps)
+        step = _Step(net, optimizer, scheduler, spec, norm, device=device, amp=amp, channels_last=channels_last)
+        loss = step.epoch(train, order, gen, flip=flip, n_batches=n_batches,
+                          progress=None if progress is None else
+                          (lambda b, epoch=epoch: progress("train", (epoch - 1) * n_batches + b, total_steps)))
         if spec.schedule == "step":
             scheduler.step()
-        losses.append(epoch_loss / max(seen, 1))
+        losses.append(loss)
         val_acc.append(record())
         if ckpt is not None and epoch < spec.epochs:
             _save_checkpoint(ckpt, {"meta": meta, "epoch": epoch, "model": model.state_dict(),

@@ -23,7 +23,7 @@ from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import CATEGORY_COLOURS, condition_palette
 from audit.report import Report, count_noun
 from audit.store import AuditError
-from audit_app import _data, _frames
+from audit_app import _data, _frames, _image_frames
 
 AUDIT_KEY = "audit_path"
 TOLERANCE_KEY = "tolerance"
@@ -84,7 +84,7 @@ def final_decisions(path: str, stamp: tuple, fields: tuple = store.DECISION_FIEL
 def compare_groups(path: str, stamp: tuple, group_a: tuple, group_b: tuple) -> dict:
     """Accessibility of both groups, its correlation, and the accuracy-matched counts."""
     data = load_data(path, stamp)
-    return _frames.compare_groups(path, list(group_a), list(group_b), data.image_ids, data.images["label"].to_numpy())
+    return _image_frames.compare_groups(path, list(group_a), list(group_b), data.image_ids, data.images["label"].to_numpy())
 
 
 def page_file(name: str) -> str:
@@ -106,13 +106,13 @@ def page_icon():
 @st.cache_data(max_entries=32, show_spinner=False)
 def thumbnails(path: str, stamp: tuple, image_ids: tuple, size: int) -> list:
     """The images as uint8 arrays of side about `size`."""
-    return _frames.thumbnails(path, list(image_ids), size, **_data.parse_app_args(sys.argv).image_options(path))
+    return _image_frames.thumbnails(path, list(image_ids), size, **_data.parse_app_args(sys.argv).image_options(path))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def pixels_note(path: str, stamp: tuple) -> str | None:
     """Why the audit's images cannot be shown, or None (read once per audit version)."""
-    return _frames.pixels_note(path, **_data.parse_app_args(sys.argv).image_options(path))
+    return _image_frames.pixels_note(path, **_data.parse_app_args(sys.argv).image_options(path))
 
 
 # --------------------------------------------------------------------------- choosing the audit

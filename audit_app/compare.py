@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from audit.report import count_noun
-from audit_app import _charts, _common, _frames
+from audit_app import _charts, _common, _image_frames
 
 data = _common.require_audit()
 _common.header("Compare", data, "Do two groups of models learn the same images first?")
@@ -33,8 +33,8 @@ if skipped:
     st.caption(f"Left out (a single recorded epoch): {', '.join(skipped)}.")
 
 group_of = dict(zip(data.models["name"], data.models["group"], strict=False))
-mode = st.radio("Groups", _frames.COMPARE_MODES, key="compare_mode", horizontal=True)
-half_a, half_b = _frames.default_groups(models)
+mode = st.radio("Groups", _image_frames.COMPARE_MODES, key="compare_mode", horizontal=True)
+half_a, half_b = _image_frames.default_groups(models)
 if mode == "split half":
     group_a, group_b = half_a, half_b
     st.caption("Alternating models: A takes the 1st, 3rd, … and B the 2nd, 4th, … (as the report's split-half r).")
@@ -71,7 +71,7 @@ facts[2].metric("Images", f"{corr['n_images']:,}")
 
 left, right = st.columns(2)
 with left:
-    frame, binned = _frames.accessibility_points(data, result["accessibility_a"], result["accessibility_b"], t)
+    frame, binned = _image_frames.accessibility_points(data, result["accessibility_a"], result["accessibility_b"], t)
     diagonal = alt.Chart(pd.DataFrame({"a": [0, 1], "b": [0, 1]})).mark_line(color="grey", strokeDash=[4, 3]).encode(
         x="a:Q", y="b:Q"
     )
@@ -110,11 +110,11 @@ with left:
     _common.chart(alt.layer(points, diagonal).properties(height=380, title=title), key="compare_scatter")
 with right:
     matched = result["matched"]
-    problem = _frames.matched_problem(matched, data, group_a, group_b)
+    problem = _image_frames.matched_problem(matched, data, group_a, group_b)
     if problem:
         st.info(problem, icon=":material/info:")
     else:
-        long = _frames.matched_long(matched)
+        long = _image_frames.matched_long(matched)
         lines = (
             alt.Chart(long)
             .mark_line(point=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from audit.metrics.difficulty import CATEGORIES
-from audit_app import _charts, _common, _frames
+from audit_app import _charts, _common, _frames, _image_frames
 
 SELECTED = "images_selected"
 TABLE_IDS = "images_table_ids"
@@ -68,15 +68,15 @@ def show_image(image_id: int) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.image(_common.thumbnails(data.path, stamp, (image_id,), 224)[0], width=224)
-        scores = _frames.image_scores(data, image_id, t)
+        scores = _image_frames.image_scores(data, image_id, t)
         scores["score"] = scores["score"].map(_charts.image_column_label)
         st.dataframe(scores, hide_index=True, key="images_scores")
     with right:
         final = _common.final_decisions(data.path, stamp)
-        decisions = _frames.image_decisions(data, final, image_id)
+        decisions = _image_frames.image_decisions(data, final, image_id)
         right_count = int(decisions["correct"].sum())
         st.markdown(f"**{right_count} of {len(decisions)} models are right** at their final epoch.")
-        review = _frames.image_review(data, final, image_id)
+        review = _image_frames.image_review(data, final, image_id)
         st.markdown(f"Label **{review['label']}** · majority prediction **{review['majority']}** "
                     f"({review['votes']} of {review['n_models']} models)")
         quality = "" if review["label_quality"] is None else f" (label quality {review['label_quality']:.3f})"
@@ -102,7 +102,7 @@ def show_image(image_id: int) -> None:
     if data.dynamics:
         models = tuple(data.dynamics["models"])
         epochs, cube = _common.correct_cube(data.path, stamp, models)
-        history = _frames.image_history(cube, epochs, models, pos)
+        history = _image_frames.image_history(cube, epochs, models, pos)
         strip = (
             alt.Chart(history)
             .mark_rect(stroke="white", strokeWidth=0.5)
@@ -125,11 +125,11 @@ categories = cols[0].multiselect(
     help=f"At tolerance {t} (set on Overview).",
 )
 classes = cols[1].multiselect("Class", data.class_names, key="images_class", placeholder="all classes")
-scores = _frames.score_columns(data.images)
+scores = _image_frames.score_columns(data.images)
 cols = st.columns([2, 2, 3])
 sort_by = cols[0].selectbox("Sort by", scores, key="images_sort", format_func=_charts.image_column_label)
 order = cols[1].radio("Order", ["lowest first", "highest first"], key="images_order", horizontal=True)
-deep = _frames.deep_filter_options(data.images)
+deep = _image_frames.deep_filter_options(data.images)
 causes, depth_types, label_issues_only = [], [], False
 if deep:
     dcols = st.columns([2, 3, 2])
@@ -145,7 +145,7 @@ if deep:
                                               help="Images that cleanlab flags as likely mislabeled.")
     st.page_link(_common.page_file("deeper.py"), label="Prediction depth, label issues and learnability by category: "
                  "Deeper measures", icon=":material/layers:")
-filtered = _frames.filter_images(
+filtered = _image_frames.filter_images(
     data, tolerance=t, categories=categories, classes=classes, sort_by=sort_by, ascending=order == "lowest first",
     label_issues_only=label_issues_only, causes=causes, depth_types=depth_types,
 )
@@ -163,7 +163,7 @@ with export.popover("Export this selection", icon=":material/download:", disable
     )
     st.markdown("Or write them as an ImageFolder tree (links to the image files, PNG files for array "
                 "datasets) with its dataset card:")
-    st.code(_frames.export_command(data.path, t, categories=categories, classes=classes,
+    st.code(_image_frames.export_command(data.path, t, categories=categories, classes=classes,
                                    label_issues_only=label_issues_only, causes=causes, depth_types=depth_types),
             language="bash", wrap_lines=True)
 lookup.number_input(
@@ -184,7 +184,7 @@ else:
     page = int(st.session_state.get("images_page") or 1)
     shown = filtered.iloc[(page - 1) * size : page * size]
     thumbs = _common.thumbnails(data.path, stamp, tuple(int(i) for i in shown["image_id"]), 112)
-    majority = _frames.majority_labels(data, _common.final_decisions(data.path, stamp, ("predicted",)),
+    majority = _image_frames.majority_labels(data, _common.final_decisions(data.path, stamp, ("predicted",)),
                                        shown["image_id"])
     st.caption("Under each image: its id, its label → the models' majority prediction, and its category.")
     note = _common.pixels_note(data.path, stamp)

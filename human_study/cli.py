@@ -193,8 +193,7 @@ def create(
     with _errors():
         from human_study.design import DesignConfig
         from human_study.folder import create_study
-        from human_study.links import observer_link, recruitment_link
-        from human_study.schema import public_url
+        from human_study.links import observer_link
 
         if base_url is not None:
             observer_link(base_url, "0" * 12, "CODE")  # checks the URL before anything is written
@@ -236,48 +235,55 @@ def create(
             _fail(f"audit directory {audit} does not exist")
         made = create_study(audit, name, config=config, db_url=db, n_observers=observers, base_url=base_url,
                             allow_incomplete=allow_incomplete)
-        d, c = made.design, made.design.config
-        from human_study.folder import audit_state_of
+        _print_created(made, base_url)
 
-        for problem in (audit_state_of(made.folder) or {}).get("problems", []):
-            typer.echo(f"warning: {problem} (made anyway: --allow-incomplete)", err=True)
+
+def _print_created(made, base_url: str | None) -> None:
+    """What `study create` prints: the study, its design and trials, its links and the admin token."""
+    from human_study.folder import audit_state_of
+    from human_study.links import observer_link, recruitment_link
+    from human_study.schema import public_url
+
+    d, c = made.design, made.design.config
+    for problem in (audit_state_of(made.folder) or {}).get("problems", []):
+        typer.echo(f"warning: {problem} (made anyway: --allow-incomplete)", err=True)
+    typer.echo(
+        f"Created study {made.name!r} (id {made.study_id}): {c.n_trials} trials, {c.n_practice} practice, "
+        f"{c.n_catch} catch"
+    )
+    typer.echo(f"  folder:   {made.folder}")
+    typer.echo(f"  database: {public_url(made.db_url)}")
+    if c.design == "adaptive":
+        typer.echo(_adaptive_summary(d))
+    else:
         typer.echo(
-            f"Created study {made.name!r} (id {made.study_id}): {c.n_trials} trials, {c.n_practice} practice, "
-            f"{c.n_catch} catch"
+            f"  pairs from {d.n_trivial} trivial and {d.n_impossible} impossible images "
+            f"(tolerance {c.tolerance}, {d.n_models} models{', class-matched' if c.match_class else ''}), seed {c.seed}"
         )
-        typer.echo(f"  folder:   {made.folder}")
-        typer.echo(f"  database: {public_url(made.db_url)}")
-        if c.design == "adaptive":
-            typer.echo(_adaptive_summary(d))
-        else:
-            typer.echo(
-                f"  pairs from {d.n_trivial} trivial and {d.n_impossible} impossible images "
-                f"(tolerance {c.tolerance}, {d.n_models} models{', class-matched' if c.match_class else ''}), seed {c.seed}"
-            )
+    typer.echo(
+        f"  trials: fixation {c.fixation_ms} ms, pair {'until the answer' if c.stimulus_ms is None else f'{c.stimulus_ms} ms'}"
+        f"{', then a mask' if c.mask else ''}, blank interval {c.iti_ms} ms; background {c.background}"
+        f"{f', {c.size_deg:g} degrees (observers calibrate)' if c.size_deg else f', {c.size} px'}"
+    )
+    base_url = _links_base(base_url)
+    typer.echo(f"Observer link: {observer_link(base_url, made.study_id, 'CODE')}")
+    if c.open_enrolment:
+        typer.echo(f"Recruiting service's link (one for everyone): {recruitment_link(base_url, made.study_id)}")
+    if made.observer_codes:
+        for k, code in enumerate(made.observer_codes, start=1):
+            typer.echo(f"  subject-{k:02d}  {code}  {observer_link(base_url, made.study_id, code)}")
+    else:
         typer.echo(
-            f"  trials: fixation {c.fixation_ms} ms, pair {'until the answer' if c.stimulus_ms is None else f'{c.stimulus_ms} ms'}"
-            f"{', then a mask' if c.mask else ''}, blank interval {c.iti_ms} ms; background {c.background}"
-            f"{f', {c.size_deg:g} degrees (observers calibrate)' if c.size_deg else f', {c.size} px'}"
+            f"  make observer codes with: ddd-audit study add-observers --study-dir {made.folder} --token TOKEN --count N"
         )
-        base_url = _links_base(base_url)
-        typer.echo(f"Observer link: {observer_link(base_url, made.study_id, 'CODE')}")
-        if c.open_enrolment:
-            typer.echo(f"Recruiting service's link (one for everyone): {recruitment_link(base_url, made.study_id)}")
-        if made.observer_codes:
-            for k, code in enumerate(made.observer_codes, start=1):
-                typer.echo(f"  subject-{k:02d}  {code}  {observer_link(base_url, made.study_id, code)}")
-        else:
-            typer.echo(
-                f"  make observer codes with: ddd-audit study add-observers --study-dir {made.folder} --token TOKEN --count N"
-            )
-        typer.echo(
-            f"Admin token (shown once; needed to add observers, analyse and export): {made.admin_token}"
-        )
-        typer.echo(
-            f"Serve it to observers: ddd-audit study serve --study-dir {made.folder}\n"
-            "  (that server shows only the experiment, and the results at /results behind the admin token; "
-            f"read the report in your own app with: ddd-audit app {made.folder.parent.parent})"
-        )
+    typer.echo(
+        f"Admin token (shown once; needed to add observers, analyse and export): {made.admin_token}"
+    )
+    typer.echo(
+        f"Serve it to observers: ddd-audit study serve --study-dir {made.folder}\n"
+        "  (that server shows only the experiment, and the results at /results behind the admin token; "
+        f"read the report in your own app with: ddd-audit app {made.folder.parent.parent})"
+    )
 
 
 @study_app.command("add-observers")

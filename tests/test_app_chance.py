@@ -15,7 +15,7 @@ import pytest
 from audit.report import Report
 from audit.store import AuditDir, decisions_frame, load, write_parquet
 from audit.synthetic import make_synthetic_audit
-from audit_app import _data, _frames
+from audit_app import _data, _image_frames
 from tests.test_app_status import _no_runs_folder, open_page  # noqa: F401 (an autouse fixture)
 
 
@@ -90,8 +90,8 @@ def test_matched_problem_without_a_curve(learning):
     data = Report.load(learning)
     a, b = data.model_names[:1], data.model_names[1:]
     one = matched([(0, 0, 0.1, 0.1, 10, 2, 3, 85, False)])  # a single point, at epoch 0
-    message = _frames.matched_problem(one, data, a, b)
+    message = _image_frames.matched_problem(one, data, a, b)
     assert "before training (epoch 0)" in message and "10.0%" in message and "10.000000" not in message
-    assert "no epochs" in _frames.matched_problem(matched([]), data, a, b)
+    assert "no epochs" in _image_frames.matched_problem(matched([]), data, a, b)
     two = matched([(1, 1, 0.5, 0.5, 40, 5, 5, 50, False), (2, 2, 0.7, 0.7, 60, 5, 5, 30, False)])
-    assert _frames.matched_problem(two, data, a, b) is None
+    assert _image_frames.matched_problem(two, data, a, b) is None

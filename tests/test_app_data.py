@@ -26,7 +26,7 @@ from audit.store import (
     read_decisions,
 )
 from audit.synthetic import make_synthetic_audit
-from audit_app import _data, _frames
+from audit_app import _data, _frames, _image_frames
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_live_tables_match_the_report(tmp_path):
         )
     for key in ("base", "all"):
         np.testing.assert_allclose(live.maps[key], stored.maps[key])
-    cols = [c for c in _frames.SCORE_COLUMNS if c in stored.images.columns] + ["category"]
+    cols = [c for c in _image_frames.SCORE_COLUMNS if c in stored.images.columns] + ["category"]
     pd.testing.assert_frame_equal(live.images[cols], stored.images[cols], check_dtype=False)
     assert live.summary["dynamics"]["models"] == stored.summary["dynamics"]["models"]
     pd.testing.assert_frame_equal(live.models[["name", "accuracy"]], stored.models[["name", "accuracy"]])
@@ -294,7 +294,7 @@ def test_class_frame_ranks_by_mean_accuracy(synthetic):
 def test_filter_sort_and_csv(synthetic):
     data = Report.load(synthetic)
     cats = _frames.categories_at(data, 1)
-    frame = _frames.filter_images(data, tolerance=1, categories=["inconclusive"], classes=["class_2"],
+    frame = _image_frames.filter_images(data, tolerance=1, categories=["inconclusive"], classes=["class_2"],
                                    sort_by="tp_agreement", ascending=False)
     expected = (cats == "inconclusive") & (data.images["class_name"] == "class_2").to_numpy()
     assert len(frame) == expected.sum()
@@ -302,12 +302,12 @@ def test_filter_sort_and_csv(synthetic):
     assert set(frame["category"]) == {"inconclusive"}
     back = pd.read_csv(__import__("io").BytesIO(_frames.to_csv_bytes(frame)))
     assert list(back["image_id"]) == list(frame["image_id"])
-    everything = _frames.filter_images(data, tolerance=1, sort_by="learned_epoch")
+    everything = _image_frames.filter_images(data, tolerance=1, sort_by="learned_epoch")
     assert len(everything) == data.n_images
     assert everything["learned_epoch"].isna().to_numpy()[-1]  # never learned sorts last
     with pytest.raises(ValueError, match="cannot sort by"):
-        _frames.filter_images(data, tolerance=1, sort_by="nope")
-    assert _frames.score_columns(data.images)[0] == "n_correct"
+        _image_frames.filter_images(data, tolerance=1, sort_by="nope")
+    assert _image_frames.score_columns(data.images)[0] == "n_correct"
 
 
 def test_image_decisions_and_thumbnails(synthetic):
@@ -315,15 +315,15 @@ def test_image_decisions_and_thumbnails(synthetic):
     result = load(synthetic)
     final, _ = final_decisions(synthetic, data.model_names, ("predicted", "correct", "true_prob", "top_prob"),
                                data.image_ids)
-    table = _frames.image_decisions(data, final, 17)
+    table = _image_frames.image_decisions(data, final, 17)
     assert list(table["model"]) == result.model_names
     np.testing.assert_array_equal(table["correct"].to_numpy(), result.correct()[17])
     assert list(table["predicted"]) == [result.class_names[p] for p in result.predicted()[17]]
     with pytest.raises(ValueError, match="not in this audit"):
-        _frames.image_decisions(data, final, 10_000)
-    thumbs = _frames.thumbnails(synthetic, [0, 1], 112)
+        _image_frames.image_decisions(data, final, 10_000)
+    thumbs = _image_frames.thumbnails(synthetic, [0, 1], 112)
     assert thumbs[0].shape[:2] == (112, 112)  # 16-pixel images enlarged 7x without blur
-    scores = _frames.image_scores(data, 17, 1)
+    scores = _image_frames.image_scores(data, 17, 1)
     assert scores.iloc[0]["value"] == "17"
 
 
@@ -332,9 +332,9 @@ def test_compare_groups_matches_the_store(synthetic):
     data = Report.load(synthetic)
     result = load(synthetic)
     models = data.dynamics["models"]
-    a, b = _frames.default_groups(models)
+    a, b = _image_frames.default_groups(models)
     assert a == models[0::2] and b == models[1::2]
-    out = _frames.compare_groups(synthetic, a, b, data.image_ids, result.labels)
+    out = _image_frames.compare_groups(synthetic, a, b, data.image_ids, result.labels)
     np.testing.assert_allclose(out["accessibility_a"], agreement.accessibility(result.correct_by_epoch(a)))
     from scipy.stats import pearsonr
 
@@ -342,27 +342,27 @@ def test_compare_groups_matches_the_store(synthetic):
     assert out["correlation"]["r"] == pytest.approx(r)
     matched = out["matched"]
     assert (matched[["both", "only_a", "only_b", "neither"]].sum(axis=1) == data.n_images).all()
-    long = _frames.matched_long(matched)
+    long = _image_frames.matched_long(matched)
     assert set(long["series"]) == {"both groups", "only group A", "only group B"}
-    frame, binned = _frames.accessibility_points(data, out["accessibility_a"], out["accessibility_b"], 1)
+    frame, binned = _image_frames.accessibility_points(data, out["accessibility_a"], out["accessibility_b"], 1)
     assert not binned and frame["images"].sum() == data.n_images
     many = np.linspace(0, 1, 6000)
     big = dataclasses.replace(data, images=pd.DataFrame({"n_correct": np.zeros(6000, int)}))
-    binned_frame, binned = _frames.accessibility_points(big, many, many[::-1], 0)
+    binned_frame, binned = _image_frames.accessibility_points(big, many, many[::-1], 0)
     assert binned and binned_frame["images"].sum() == 6000
 
 
 def test_deeper_measure_filters(digits_audit):
     data = Report.load(digits_audit)
     images = data.images
-    options = _frames.deep_filter_options(images)
+    options = _image_frames.deep_filter_options(images)
     assert {"impossible_cause", "is_label_issue"} <= set(options)  # depth_type needs --depth-types
-    flagged = _frames.filter_images(data, tolerance=1, label_issues_only=True)
+    flagged = _image_frames.filter_images(data, tolerance=1, label_issues_only=True)
     assert len(flagged) == int(images["is_label_issue"].fillna(False).astype(bool).sum()) > 0
     assert flagged["is_label_issue"].astype(bool).all()
     cause = options["impossible_cause"][0]
-    by_cause = _frames.filter_images(data, tolerance=1, causes=[cause])
+    by_cause = _image_frames.filter_images(data, tolerance=1, causes=[cause])
     assert len(by_cause) == int((images["impossible_cause"].astype(str) == cause).sum())
-    both = _frames.filter_images(data, tolerance=1, causes=[cause], label_issues_only=True)
+    both = _image_frames.filter_images(data, tolerance=1, causes=[cause], label_issues_only=True)
     assert len(both) == int(((images["impossible_cause"].astype(str) == cause)
                              & images["is_label_issue"].fillna(False).astype(bool)).sum())

@@ -1,6 +1,7 @@
 """The house rules of docs/architecture.md, read from the source: no import loops, pure metrics, no
-import that runs up from a lower layer to a higher one, and no overlong file. (No Streamlit in the
-library: tests/test_app_data.py.)"""
+import that runs up from a lower layer to a higher one, no file over 600 lines and no function over 80
+lines of code, no file of the audit directory named outside audit.store, the report's parts registered,
+and no Streamlit in the library."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PACKAGES = ("audit", "human_study")
+#: Where the size rules hold: the library and the app's pages.
+SIZED = ("audit", "human_study", "audit_app")
+MAX_FILE_LINES = 600
+MAX_FUNCTION_LINES = 80
+#: The audit directory's own file names: only audit.store names them (everyone else asks the store).
+AUDIT_FILE_NAMES = {"manifest.json", "images.parquet", "models.parquet", "images.npy", "summary.json", "report"}
 #: What audit/metrics/ may import: numpy, scipy, pandas, the standard library's typing helpers, and itself.
 METRICS_MAY_IMPORT = ("numpy", "scipy", "pandas", "audit.metrics", "__future__", "typing", "collections",
                       "dataclasses", "math", "functools", "numbers")
@@ -157,11 +164,98 @@ def _under(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
-def test_no_library_file_is_over_600_lines_without_saying_why():
-    long = []
-    for path in _modules().values():
-        text = path.read_text()
-        doc = ast.get_docstring(ast.parse(text)) or ""
-        if len(text.splitlines()) > 650 and "lines" not in doc:
-            long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+def _sized_files() -> list[Path]:
+    return sorted(f for pkg in SIZED for f in (ROOT / pkg).rglob("*.py"))
+
+
+def test_no_file_is_over_600_lines():
+    long = [f"{f.relative_to(ROOT)}: {n} lines" for f in _sized_files()
+            if (n := len(f.read_text().splitlines())) > MAX_FILE_LINES]
     assert not long, long
+
+
+def _code_lines(node: ast.AST, source: list[str]) -> int:
+    """Lines of code of a function's body: its lines less blank ones, comments and the docstring (the
+    signature is not counted, so a command's list of options is not code)."""
+    body = node.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    lines = range(body[0].lineno, node.end_lineno + 1)
+    return sum(1 for i in lines if source[i - 1].strip() and not source[i - 1].strip().startswith("#"))
+
+
+def _long_functions(path: Path) -> list[str]:
+    text = path.read_text()
+    source = text.splitlines()
+    return [f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n} lines of code"
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and (n := _code_lines(node, source)) > MAX_FUNCTION_LINES]
+
+
+def test_no_function_is_over_80_lines_of_code():
+    long = [entry for f in _sized_files() for entry in _long_functions(f)]
+    assert not long, long
+
+
+def test_the_function_rule_counts_code_not_docstrings(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(81))
+    (tmp_path / "long.py").write_text(f'def f():\n    """Doc.\n\n    More.\n    """\n    # note\n\n{body}\n')
+    (tmp_path / "short.py").write_text('def g():\n    """' + "\n" * 200 + '"""\n    return 1\n')
+    assert len(_long_functions_at(tmp_path / "long.py")) == 1
+    assert _long_functions_at(tmp_path / "short.py") == []
+
+
+def _long_functions_at(path: Path) -> list[str]:
+    text = path.read_text()
+    return [n.name for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef)
+            and _code_lines(n, text.splitlines()) > MAX_FUNCTION_LINES]
+
+
+def _audit_file_names(path: Path) -> list[str]:
+    """String constants in `path`'s code (not in docstrings, messages or f-strings) that are an audit file's name."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    in_fstrings = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    return [f"{path.relative_to(ROOT)}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in AUDIT_FILE_NAMES
+            and id(n) not in docs and id(n) not in in_fstrings]
+
+
+def test_no_file_of_the_audit_directory_is_named_outside_the_store():
+    store = ROOT / "audit" / "store"
+    named = [entry for pkg in ("audit", "human_study", "audit_app") for f in sorted((ROOT / pkg).rglob("*.py"))
+             if store not in f.parents for entry in _audit_file_names(f)]
+    assert not named, named
+
+
+def test_the_file_name_rule_sees_a_read_by_name(tmp_path):
+    probe = ROOT / "audit" / "_probe_file_names.py"
+    probe.write_text('"""manifest.json in a docstring is fine."""\nimport json\n\n\ndef f(p):\n'
+                     '    return json.loads((p / "manifest.json").read_text())\n')
+    try:
+        assert _audit_file_names(probe) == ["audit/_probe_file_names.py:6 'manifest.json'"]
+    finally:
+        probe.unlink()
+
+
+def test_the_report_parts_are_registered_in_order():
+    from audit.report import report_parts
+
+    parts = report_parts()
+    assert [p.name for p in parts] == ["models", "split", "consistency", "classes", "dynamics", "deeper",
+                                       "representations", "training_scores", "humans", "scored"]
+    assert [p.name for p in parts if p.deep] == ["deeper", "representations", "training_scores"]
+    assert [p.name for p in parts if not p.depends_on_tolerance] == ["models", "dynamics"]
+
+
+def test_the_library_imports_no_streamlit():
+    """Only the app (audit_app) imports Streamlit; the library and the study's code never do."""
+    mods = _modules()
+    imports = _imports(mods)
+    bad = sorted((m, t) for m, targets in imports.items() for t in targets
+                 if t == "streamlit" or t.startswith("streamlit."))
+    assert not bad, bad

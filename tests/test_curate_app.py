@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from audit.store import load
-from audit_app import _frames
+from audit_app import _image_frames
 from tests.conftest import cli_exit_code
 from tests.test_app_pages import open_page, tables, texts
 
@@ -69,7 +69,7 @@ def test_one_category_stays_a_subset_name_and_label_issues_a_query(digits_audit)
     assert "--subset inconclusive " in at.code[0].value
     at.checkbox(key="images_label_issues").check().run()
     assert "is_label_issue == True" in at.code[0].value
-    command = _frames.export_command("runs/x", 0, categories=["trivial", "inconclusive", "impossible"])
+    command = _image_frames.export_command("runs/x", 0, categories=["trivial", "inconclusive", "impossible"])
     assert "--subset 'n_correct >= 0'" in command and "--tolerance 0" in command
 
 
@@ -98,7 +98,7 @@ def test_dialog_shows_predictions_label_issue_and_cause(digits_audit):
     assert f"Suggested label: **{suggested}**" in text
     assert f"label quality {images.loc[i, 'label_quality']:.3f}" in text
     cause = images.loc[i, "impossible_cause"]
-    assert f"Why impossible: {cause}" in text and _frames.CAUSE_TEXT[cause] in text
+    assert f"Why impossible: {cause}" in text and _image_frames.CAUSE_TEXT[cause] in text
     decisions = tables(at, "confidence")[0]  # every model's prediction
     assert list(decisions["predicted"]) == [result.class_names[p] for p in result.predicted()[i]]
     # an image without a label issue says so

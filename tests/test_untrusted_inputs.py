@@ -222,8 +222,8 @@ def test_every_writer_goes_through_the_store_helper_or_is_listed():
 
 def test_the_writer_walk_sees_the_audit_writers():
     seen = {(rel, fn) for rel, fn, *_ in _writer_calls()}
-    for must in (("audit/store/directory.py", "write_job"), ("audit/engine.py", "prepare_directory"),
-                 ("audit/importers/writer.py", "write_imported_audit"), ("audit/report/build.py", "build_report")):
+    for must in (("audit/store/directory.py", "write_job"), ("audit/store/directory.py", "write_images"),
+                 ("audit/importers/writer.py", "_write_makers"), ("audit/report/build.py", "build_report")):
         assert must in seen
 
 
@@ -279,13 +279,13 @@ def test_root_slash_with_a_seal_of_ours_is_still_refused(root_slash, tmp_path, c
 
 
 def test_root_slash_report_reads_no_image_and_the_app_shows_none(root_slash, tmp_path, capsys):
-    from audit_app import _frames
+    from audit_app import _image_frames
 
     code, text = invoke(["report", str(root_slash), "--html"], capsys)
     assert code == 0, text
-    note = _frames.pixels_note(root_slash)
+    note = _image_frames.pixels_note(root_slash)
     assert note is not None and "--images-root" in note
-    grey = _frames.thumbnails(root_slash, [0, 1], 16)
+    grey = _image_frames.thumbnails(root_slash, [0, 1], 16)
     assert all((t == 235).all() for t in grey), "an image outside the audit's images was shown"
     with pytest.raises(AuditError):
         load(root_slash).image(1)
@@ -454,7 +454,7 @@ def test_run_skips_links_out_of_the_root_and_says_so(linked, capsys):
 
 
 def test_export_and_app_follow_the_same_policy(linked, tmp_path, capsys):
-    from audit_app import _frames
+    from audit_app import _image_frames
 
     data, outside, default, follow = linked
     followed = load(follow)
@@ -467,14 +467,14 @@ def test_export_and_app_follow_the_same_policy(linked, tmp_path, capsys):
                          "--out", str(out)], capsys)
     assert code == 0, text
     assert len(list(out.rglob("*.png"))) == 11
-    shown = _frames.thumbnails(follow, linked_ids, 16)
+    shown = _image_frames.thumbnails(follow, linked_ids, 16)
     assert not any((t == 235).all() for t in shown)
     # without following, the same images are refused by export and not shown by the app
     code, text = invoke(["export", str(follow), "--subset", "n_correct >= 0", "--format", "imagefolder", "--copy",
                          "--no-follow-symlinks", "--out", str(tmp_path / "refused")], capsys)
     assert code == 2 and "symbolic link" in text, text
     assert not (tmp_path / "refused").exists()
-    hidden = _frames.thumbnails(follow, linked_ids, 16, follow_symlinks=False)
+    hidden = _image_frames.thumbnails(follow, linked_ids, 16, follow_symlinks=False)
     assert all((t == 235).all() for t in hidden)
     # the default audit holds none of them, and exports what it audited
     code, text = invoke(["export", str(default), "--subset", "n_correct >= 0", "--format", "imagefolder", "--copy",

@@ -26,21 +26,51 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
     shard source whose keys every image key must be, checked before anything is written. `progress(done,
     total)` is called after each maker's file.
     """
-    from audit.store import (
-        AuditDir,
-        AuditError,
-        clear_for_replacement,
-        current_process,
-        refuse_foreign,
-        utc_now,
-        write_json,
-        write_parquet,
-    )
+    from audit.store import AuditDir, clear_for_replacement, current_process, utc_now
 
     if split_by not in SPLIT_BY:
         raise ImportDataError(f"--split-by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
     out = Path(out)
+    state = _check_out(out, force=force, images_root=images_root)
+    models, humans, split_by, notes = _who_splits(decisions, split_by)
+    decisions.notes = notes
+    units = decisions.units(models)
+    if images_reader is not None:
+        _check_reader_keys(*images_reader, units["image"].astype(str).tolist())
+    if state in ("audit", "begun"):  # replace an audit (--force) or finish what a killed import began
+        clear_for_replacement(out)  # the tool's own files; studies/ stays
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(images_root).resolve() if images_root is not None else None
     store = AuditDir(out)
+    images = _images_frame(units, decisions, root)
+    store.write_images(images)
+    jobs = _write_makers(store, decisions, models, humans, progress)
+    store.write_models_table(order=[file_name(m) for m in models])
+    manifest = {
+        "config": {"import": decisions.source, "source_kind": decisions.kind_of_source,
+                   "images": str(root) if root else (images_reader[0] if images_reader else None),
+                   "split_by": split_by},
+        "dataset": {"name": f"imported:{Path(decisions.source).name}", "origin": decisions.source,
+                    "root": str(root) if root else None, "classes": decisions.classes,
+                    "n_classes": len(decisions.classes), "n_val": len(units), "n_train": 0,
+                    "fingerprint": _fingerprint(images), "skipped": [],
+                    "conditions": sorted(set(units["condition"]) - {""}),
+                    **({"reader": images_reader[1]} if images_reader else {})},
+        "seed": 0,
+        "notes": notes,
+        "jobs": [j for j in jobs if j["in_split"]],
+        "humans": [j for j in jobs if not j["in_split"]],
+        "process": current_process(),
+        "finished_at": utc_now(),
+    }
+    store.write_manifest(manifest)
+    return out
+
+
+def _check_out(out: Path, *, force: bool, images_root) -> str:
+    """The state of `--out` (audit.store.refuse_foreign), after refusing what must not be written over."""
+    from audit.store import AuditError, refuse_foreign
+
     if out.exists() and not out.is_dir():
         raise ImportDataError(f"--out {out} is a file; give a folder for the audit")
     state = refuse_foreign(out)  # someone else's files: refused, --force or not
@@ -48,8 +78,13 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
         raise AuditError(f"{out} holds an audit; choose another --out or pass --force to replace it")
     if images_root is not None and not Path(images_root).is_dir():
         raise ImportDataError(f"--images {images_root} is not a folder")
+    return state
+
+
+def _who_splits(decisions: DecisionSource, split_by: str) -> tuple[list, list, str, list]:
+    """(makers in the split, the other makers, split_by as used, notes), checked before anything is written."""
     makers = decisions.makers
-    check_maker_names(makers)  # before anything is written
+    check_maker_names(makers)
     models = makers if split_by == "all" else decisions.models()
     humans = [m for m in makers if m not in set(models)]
     notes = list(decisions.notes)
@@ -67,16 +102,13 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
         raise ImportDataError(f"{decisions.source}: the split needs at least two models, found {len(models)}"
                               f"{' (' + ', '.join(models) + ')' if models else ''}; humans do not count"
                               f"{' unless --split-by all' if humans else ''}")
-    decisions.notes = notes
-    units = decisions.units(models)
-    if images_reader is not None:
-        _check_reader_keys(*images_reader, units["image"].astype(str).tolist())
-    if state in ("audit", "begun"):  # replace an audit (--force) or finish what a killed import began
-        clear_for_replacement(out)  # the tool's own files; studies/ stays
-    out.mkdir(parents=True, exist_ok=True)
-    root = Path(images_root).resolve() if images_root is not None else None
+    return models, humans, split_by, notes
+
+
+def _images_frame(units: pd.DataFrame, decisions: DecisionSource, root: Path | None) -> pd.DataFrame:
+    """images.parquet's rows: one per unit (an image under a condition)."""
     labels = units["label"].to_numpy(np.int64)
-    images = pd.DataFrame({
+    return pd.DataFrame({
         "image_id": np.arange(len(units), dtype=np.int64),
         "label": labels,
         "class_name": np.asarray(decisions.classes, dtype=object)[labels],
@@ -85,8 +117,14 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
         "image_key": units["image"].to_numpy(),
         "condition": units["condition"].to_numpy(),
     })
-    write_parquet(store.file("images.parquet"), images)
+
+
+def _write_makers(store, decisions: DecisionSource, models: list, humans: list, progress) -> list[dict]:
+    """Each maker's decisions and record (the split's under decisions/ and jobs/, the others under humans/)."""
+    from audit.store import write_json, write_parquet
+
     jobs = []
+    total = len(models) + len(humans)
     for in_split, names in ((True, models), (False, humans)):
         for name in names:
             kind = "human" if decisions.kind(name) == "human" else "imported"
@@ -97,28 +135,8 @@ def write_imported_audit(decisions: DecisionSource, out: str | Path, *, images_r
             jobs.append({"name": file_name(name), "kind": kind, "group": record["group"], "status": "done",
                          "in_split": in_split})
             if progress is not None:
-                progress(len(jobs), len(makers))
-    store.write_models_table(order=[file_name(m) for m in models])
-    fingerprint = _fingerprint(images)
-    manifest = {
-        "config": {"import": decisions.source, "source_kind": decisions.kind_of_source,
-                   "images": str(root) if root else (images_reader[0] if images_reader else None),
-                   "split_by": split_by},
-        "dataset": {"name": f"imported:{Path(decisions.source).name}", "origin": decisions.source,
-                    "root": str(root) if root else None, "classes": decisions.classes,
-                    "n_classes": len(decisions.classes), "n_val": len(units), "n_train": 0,
-                    "fingerprint": fingerprint, "skipped": [],
-                    "conditions": sorted(set(units["condition"]) - {""}),
-                    **({"reader": images_reader[1]} if images_reader else {})},
-        "seed": 0,
-        "notes": notes,
-        "jobs": [j for j in jobs if j["in_split"]],
-        "humans": [j for j in jobs if not j["in_split"]],
-        "process": current_process(),
-        "finished_at": utc_now(),
-    }
-    store.write_manifest(manifest)
-    return out
+                progress(len(jobs), total)
+    return jobs
 
 
 def _check_reader_keys(spec: str, reader: dict, keys: list[str]) -> None:

@@ -141,18 +141,7 @@ class PretrainedJob:
             **head.describe(),
             "accuracy": float((predicted == ds.val.labels).mean()),
             "n_epochs": 0,
-            "input_size": list(prep.input_size),
-            "crop_pct": prep.crop_pct,
-            "crop_mode": prep.crop_mode,
-            "interpolation": prep.interpolation,
-            "resizer": prep.resizer,
-            "mean": list(prep.mean),
-            "std": list(prep.std),
-            "preprocessing_key": prep.key,
-            "weights_source": loaded.weights_source,
-            "weights_hash": loaded.weights_hash,
-            "weights_hash_of": loaded.weights_hash_of,
-            "n_params": int(sum(p.numel() for p in model.parameters())),
+            **_model_facts(prep, loaded, model),
             "batch_size": bs,
             "decode_seconds": round(decode_seconds, 3),
             "inference_seconds": round(infer_seconds, 3),
@@ -205,3 +194,21 @@ def pretrained_jobs(specs: list[str], ds: Dataset, *, probe: bool = True, mappin
         jobs.append(PretrainedJob(ms, head, probe=probe, mapping=mapping, probe_train_size=probe_train_size,
                                   hub_cache=hub_cache, batch_size=batch_size))
     return jobs
+
+
+def _model_facts(prep, loaded, model) -> dict:
+    """The job record's facts about the model: its preprocessing, weights and size."""
+    return {
+        "input_size": list(prep.input_size),
+        "crop_pct": prep.crop_pct,
+        "crop_mode": prep.crop_mode,
+        "interpolation": prep.interpolation,
+        "resizer": prep.resizer,
+        "mean": list(prep.mean),
+        "std": list(prep.std),
+        "preprocessing_key": prep.key,
+        "weights_source": loaded.weights_source,
+        "weights_hash": loaded.weights_hash,
+        "weights_hash_of": loaded.weights_hash_of,
+        "n_params": int(sum(p.numel() for p in model.parameters())),
+    }

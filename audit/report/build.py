@@ -29,7 +29,6 @@ from audit.store import (
     write_csv,
     write_json,
     write_npy,
-    write_parquet,
 )
 from audit.store.files import read_people_csv
 
@@ -159,7 +158,7 @@ def _write_images(result: AuditResult, scores: dict[str, np.ndarray]) -> None:
     for col in REPORT_COLUMNS + OPTIONAL_COLUMNS:
         if col in scores:
             frame[col] = scores[col]
-    write_parquet(AuditDir(result.path).file("images.parquet"), frame)
+    AuditDir(result.path).write_images(frame)
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:

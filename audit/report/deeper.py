@@ -59,7 +59,8 @@ def deep_report(result, categories: np.ndarray, n_correct: np.ndarray, out: Repo
 
 
 # --------------------------------------------------------------------------- prediction depth
-def _depth(result, cats: np.ndarray, out: ReportContent) -> dict | None:
+def _stored_depths(result) -> tuple[dict, dict, dict]:
+    """Each model's stored prediction depth of the validation images, its deepest layer and probe accuracies."""
     n = result.n_images
     per_model, max_depths, probe_acc = {}, {}, {}
     for m in result.model_names:
@@ -75,6 +76,12 @@ def _depth(result, cats: np.ndarray, out: ReportContent) -> dict | None:
         labels = result.labels[val["image_id"].to_numpy()]
         acc = depth_metrics.probe_accuracy(val[probes].to_numpy(dtype=np.int64), labels)
         probe_acc[m] = {c[len("probe_"):]: float(a) for c, a in zip(probes, acc, strict=True)}
+    return per_model, max_depths, probe_acc
+
+
+def _depth(result, cats: np.ndarray, out: ReportContent) -> dict | None:
+    n = result.n_images
+    per_model, max_depths, probe_acc = _stored_depths(result)
     split = result.aux_table("depth", SPLIT_JOB)
     if not per_model and split is None:
         return None

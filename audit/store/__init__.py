@@ -36,6 +36,10 @@ from audit.store.directory import (
     EXTRA_FOLDERS,
     FORMAT,
     HUMAN_TABLES,
+    IMAGES_ARRAY,
+    IMAGES_TABLE,
+    MANIFEST_FILE,
+    MODELS_TABLE,
     REPORT_DIR,
     REPORT_FIGURES,
     REPORT_FILES,
@@ -80,5 +84,6 @@ __all__ = [
     "decision_path", "decisions_by_epoch", "decisions_frame", "describe_run_state", "final_decisions", "load",
     "process_alive", "read_decisions", "read_json", "read_many", "read_partial_decisions", "run_state", "utc_now", "write_csv", "write_json",
     "write_npy", "write_parquet", "folder_state", "refuse_foreign", "clear_for_replacement",
-    "audit_problem", "audit_stamp", "is_audit_dir", "list_audits",
+    "audit_problem", "audit_stamp", "is_audit_dir", "list_audits", "IMAGES_ARRAY", "IMAGES_TABLE", "MANIFEST_FILE",
+    "MODELS_TABLE",
 ]

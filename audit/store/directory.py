@@ -80,6 +80,11 @@ def clear_for_replacement(path: str | os.PathLike) -> None:
 
 # The report under report/, written by audit.report and read back by the app. Tables (CSV) and
 # decision maps (.npy) are keyed as the app reads them; figures and the deeper measures' files by name.
+#: The audit directory's own files (read and written only here, in audit.store).
+MANIFEST_FILE = "manifest.json"
+IMAGES_TABLE = "images.parquet"
+IMAGES_ARRAY = "images.npy"
+MODELS_TABLE = "models.parquet"
 REPORT_DIR = "report"
 SUMMARY_FILE = "summary.json"
 REPORT_TABLES = {
@@ -199,6 +204,15 @@ class AuditDir:
         """The file of a job named `name` (checked against the name rule) at `parts` inside the audit."""
         check_name(name, "job name")
         return self.file(*parts)
+
+    # images
+    def write_images(self, frame: pd.DataFrame) -> None:
+        """Write images.parquet: one row per validation image (and the report's per-image scores)."""
+        write_parquet(self.file(IMAGES_TABLE), frame)
+
+    def write_image_array(self, images: np.ndarray) -> None:
+        """Write images.npy: the validation images as uint8 (array datasets)."""
+        write_npy(self.file(IMAGES_ARRAY), np.ascontiguousarray(images))
 
     # manifest
     def exists(self) -> bool:

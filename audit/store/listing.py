@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.store.directory import REPORT_DIR, SUMMARY_FILE
+from audit.store.directory import IMAGES_TABLE, MANIFEST_FILE, MODELS_TABLE, REPORT_DIR, SUMMARY_FILE
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE
 #: The files whose change times say that an audit changed (a job finished, a report was written).
-STAMP_FILES = (MANIFEST, "images.parquet", "models.parquet", "jobs", "decisions", f"{REPORT_DIR}/{SUMMARY_FILE}")
+STAMP_FILES = (MANIFEST, IMAGES_TABLE, MODELS_TABLE, "jobs", "decisions", f"{REPORT_DIR}/{SUMMARY_FILE}")
 
 
 def is_audit_dir(path: str | Path) -> bool:

@@ -260,6 +260,11 @@ class AuditResult:
         return pd.read_parquet(p) if p.exists() else None
 
     # ---- images
+    @property
+    def has_image_array(self) -> bool:
+        """Whether the audit stores its images as an array (images.npy; array datasets)."""
+        return (self.path / "images.npy").exists()
+
     @cached_property
     def _image_array(self) -> np.ndarray | None:
         p = self.path / "images.npy"
