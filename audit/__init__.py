@@ -26,7 +26,7 @@ def __getattr__(name: str):
 
         return Report
     if name == "AuditConfig":
-        from audit.engine import AuditConfig
+        from audit.running.engine import AuditConfig
 
         return AuditConfig
     raise AttributeError(f"module 'audit' has no attribute {name!r}")

@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # for the annotations only; none of these is imported at run 
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, SubFigure
 
-    from audit.engine import AuditConfig, AuditPlan, RunListener
     from audit.report import Report
+    from audit.running.engine import AuditConfig, AuditPlan, RunListener
     from audit.store import AuditResult
 
 __all__ = ["draw_figure", "export_subset", "figure_names", "import_decisions", "load_report", "plan",
@@ -33,7 +33,7 @@ ConfigLike = Union["AuditConfig", Mapping[str, Any], None]
 # --------------------------------------------------------------------------- running
 def _config(config: ConfigLike, options: Mapping[str, Any]) -> AuditConfig:
     """An `AuditConfig` from `config` with `options` replacing its fields; unknown field names fail."""
-    from audit.engine import AuditConfig
+    from audit.running.engine import AuditConfig
 
     if config is None:
         config = AuditConfig()
@@ -65,7 +65,7 @@ def plan(config: ConfigLike = None, **options: Any) -> AuditPlan:
         ``plan.jobs`` (one per trained variant, pretrained model or other job), ``plan.dataset``,
         ``plan.notes``; ``job.estimate_seconds(plan.context)`` estimates a job's cost.
     """
-    from audit.engine import plan_audit
+    from audit.running.engine import plan_audit
 
     return plan_audit(_config(config, options))
 
@@ -88,7 +88,7 @@ def run(config: ConfigLike = None, out: str | os.PathLike = "runs/default", *, f
     workers : int, default 1
         Jobs run at once in separate processes on this machine (each with cores / workers threads).
     listener : RunListener, optional
-        Hears the run's progress (`audit.engine.RunListener`); by default nothing is reported.
+        Hears the run's progress (`audit.running.engine.RunListener`); by default nothing is reported.
     tolerance : int, default 1
         t of the report's split: trivial when n_correct >= M - t, impossible when n_correct <= t.
     **options
@@ -105,9 +105,9 @@ def run(config: ConfigLike = None, out: str | os.PathLike = "runs/default", *, f
         When a job failed (the others finish and are kept; call `run` again to resume), or the audit
         cannot be written to `out`.
     """
-    from audit.engine import plan_audit, run_audit
-    from audit.executors import LocalExecutor
     from audit.report import build_report
+    from audit.running.engine import plan_audit, run_audit
+    from audit.running.executors import LocalExecutor
     from audit.store import AuditError, load
 
     if workers < 1:
@@ -163,8 +163,8 @@ def import_decisions(source: str | os.PathLike, out: str | os.PathLike, *, sourc
     result : AuditResult
         The imported audit, with its report written under `out/report/`.
     """
-    from audit.importers import read_class_list, read_decisions_source, write_imported_audit
-    from audit.relabel import read_relabel, record_relabel, relabel_imported
+    from audit.curation.importers import read_class_list, read_decisions_source, write_imported_audit
+    from audit.curation.relabel import read_relabel, record_relabel, relabel_imported
     from audit.report import build_report
     from audit.store import load
 
@@ -376,7 +376,7 @@ def export_subset(audit: AuditLike, subset: str, out: str | os.PathLike, *, form
         ``card["rule"]``, ``card["counts"]["by_class"]`` and ``["by_category"]``, the source audit and its
         models.
     """
-    from audit.curate import FORMATS, export_selection, select_images
+    from audit.curation.export import FORMATS, export_selection, select_images
 
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")

@@ -155,7 +155,7 @@ def run(
                                          "skipped and counted in the summary)."),
 ):
     """Train the variants, run the pretrained models, store every decision, and print a summary."""
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     if ray_address and executor != "ray":
         _fail("--ray-address needs --executor ray; use --executor ray --ray-address ADDR")
@@ -185,7 +185,7 @@ def run(
         return
     ex = _make_executor(executor, ray_address, workers, gpus_per_job)
     if not console.is_terminal:  # a log file or a pipe: plain lines at most every 10 s, not bars
-        from audit.progress_lines import PlainProgress
+        from audit.running.progress_lines import PlainProgress
 
         outcome = run_audit(plan, out, force=force, executor=ex, listener=PlainProgress())
     else:
@@ -200,12 +200,12 @@ def run(
 
 
 def _make_executor(name: str, address: str | None, workers: int = 1, gpus_per_job: float = 1.0):
-    from audit.executors import LocalExecutor
+    from audit.running.executors import LocalExecutor
 
     if name == "local":
         return LocalExecutor(workers=workers)
     if name == "ray":
-        from audit.executors import RayExecutor
+        from audit.running.executors import RayExecutor
 
         return RayExecutor(address=address, gpus_per_job=gpus_per_job)
     _fail(f"unknown executor {name!r}; valid: local, ray")
@@ -323,7 +323,7 @@ def score(
     from audit import load
     from audit.report import build_report
     from audit.report.text import scored_lines
-    from audit.scorer import plan_scoring, run_scoring
+    from audit.running.score import plan_scoring, run_scoring
     from audit.store import SCORED_TABLE
 
     with console.status("checking the audit and loading its dataset"):
@@ -390,8 +390,8 @@ def import_(
                                  "or all (humans join the models)."),
 ):
     """Audit decisions you already have: write an audit directory from them, report, and print the summary."""
-    from audit.importers import read_class_list, read_decisions_source, write_imported_audit
-    from audit.relabel import read_relabel, record_relabel, relabel_imported
+    from audit.curation.importers import read_class_list, read_decisions_source, write_imported_audit
+    from audit.curation.relabel import read_relabel, record_relabel, relabel_imported
 
     image_source = str(images) if images is not None and str(images).startswith(TABLE_PREFIXES) else None
     if (split or image_column) and image_source is None:
@@ -463,7 +463,7 @@ def export(
     import shlex
 
     from audit import load
-    from audit.curate import FORMATS, export_selection, select_images
+    from audit.curation.export import FORMATS, export_selection, select_images
 
     if export_format not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, got {export_format!r}")

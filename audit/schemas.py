@@ -237,7 +237,7 @@ class GridFile(BaseModel):
 
 # --------------------------------------------------------------------------- an audit's settings
 class AuditSettings(BaseModel):
-    """`audit.engine.AuditConfig`: the settings of `ddd-audit run`, one field per flag."""
+    """`audit.running.engine.AuditConfig`: the settings of `ddd-audit run`, one field per flag."""
 
     model_config = ConfigDict(extra="forbid", strict=True, title="the settings of an audit")
     dataset: str = Field(min_length=1, description="a dataset name or PREFIX:PATH")

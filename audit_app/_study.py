@@ -20,7 +20,7 @@ import streamlit as st
 if TYPE_CHECKING:  # pragma: no cover
     from human_study.folder import TokenMatch
     from human_study.records import Study
-    from human_study.store import Store
+    from human_study.visit import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ STUDY_LINK_ON_REPORT = (
 @st.cache_resource(max_entries=16, show_spinner=False)
 def store_for(url: str) -> Store:
     """One Store per database URL and process, shared by every session and study in it (thread-safe)."""
-    from human_study.store import Store
+    from human_study.visit import Store
 
     return Store(url)
 

@@ -11,6 +11,7 @@ import streamlit as st
 from audit.metrics import difficulty
 from audit.metrics.difficulty import CATEGORIES
 from audit.plots.style import REFERENCE_COLOURS
+from audit.report import added_parts
 from audit.report.text import headline
 from audit_app import _charts, _common, _data, _frames
 
@@ -224,6 +225,13 @@ if humans is not None:
             for c in ("trivial", "inconclusive", "impossible", "model_accuracy", "human_accuracy")})
     with st.expander("Each human"):
         st.dataframe(humans["makers"], hide_index=True, key="overview_humans")
+
+# ---- report parts registered beside the tool's own (`audit.report.register_part`)
+for part in added_parts():
+    lines = part.summary_lines(data.summary) if part.summary_lines is not None else []
+    if lines:
+        st.subheader(lines[0])
+        st.code("\n".join(lines[1:]) or lines[0], language=None)
 
 if not data.complete or data.failures:
     with st.expander("Jobs", expanded=bool(data.failures)):

@@ -19,8 +19,8 @@ OUT = Path(__file__).parent / "out"
 
 
 def main(argv=None) -> dict:
-    from audit.engine import AuditConfig, plan_audit, run_audit
     from audit.report import build_report
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
     from audit.store import load
 
     parser = argparse.ArgumentParser(description=__doc__)

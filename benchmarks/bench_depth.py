@@ -35,7 +35,7 @@ from audit.deep.probes import (  # noqa: E402
 )
 from audit.metrics.depth import knn_vote, prediction_depth, probe_accuracy  # noqa: E402
 from audit.models.variants import preset_variants  # noqa: E402
-from audit.train import Normalizer, TensorData, train_indices, train_variant  # noqa: E402
+from audit.running.train import Normalizer, TensorData, train_indices, train_variant  # noqa: E402
 
 
 def embed(model, images, norm, max_dim):

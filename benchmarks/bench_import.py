@@ -107,7 +107,7 @@ def main() -> None:
             "import pandas as pd, pathlib\n"
             f"for f in sorted(pathlib.Path({str(zoo)!r}).glob('*.parquet')): pd.read_parquet(f)")
         results["import"] = _peak(
-            "from audit.importers import read_decisions_source, write_imported_audit\n"
+            "from audit.curation.importers import read_decisions_source, write_imported_audit\n"
             f"d = read_decisions_source({str(zoo)!r}, labels={str(tmp / 'labels.csv')!r})\n"
             f"write_imported_audit(d, {str(audit_dir)!r})")
         results["report"] = _peak(
@@ -126,7 +126,7 @@ def main() -> None:
             results["slowest_page_s"] = max(r["first_s"] for r in results["pages"].values())
         scores = generate_scores(tmp / "scores", args.score_models, args.score_images)
         results["scores"] = _peak(
-            "from audit.importers import read_decisions_source, write_imported_audit\n"
+            "from audit.curation.importers import read_decisions_source, write_imported_audit\n"
             f"d = read_decisions_source({str(scores)!r}, labels={str(tmp / 'score_labels.npy')!r})\n"
             f"write_imported_audit(d, {str(tmp / 'score_audit')!r})")
         results["scores"].update(models=args.score_models, images=args.score_images, classes=N_CLASSES)

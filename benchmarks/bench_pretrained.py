@@ -117,7 +117,7 @@ def run_size(models: dict, folder: Path, split, size: int, *, batch_size: int, w
     import torch
 
     from audit.data.decode_cache import DecodeCache, Preprocessing
-    from audit.predict import predict
+    from audit.running.predict import predict
 
     # one preprocessing for all three: lite0's own config at this size (lite1/2 natively crop 0.882/0.89)
     preps = {r: Preprocessing.from_model(models["efficientnet_lite0"], image_size=size, resizer=r)

@@ -30,7 +30,7 @@ import torch
 from audit.data import load_dataset
 from audit.metrics.gaussian_control import kl_accuracy_correlation
 from audit.models.variants import VariantSpec, preset_variants
-from audit.train import TensorData, train_variant
+from audit.running.train import TensorData, train_variant
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

@@ -31,7 +31,7 @@ import torch.nn.functional as F  # noqa: E402
 from audit.data import load_dataset  # noqa: E402
 from audit.models.architectures import create_architecture  # noqa: E402
 from audit.models.variants import preset_variants  # noqa: E402
-from audit.train import TensorData, resolve_device, train_variant  # noqa: E402
+from audit.running.train import TensorData, resolve_device, train_variant  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 
@@ -77,8 +77,8 @@ def compile_benchmark(spec, train, val, device) -> dict:
 
 def sharing_benchmark(device: str, val_size: int) -> dict:
     """The minimal preset's variants through the engine: one process, then two processes on one device."""
-    from audit.engine import AuditConfig, plan_audit, run_audit
-    from audit.executors import LocalExecutor
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.executors import LocalExecutor
 
     seconds = {}
     for workers in (1, 2):

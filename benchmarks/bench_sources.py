@@ -81,7 +81,7 @@ def write_sources(root: Path, n: int) -> dict:
 
 def child(spec: str, options: dict, size: int, out: str) -> dict:
     """One run in this process: load, decode, predict, store; wall seconds and peak memory."""
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
     from audit.store import load
 
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@ The workload is the default audit's recipe on Fashion-MNIST (the `minimal` prese
 network, a fixed training subset, no deeper measures), run as `ddd-audit run` in a fresh process. Each setting
 is timed with two thread policies in the same run:
 
-- `auto`: the default, `audit.executors.choose_threads` before each job (the cores other processes leave free);
+- `auto`: the default, `audit.running.executors.choose_threads` before each job (the cores other processes leave free);
 - `fixed`: `--threads` = torch's own count (the physical cores), which is what every run used before.
 
 "beside two busy processes" starts two pure-Python spinners for the run's whole length; "two at once" starts

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from audit.data import load_dataset
 from audit.models.architectures import create_architecture
 from audit.models.variants import preset_variants
-from audit.train import Normalizer, TensorData, train_variant
+from audit.running.train import Normalizer, TensorData, train_variant
 
 OUT = Path(__file__).parent / "out"
 

@@ -17,14 +17,14 @@ Sections, each "ok", "skipped" (with its reason) or "error" (with the traceback)
                (CIFAR-10 or -100 under --data-root when there, else the generated Gaussian-noise control
                dataset of meding2022 A.4, 100 classes, 50,000 + 10,000 images of 32x32), a few epochs,
                every epoch recorded: images/s for training and for recording (bf16 autocast and
-               channels-last on CUDA, through audit.train.train_variant)
+               channels-last on CUDA, through audit.running.train.train_variant)
   determinism  the deterministic condition trained twice must repeat bit for bit; the CUDA
                non-deterministic condition of meding2022 A.1 must differ from it (CUDA only)
   calibration  the grid's other kinds of variant (half batch, the other architecture), for the projection
   pretrained   efficientnet_lite0/1/2 at their native sizes over generated JPEGs: images/s per model,
                the decode-once cache against a timm DataLoader per model, and the overhead over the pure
                forward time
-  oom          an absurd inference batch: audit.predict.predict must halve it and keep the decisions (on
+  oom          an absurd inference batch: audit.running.predict.predict must halve it and keep the decisions (on
                CUDA a real out-of-memory under a memory cap; elsewhere an injected torch.OutOfMemoryError)
   sharing      4 variants through the engine in 1, 2 and 4 processes on the one device (1 and 2 at the
                tiny sizes); which is faster
@@ -165,12 +165,12 @@ def spec_of(specs: list, group: str):
 
 # --------------------------------------------------------------------------- timing one variant
 def timed_train(spec, train, val, n_classes: int, device: torch.device, *, compile: bool = False) -> dict:
-    """Train one variant with audit.train.train_variant and time each epoch's training and each recording.
+    """Train one variant with audit.running.train.train_variant and time each epoch's training and each recording.
 
-    The recordings are timed by wrapping audit.train.evaluate (which train_variant calls at epoch 0 and
+    The recordings are timed by wrapping audit.running.train.evaluate (which train_variant calls at epoch 0 and
     after every epoch); the training of epoch e runs from the end of recording e-1 to its last batch.
     """
-    import audit.train as T
+    import audit.running.train as T
     from audit.models.architectures import state_dict_hash
 
     n_seen = len(T.train_indices(len(train), spec))
@@ -229,7 +229,7 @@ class Check:
     # ---- shared data
     def data(self):
         if "data" not in self.state:
-            from audit.train import TensorData
+            from audit.running.train import TensorData
 
             t = time.perf_counter()
             ds, source = load_data(self.args, self.sizes)
@@ -254,7 +254,7 @@ class Check:
 
     # ---- 2. determinism
     def section_determinism(self) -> dict:
-        from audit.train import has_nondeterministic_kernels, train_variant
+        from audit.running.train import has_nondeterministic_kernels, train_variant
 
         ds, _, train, val = self.data()
         specs = paper_specs(self.sizes, epochs=self.sizes.det_epochs, train_size=self.sizes.det_train_size)
@@ -281,7 +281,7 @@ class Check:
             out["nondeterministic_differs"] = None
             out["nondeterministic_note"] = (f"{self.device.type} has no non-deterministic kernels: the condition trains "
                                             "exactly as the deterministic one, and the audit leaves it out here "
-                                            "(audit.jobs.variant.VariantJob.plan)")
+                                            "(audit.running.jobs.variant.VariantJob.plan)")
         return out
 
     # ---- 3. the grid's other kinds of variant
@@ -309,7 +309,7 @@ class Check:
 
         from audit.data.base import Split
         from audit.data.decode_cache import DecodeCache, Preprocessing, default_workers
-        from audit.predict import predict
+        from audit.running.predict import predict
 
         device, n, bs = self.device, self.sizes.n_jpegs, self.sizes.infer_batch
         if device.type == "cuda":  # the variants above leave their cuDNN flags set; an audit of models alone has these
@@ -373,7 +373,7 @@ class Check:
 
     # ---- 5. out of memory
     def section_oom(self) -> dict:
-        from audit.predict import predict
+        from audit.running.predict import predict
 
         device = self.device
         if "oom_input" in self.state:
@@ -426,7 +426,7 @@ class Check:
 
     # ---- 6. several variants sharing the device
     def section_sharing(self) -> dict:
-        from audit.executors import LocalExecutor
+        from audit.running.executors import LocalExecutor
 
         specs = self._engine_specs(self.sizes.share_epochs, self.sizes.share_train_size)
         plan = self._plan(specs)
@@ -456,7 +456,7 @@ class Check:
             import ray
         except ImportError:
             raise Skip("Ray is not importable here (pip install 'ddd-audit[cluster]')") from None
-        from audit.executors import RayExecutor
+        from audit.running.executors import RayExecutor
 
         cuda = self.device.type == "cuda"
         specs = self._engine_specs(1, self.sizes.ray_train_size)
@@ -515,8 +515,8 @@ class Check:
         return chosen
 
     def _plan(self, specs: list):
-        from audit.engine import AuditConfig, plan_audit
-        from audit.jobs.variant import VariantJob
+        from audit.running.engine import AuditConfig, plan_audit
+        from audit.running.jobs.variant import VariantJob
 
         name, options, data_root = self.data()[1]
         plan = plan_audit(AuditConfig(dataset=name, dataset_options=options, data_root=data_root, download=False,
@@ -526,9 +526,9 @@ class Check:
         return plan
 
     def _run_engine(self, plan, executor, name: str) -> dict:
-        from audit.engine import RunListener, run_audit
+        from audit.running.engine import RunListener, run_audit
+        from audit.running.train import train_indices
         from audit.store import load
-        from audit.train import train_indices
 
         seconds: dict[str, float] = {}
         spans: list[tuple[float, float]] = []
@@ -576,7 +576,7 @@ def compare(a, b) -> dict:
 
 class BatchLog(torch.nn.Module):
     """Passes batches to `inner` and logs their sizes; above `limit` images it raises torch.OutOfMemoryError,
-    as CUDA's allocator does, so that audit.predict's real halving runs where there is no GPU memory to exhaust."""
+    as CUDA's allocator does, so that audit.running.predict's real halving runs where there is no GPU memory to exhaust."""
 
     def __init__(self, inner: torch.nn.Module, limit: int | None = None):
         super().__init__()
@@ -665,7 +665,7 @@ def dataloader_baseline(model, folder: Path, prep, *, device: torch.device, batc
 def summarize(result: dict) -> dict:
     """Projections of a full `paper` variant and of the grid from the measured rates."""
     from audit.models.variants import PRESET_RECIPES, preset_variants
-    from audit.train import train_indices
+    from audit.running.train import train_indices
 
     sec = result["sections"]
     train = sec.get("train", {})
@@ -868,7 +868,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from audit.train import resolve_device
+    from audit.running.train import resolve_device
 
     device = resolve_device(args.device)
     if device.type == "cuda" and device.index is None:

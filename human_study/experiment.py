@@ -22,7 +22,7 @@ from human_study.records import MAX_RT_MS, Calibration, Progress, Recorded, Sche
 from human_study.schedule import SIDES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from human_study.store import Store
+    from human_study.visit import Store
 
 STUDY_UNAVAILABLE = "this study cannot be opened right now; please tell the researcher"
 
@@ -177,7 +177,7 @@ def mark_shown(visit: Visit, trial: ScheduledTrial, *, now: datetime | None = No
 def client_phases(payload: object) -> dict | None:
     """The phase durations (ms) in the browser's message, untrusted: kept only where they are
     finite, non-negative numbers of a known phase (the store checks them again)."""
-    from human_study.store import check_phases
+    from human_study.visit import check_phases
 
     phases = payload.get("phases") if isinstance(payload, Mapping) else None
     try:

@@ -25,7 +25,7 @@ from human_study.records import Study
 from human_study.schedule import derive_seed
 from human_study.schema import public_url, sqlite_url
 from human_study.stimuli import noise_stimulus, render_stimulus
-from human_study.store import Store
+from human_study.visit import Store
 
 log = logging.getLogger(__name__)
 

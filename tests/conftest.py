@@ -75,8 +75,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict |
 @pytest.fixture(scope="session")
 def digits_audit(tmp_path_factory) -> Path:
     """A real audit of scikit-learn's digits: the `minimal` preset, 2 epochs, trained here."""
-    from audit.engine import AuditConfig, plan_audit, run_audit
     from audit.report import build_report
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
     from audit.store import load
 
     out = tmp_path_factory.mktemp("audits") / "digits"

@@ -27,7 +27,7 @@ SCORE_COLUMNS = ("n_correct", "category", "tp_agreement", "consensus", "mean_tru
 
 def golden_audits(root: Path) -> dict[str, Path]:
     """Write the pinned audits under `root` (no report yet): {name: audit path}."""
-    from audit.importers import read_model_vs_human, write_imported_audit
+    from audit.curation.importers import read_model_vs_human, write_imported_audit
     from audit.synthetic import make_synthetic_audit
 
     synthetic = make_synthetic_audit(root / "synthetic", n_images=400, n_models=8, n_epochs=6, n_pretrained=2,

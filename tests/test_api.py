@@ -33,7 +33,7 @@ def digits_copy(digits_audit, tmp_path):
 # --------------------------------------------------------------------------- import audit stays light
 def test_import_audit_is_light_and_the_api_loads_on_first_use():
     code = ("import sys, audit\n"
-            "heavy = ('torch', 'streamlit', 'matplotlib', 'ray', 'audit.engine', 'audit.api')\n"
+            "heavy = ('torch', 'streamlit', 'matplotlib', 'ray', 'audit.running.engine', 'audit.api')\n"
             "print(sorted(m for m in heavy if m in sys.modules))\n"
             "f = audit.run, audit.import_decisions, audit.load_report, audit.draw_figure, audit.export_subset\n"
             "print(sorted(m for m in heavy if m in sys.modules), all(map(callable, f)))\n"

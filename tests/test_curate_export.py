@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from audit.curate import REVIEW_COLUMNS, export_selection, select_images
+from audit.curation.export import REVIEW_COLUMNS, export_selection, select_images
 from audit.report import build_report
 from audit.store import AuditError, load
 from tests.conftest import invoke_cli as invoke
@@ -33,7 +33,7 @@ def folder_audit(tmp_path_factory) -> Path:
     """A real audit of an ImageFolder tree: 3 classes of scikit-learn digits as PNG files, 12 val images each."""
     from sklearn.datasets import load_digits
 
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     root = tmp_path_factory.mktemp("folder") / "data"
     digits = load_digits()
@@ -361,7 +361,7 @@ def test_a_failed_write_leaves_nothing(digits_audit, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("audit.curate.card_markdown", broken)
+    monkeypatch.setattr("audit.curation.export.card_markdown", broken)
     with pytest.raises(OSError):
         export_selection(result, selection, tmp_path / "x", fmt="imagefolder")
     assert not list(tmp_path.iterdir())

@@ -123,7 +123,7 @@ def test_penultimate_features_are_the_input_of_the_classifier():
     import torch
 
     from audit.models.architectures import create_architecture
-    from audit.train import Normalizer, TensorData
+    from audit.running.train import Normalizer, TensorData
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -200,7 +200,7 @@ def test_classes_page_lists_confusions_of_many_classes(tmp_path):
 
 @pytest.mark.slow
 def test_a_linear_probed_pretrained_model_stores_its_features_gram_matrix(tmp_path):
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     plan = plan_audit(AuditConfig(dataset="digits", variants="none", device="cpu", rsa_images=100,
                                   models=["efficientnet_lite0@32"]))

@@ -153,7 +153,7 @@ def test_depth_consistency_is_spearman_per_pair():
     ("vgg_small", {"width": 8, "depth": 1}, 3),  # one ReLU per stage
 ])
 def test_probe_positions_and_pooled_embeddings(arch, kwargs, n_hidden):
-    from audit.train import Normalizer, TensorData
+    from audit.running.train import Normalizer, TensorData
 
     model = create_architecture(arch, in_channels=1, n_classes=10, **kwargs)
     names = probe_layer_names(model)
@@ -171,7 +171,7 @@ def digits_model():
     """A small ResNet trained for 10 epochs on digits (1198 training, 599 validation images; about 93%)."""
     from audit.data import load_dataset
     from audit.models.variants import VariantSpec
-    from audit.train import TensorData, train_variant
+    from audit.running.train import TensorData, train_variant
 
     torch.set_num_threads(1)
     ds = load_dataset("digits")
@@ -186,7 +186,7 @@ def digits_model():
 
 @pytest.mark.slow
 def test_prediction_depth_of_a_trained_network(digits_model):
-    from audit.train import Normalizer
+    from audit.running.train import Normalizer
 
     model, train, val, ds = digits_model
     ref = reference_subsample(np.arange(len(train)), 800, random_state=0)

@@ -11,8 +11,8 @@ import pytest
 
 import audit
 from audit.deep.label_issues import ensemble_probabilities, find_label_issues
-from audit.engine import AuditConfig, plan_audit, run_audit
 from audit.report import build_report, format_summary
+from audit.running.engine import AuditConfig, plan_audit, run_audit
 from audit.store import AuditDir
 
 pytestmark = pytest.mark.slow  # builds (or reuses) a trained digits audit

@@ -1,7 +1,7 @@
 """Every shell command in README.md and docs/ runs as a user copies it: in order, in a fresh folder, in a shell
 that has run the README's `. .venv/bin/activate`, on a tiny audit. Two readers share the folder, one on the pages
 about your own data, one on the rest, each in the docs' order. DDD_AUDIT_SMOKE=1 shrinks the sizes (see
-audit/engine.py); the command text stays as written, except TOKEN, which becomes the study's admin token.
+audit/running/engine.py); the command text stays as written, except TOKEN, which becomes the study's admin token.
 
 Servers (`ddd-audit app`, `ddd-audit study serve`) are started, answer their health check and are stopped.
 The inputs the docs assume (decisions.csv, logits/, an image folder, ...) are made here from real data. The

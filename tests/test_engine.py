@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.engine import AuditConfig, plan_audit, run_audit
 from audit.models.variants import PAPER_CONDITIONS, preset_variants, resolve_variants
+from audit.running.engine import AuditConfig, plan_audit, run_audit
 from audit.store import AuditDir, AuditError, load
 from tests.conftest import ROOT, cli_exit_code, run_cli
 
@@ -88,7 +88,7 @@ def test_variant_grid_follows_meding2022_a1():
 
 
 def test_disjoint_halves_are_disjoint():
-    from audit.train import train_indices
+    from audit.running.train import train_indices
 
     specs = {s.name: dataclasses.replace(s, train_size=6000) for s in preset_variants("quick")}
     a = train_indices(1000, specs["disjoint_1"])

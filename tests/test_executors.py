@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.engine import AuditConfig, plan_audit, run_audit
-from audit.executors import LocalExecutor
+from audit.running.engine import AuditConfig, plan_audit, run_audit
+from audit.running.executors import LocalExecutor
 from audit.store import load
 
 
@@ -84,7 +84,7 @@ def ray_cluster():
 
 @pytest.mark.slow
 def test_ray_matches_inline(ray_cluster, inline_audit, tmp_path):
-    from audit.executors import RayExecutor
+    from audit.running.executors import RayExecutor
 
     out = tmp_path / "ray"
     outcome = run_audit(_plan(), out, executor=RayExecutor())
@@ -94,7 +94,7 @@ def test_ray_matches_inline(ray_cluster, inline_audit, tmp_path):
 
 @pytest.mark.slow
 def test_ray_worker_killed_mid_job(ray_cluster, inline_audit, tmp_path):
-    from audit.executors import RayExecutor
+    from audit.running.executors import RayExecutor
     from tests.faulty_jobs import DieOnceJob
 
     # 1. a worker dies once: Ray retries the task and the audit completes
@@ -118,7 +118,7 @@ def test_ray_worker_killed_mid_job(ray_cluster, inline_audit, tmp_path):
 
 def test_unreachable_cluster_is_a_clear_error():
     pytest.importorskip("ray")
-    from audit.executors import RayExecutor, _check_reachable
+    from audit.running.executors import RayExecutor, _check_reachable
 
     with pytest.raises(ValueError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
         _check_reachable("127.0.0.1:1", 2.0)
@@ -127,7 +127,7 @@ def test_unreachable_cluster_is_a_clear_error():
 
 def test_gpus_per_job_takes_fractions_or_whole_gpus():
     pytest.importorskip("ray")
-    from audit.executors import RayExecutor
+    from audit.running.executors import RayExecutor
 
     assert RayExecutor(gpus_per_job=0.25).gpus_per_job == 0.25
     assert RayExecutor(gpus_per_job=2).gpus_per_job == 2

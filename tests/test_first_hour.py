@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from audit.engine import AuditConfig, plan_audit, run_audit
+from audit.running.engine import AuditConfig, plan_audit, run_audit
 from audit.store import AuditDir, AuditError, current_process, load, process_alive, run_state
 from tests.conftest import cli_exit_code, run_cli
 

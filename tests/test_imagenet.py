@@ -8,8 +8,8 @@ import pytest
 
 from audit.data.imagenet import imagenet_synsets, load_imagenet, read_ground_truth
 from audit.data.sources import DatasetError, load_dataset
-from audit.jobs import JobContext, pretrained_jobs
 from audit.models.heads import HeadPlan, softmax
+from audit.running.jobs import JobContext, pretrained_jobs
 from tests.test_imagenet_photos import CAT_CLASSES, PHOTOS, crops, write_crops
 
 N_PER_PHOTO = 4

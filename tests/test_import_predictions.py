@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import audit
-from audit.importers import (
+from audit.curation.importers import (
     ImportDataError,
     read_decisions_source,
     read_long_table,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from audit.jobs import (
+from audit.running.jobs import (
     DepthSplitJob,
     LearnabilityJob,
     PretrainedJob,
@@ -51,7 +51,7 @@ def test_a_new_kind_registers_after_the_others_and_a_taken_kind_is_refused(monke
         def plan(cls, planning):
             return []
 
-    with pytest.raises(ValueError, match="already registered by audit.jobs.variant.VariantJob"):
+    with pytest.raises(ValueError, match="already registered by audit.running.jobs.variant.VariantJob"):
         register_job("variant")(Impostor)
     assert job_kind("variant") is VariantJob
 

@@ -18,8 +18,8 @@ import pytest
 
 import audit
 import audit.report
-from audit.importers import ImportDataError, read_model_vs_human, write_imported_audit
-from audit.importers.readers import short_imagename
+from audit.curation.importers import ImportDataError, read_model_vs_human, write_imported_audit
+from audit.curation.importers.readers import short_imagename
 from audit.metrics.makers import masked_error_consistency
 from tests.conftest import ROOT
 

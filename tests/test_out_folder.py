@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.engine import AuditConfig, plan_audit, prepare_directory, run_audit
+from audit.running.engine import AuditConfig, plan_audit, prepare_directory, run_audit
 from audit.store import AuditError, folder_state, load
 from tests.conftest import cli_exit_code, run_cli
 from tests.test_importers import write_mvh_folder

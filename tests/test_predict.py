@@ -8,7 +8,7 @@ import torch
 
 from audit.data.decode_cache import DecodeCache, Preprocessing, decode_split
 from audit.data.sources import Split, load_digits
-from audit.predict import predict
+from audit.running.predict import predict
 from tests.test_imagenet_photos import write_crops
 
 LITE0_CFG = {"input_size": (3, 96, 96), "crop_pct": 0.875, "crop_mode": "center", "interpolation": "bicubic",

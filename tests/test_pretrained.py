@@ -11,7 +11,6 @@ import pytest
 
 from audit.data.imagenet import imagenet_synsets
 from audit.data.sources import Dataset, Split
-from audit.jobs import JobContext, pretrained_jobs
 from audit.models.pretrained import (
     WEIGHT_PACKAGES,
     CheckpointMismatchError,
@@ -22,6 +21,7 @@ from audit.models.pretrained import (
     map_state_dict_in_order,
     parse_spec,
 )
+from audit.running.jobs import JobContext, pretrained_jobs
 from tests.conftest import run_cli
 from tests.test_imagenet_photos import CAT_CLASSES, photo
 
@@ -198,7 +198,7 @@ def test_cli_prints_one_line_for_an_unknown_model(tmp_path):
 
 @pytest.mark.slow
 def test_a_model_that_fails_to_load_does_not_sink_the_audit(tmp_path, lite0_timm_state):
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
     from audit.store import load
 
     folder, _ = lite0_timm_state

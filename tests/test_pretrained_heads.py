@@ -10,10 +10,10 @@ import pytest
 
 from audit.data.decode_cache import DecodeCache, Preprocessing
 from audit.data.sources import load_dataset
-from audit.jobs import JobContext, pretrained_jobs
 from audit.models.heads import LabelSpaceError, MappingFileError, read_mapping, resolve_head
 from audit.models.pretrained import load_model, parse_spec
-from audit.predict import predict
+from audit.running.jobs import JobContext, pretrained_jobs
+from audit.running.predict import predict
 from tests.test_imagenet_photos import write_crops
 
 CLASSES = {"cat": "chelsea", "coffee_cup": "coffee", "rocket": "rocket"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from audit.progress_lines import PlainProgress, clock_text
+from audit.running.progress_lines import PlainProgress, clock_text
 from tests.conftest import run_cli
 
 

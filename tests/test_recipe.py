@@ -12,7 +12,7 @@ import torch
 from audit.data.sources import load_gaussian
 from audit.metrics.gaussian_control import gaussian_kl, kl_accuracy_correlation, nearest_neighbour_kl
 from audit.models.variants import PRESET_RECIPES, VariantSpec, preset_variants
-from audit.train import (
+from audit.running.train import (
     MAX_PASSES_PER_EPOCH,
     Normalizer,
     TensorData,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.relabel import read_relabel, relabel_dataset, relabel_imported
+from audit.curation.relabel import read_relabel, relabel_dataset, relabel_imported
 from audit.store import AuditError, load
 from tests.conftest import cli_exit_code
 from tests.conftest import invoke_cli as invoke
@@ -81,7 +81,7 @@ def test_run_relabel_audits_with_the_corrected_labels(digits_audit, reviewed, tm
     assert after.manifest["config"]["relabel"] == str(reviewed["path"])
     assert after.manifest["dataset"]["fingerprint"] != before.manifest["dataset"]["fingerprint"]
     # the dataset of the audit's config is the relabelled one (as `ddd-audit score` checks it)
-    from audit.engine import AuditConfig, audited_dataset
+    from audit.running.engine import AuditConfig, audited_dataset
 
     again = audited_dataset(AuditConfig(**after.manifest["config"]))
     assert again.fingerprint() == after.manifest["dataset"]["fingerprint"]
@@ -145,7 +145,7 @@ def test_an_image_by_id_source_or_file(tmp_path):
 
 
 def test_relabel_imported_decisions(tmp_path):
-    from audit.importers import read_decisions_source
+    from audit.curation.importers import read_decisions_source
 
     table = tmp_path / "decisions.csv"
     rows = [(m, img, lab, pred, 0.9) for m, preds in (("a", "cdc"), ("b", "cdd"))
@@ -171,8 +171,8 @@ def test_relabel_imported_decisions(tmp_path):
 
 
 def test_relabelled_prediction_files_write_an_audit_that_records_it(tmp_path):
-    from audit.importers import read_decisions_source, write_imported_audit
-    from audit.relabel import record_relabel
+    from audit.curation.importers import read_decisions_source, write_imported_audit
+    from audit.curation.relabel import record_relabel
 
     folder = tmp_path / "zoo"
     folder.mkdir()

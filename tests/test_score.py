@@ -155,7 +155,7 @@ def test_scored_models_stay_out_of_the_split(digits_audit, tmp_path):
 
 
 def test_rerunning_an_audit_keeps_scored_models_out(digits_audit, tmp_path):
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     path = _copy(digits_audit, tmp_path)
     _fake_scored(path, "newcomer", 0.7)
@@ -261,7 +261,7 @@ def test_a_model_of_the_audit_is_refused(digits_audit, tmp_path):
 
 
 def test_a_model_scored_with_another_spec_needs_force(digits_audit, tmp_path):
-    from audit.scorer import plan_scoring
+    from audit.running.score import plan_scoring
 
     path = _copy(digits_audit, tmp_path)
     _fake_scored(path, NAME, 0.5)  # stored with the spec "efficientnet_lite0-32px@fake"

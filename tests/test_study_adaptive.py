@@ -28,7 +28,7 @@ from human_study.export import MVH_COLUMNS, TIDY_COLUMNS, model_vs_human_frame, 
 from human_study.folder import create_study, open_study_dir
 from human_study.schema import reading, sessions
 from human_study.settings import StudySettingsError
-from human_study.store import Store
+from human_study.visit import Store
 from tests.study_fixtures import make_study_audit, write_audit
 
 N_MODELS = 40

@@ -15,7 +15,7 @@ from human_study.folder import create_study, open_study_dir
 from human_study.links import observer_link
 from human_study.schedule import build_schedule
 from human_study.schema import SCHEMA_VERSION, sqlite_url
-from human_study.store import Store
+from human_study.visit import Store
 from tests.study_fixtures import make_study_audit
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from audit.executors import allowed_cpus, choose_threads, free_cores
+from audit.running.executors import allowed_cpus, choose_threads, free_cores
 
 
 def test_requested_threads_and_omp_num_threads_win(monkeypatch):
@@ -41,7 +41,7 @@ def test_a_core_held_by_busy_processes_is_not_counted_free():
 
 
 def test_a_run_records_its_threads_and_chooses_them_before_each_job(tmp_path, monkeypatch):
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     settings = dict(dataset="digits", variants="minimal", epochs=1, depth="none", learnability=False, val_size=100,
                     train_size=200, device="cpu")
@@ -67,7 +67,7 @@ def test_a_variant_resumed_from_its_checkpoint_goes_on_with_its_threads(tmp_path
 
     from audit.data import load_dataset
     from audit.models.variants import VariantSpec
-    from audit.train import TensorData, train_variant
+    from audit.running.train import TensorData, train_variant
 
     ds = load_dataset("digits")
     cpu = torch.device("cpu")

@@ -8,7 +8,7 @@ import torch
 
 from audit.data import load_dataset
 from audit.models.variants import VariantSpec
-from audit.train import TensorData, train_variant
+from audit.running.train import TensorData, train_variant
 
 
 @pytest.fixture(scope="module")

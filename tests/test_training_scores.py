@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from audit.metrics import training_scores as ts
+from audit.running.train import Normalizer, TensorData, evaluate
 from audit.store import SCORE_FIELDS, AuditDir, decisions_frame, has_fields, read_decisions
-from audit.train import Normalizer, TensorData, evaluate
 
 # one image, three classes, logits (log 2, 0, 0): p = (1/2, 1/4, 1/4)
 LOGITS = np.array([[math.log(2), 0.0, 0.0]])

@@ -52,7 +52,7 @@ def digits_tree(root: Path, classes: list[str], *, n_val: int = 8, n_train: int 
 
 
 def run_tiny(dataset: str, out: Path, *, follow_symlinks: bool = False) -> Path:
-    from audit.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     plan = plan_audit(AuditConfig(dataset=dataset, variants="minimal", epochs=1, device="cpu", image_size=8,
                                   depth="none", learnability=False, rsa_images=0, follow_symlinks=follow_symlinks))
@@ -153,14 +153,14 @@ def test_a_job_name_and_a_link_out_of_a_received_audit_are_not_written(tmp_path)
 #: Writes that do not go through `inside`/`AuditDir.file`, and why each stays where it belongs.
 WRITES_ELSEWHERE = {
     ("audit/store/files.py", "*"): "the atomic writers themselves: callers hand them a checked path",
-    ("audit/curate.py", "export_selection"): "the export's own temporary folder beside --out (the user's flag)",
-    ("audit/curate.py", "_write"): "files named by image id and class folder inside the export's temporary folder",
+    ("audit/curation/export.py", "export_selection"): "the export's own temporary folder beside --out (the user's flag)",
+    ("audit/curation/export.py", "_write"): "files named by image id and class folder inside the export's temporary folder",
     ("audit/data/decode_cache.py", "get"): "the decode cache under --cache-dir (the user's flag), named by hashes",
     ("audit/report/html.py", "write_html_report"): "report/report.html via AuditDir.file, or a path the caller gives",
     ("audit/report/pdf.py", "write_pdf_report"): "report/report.pdf via AuditDir.file, or a path the caller gives",
     ("audit/report/build.py", "_write_csv"): "a path build_report made with AuditDir.file",
     ("audit/store/decisions.py", "write"): "the final-decision cache: its folder is checked with inside() first",
-    ("audit/train.py", "_save_checkpoint"): "checkpoints/<variant>.pt: the folder from AuditDir.file, names checked",
+    ("audit/running/train.py", "_save_checkpoint"): "checkpoints/<variant>.pt: the folder from AuditDir.file, names checked",
     ("human_study/export.py", "write_exports"): "--out of study export, with the study name checked",
     ("human_study/export.py", "write_tidy"): "--out of study export, with the study name checked",
     ("human_study/folder.py", "render_study_images"): "the study's own images/ folder, files named by the design",
@@ -223,7 +223,7 @@ def test_every_writer_goes_through_the_store_helper_or_is_listed():
 def test_the_writer_walk_sees_the_audit_writers():
     seen = {(rel, fn) for rel, fn, *_ in _writer_calls()}
     for must in (("audit/store/directory.py", "write_job"), ("audit/store/directory.py", "write_images"),
-                 ("audit/importers/writer.py", "_write_makers"), ("audit/report/build.py", "build_report")):
+                 ("audit/curation/importers/writer.py", "_write_makers"), ("audit/report/build.py", "build_report")):
         assert must in seen
 
 

@@ -129,7 +129,7 @@ def test_consistency_page_of_a_zoo_is_an_image_in_clustered_order(tmp_path):
 def test_humans_beside_a_zoo_keep_their_intervals(tmp_path):
     """70 models and 3 humans: the group bootstrap resamples a subset of makers, says so, and its
     intervals bracket the group means."""
-    from audit.importers import read_long_table, write_imported_audit
+    from audit.curation.importers import read_long_table, write_imported_audit
     from audit.report import build_report
 
     rng = np.random.default_rng(5)

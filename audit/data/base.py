@@ -77,7 +77,7 @@ class Dataset:
     origin: str = ""
     #: The folder that holds the image files (file datasets); readers open no image outside it.
     root: str | None = None
-    #: How trained variants see the pixels: "linear" or "symlog" (see audit.train.INPUT_TRANSFORMS)
+    #: How trained variants see the pixels: "linear" or "symlog" (see audit.running.train.INPUT_TRANSFORMS)
     input_transform: str = "linear"
     #: How to reopen the images of a table or shard source (`audit.data.table_sources.open_reader`).
     reader: dict | None = None

@@ -226,7 +226,7 @@ def load_gaussian(
     defaults here (300 train, 500 test per class, 16 x 16 px) fit a few minutes
     of CPU training; 500 test images per class, as in A.5, keep the per-class
     accuracies precise enough to compare with eq. (1). Trained variants see the
-    pixels through the "symlog" input transform (audit.train.INPUT_TRANSFORMS).
+    pixels through the "symlog" input transform (audit.running.train.INPUT_TRANSFORMS).
     """
     if n_classes < 2 or n_train_per_class < 1 or n_val_per_class < 1 or image_size < 1:
         raise DatasetError("gaussian needs n_classes >= 2 and positive sizes")

@@ -109,7 +109,7 @@ def learnability(train_images, train_labels, test_images, test_labels, *, n_clas
     """
     import torch
 
-    from audit.train import Normalizer, TensorData
+    from audit.running.train import Normalizer, TensorData
 
     config = config or LearnabilityConfig()
     unknown = set(config.conditions) - set(CONDITIONS)

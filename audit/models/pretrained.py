@@ -3,7 +3,7 @@
 A spec is `BASE[@SIZE][+probe]`; BASE is a timm name (`resnet50.a1_in1k`: hub or local cache),
 `ARCH=PATH` (a local checkpoint) or a registered weight package (`efficientnet_lite0/1/2`).
 `validate_spec` checks names and files without loading weights; `load_model` loads them.
-The job that runs a model over a dataset is `audit.jobs.pretrained.PretrainedJob`.
+The job that runs a model over a dataset is `audit.running.jobs.pretrained.PretrainedJob`.
 """
 
 from __future__ import annotations

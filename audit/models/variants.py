@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.schemas import SCHEDULES  # the learning-rate schedules (see `audit.train.make_scheduler`)
+from audit.schemas import SCHEDULES  # the learning-rate schedules (see `audit.running.train.make_scheduler`)
 
 #: The conditions of meding2022 A.1, with the number of instances the paper trained.
 PAPER_CONDITIONS: dict[str, int] = {
@@ -43,7 +43,7 @@ class VariantSpec:
     `train_part` is "all", "half" (a seeded random half), "first_half" or
     "second_half" (the two disjoint halves). `split_batch` feeds each batch as
     two halves in sequence (the paper's "half batch size" condition).
-    `schedule` is "step" (`lr_milestones`) or "onecycle" (see `audit.train.make_scheduler`);
+    `schedule` is "step" (`lr_milestones`) or "onecycle" (see `audit.running.train.make_scheduler`);
     `epoch_size` draws that many images afresh each epoch from the variant's part
     (None: every image of the part once per epoch).
     """

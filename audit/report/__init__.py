@@ -42,7 +42,16 @@ from audit.report.parts import (
 )
 from audit.report.text import count_noun, format_summary, headline
 
+#: The parts the tool brings; parts registered later (a lab's own, in a notebook or a plugin) come after them.
+BUILT_IN_PARTS = tuple(p.name for p in report_parts())
+
+
+def added_parts() -> list[ReportPart]:
+    """The registered parts that the tool does not bring (see `register_part`), in report order."""
+    return [p for p in report_parts() if p.name not in BUILT_IN_PARTS]
+
 __all__ = [
+    "BUILT_IN_PARTS",
     "OPTIONAL_COLUMNS",
     "REPORT_COLUMNS",
     "REQUIRED_FILES",
@@ -50,6 +59,7 @@ __all__ = [
     "ReportContent",
     "ReportInputs",
     "ReportPart",
+    "added_parts",
     "build_report",
     "compute_report",
     "count_noun",

@@ -17,7 +17,7 @@ from human_study.design import DesignConfig
 from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
 from human_study.links import observer_link
 from human_study.schema import reading, sessions
-from human_study.store import Store
+from human_study.visit import Store
 from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
 from tests.browser.test_experiment_browser import ROUTER, ready_trial, wait_button, wait_new_trial
 from tests.study_fixtures import write_audit

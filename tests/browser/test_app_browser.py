@@ -30,8 +30,8 @@ PAGES = (  # url path, title, texts that must be visible, minimum number of char
 def digits_epochs_audit(tmp_path_factory) -> Path:
     """The digits audit over 6 epochs: its groups' ensembles match in accuracy at several epochs, so the
     Compare page draws its accuracy-matched curve (2 epochs of today's recipe jump past every match)."""
-    from audit.engine import AuditConfig, plan_audit, run_audit
     from audit.report import build_report
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
     from audit.store import load
 
     out = tmp_path_factory.mktemp("audits") / "digits_epochs"

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def imported_url(tmp_path_factory):
     from audit import load
-    from audit.importers import read_model_vs_human, write_imported_audit
+    from audit.curation.importers import read_model_vs_human, write_imported_audit
     from audit.report import build_report
     from tests.browser.streamlit_server import chromium
     from tests.test_importers import write_mvh_folder

@@ -33,8 +33,8 @@ def received(tmp_path_factory) -> Path:
     from sklearn.datasets import load_digits
 
     import audit
-    from audit.engine import AuditConfig, plan_audit, run_audit
     from audit.report import build_report
+    from audit.running.engine import AuditConfig, plan_audit, run_audit
 
     chromium()  # skips, with the reason, where there is no Chromium
     pytest.importorskip("playwright.sync_api")

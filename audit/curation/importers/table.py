@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from audit.importers.columns import check_class_indices
-from audit.importers.common import (
+from audit.curation.importers.columns import check_class_indices
+from audit.curation.importers.common import (
     DECISION_TABLE_COLUMNS,
     MAKER_KINDS,
     NO_ANSWER,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.data.base import Dataset
-from audit.jobs.base import JobOutput, JobPlanning, ProgressFn, environment, register_job
 from audit.models.heads import HeadPlan, resolve_head
 from audit.models.pretrained import ModelSpec, load_model, n_outputs, parse_spec, validate_spec
+from audit.running.jobs.base import JobOutput, JobPlanning, ProgressFn, environment, register_job
 
 DEFAULT_PROBE_TRAIN_SIZE = 5000
 
@@ -91,7 +91,7 @@ class PretrainedJob:
 
         from audit.data.decode_cache import Preprocessing, decode_cache_for
         from audit.models.heads import LinearProbe, decisions_from_probabilities, probe_indices
-        from audit.predict import predict
+        from audit.running.predict import predict
         from audit.store import decisions_frame
 
         t0 = time.perf_counter()

@@ -5,7 +5,7 @@ Each job kind registers itself with `@register_job("kind")` and lists its jobs i
 below. To add a kind, write a module here and import it below.
 """
 
-from audit.jobs.base import (
+from audit.running.jobs.base import (
     Job,
     JobContext,
     JobOutput,
@@ -16,12 +16,12 @@ from audit.jobs.base import (
     job_kinds,
     register_job,
 )
-from audit.jobs.variant import VariantJob
+from audit.running.jobs.variant import VariantJob
 
 # isort: split
 # The kinds register in this order, which is the order of the jobs in a plan.
-from audit.jobs.deep import DepthSplitJob, LearnabilityJob
-from audit.jobs.pretrained import PretrainedJob, pretrained_jobs
+from audit.running.jobs.deep import DepthSplitJob, LearnabilityJob
+from audit.running.jobs.pretrained import PretrainedJob, pretrained_jobs
 
 __all__ = [
     "DepthSplitJob",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.jobs.base import JobContext, JobOutput, JobPlanning, ProgressFn, environment, register_job
+from audit.running.jobs.base import JobContext, JobOutput, JobPlanning, ProgressFn, environment, register_job
 from audit.store import AuditError, decisions_frame
 
 #: The side of the images trained variants see when a file dataset is decoded for them.
@@ -51,7 +51,7 @@ class VariantJob:
         if config.compile and device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
             raise AuditError("--compile on the CPU needs a C++ compiler for torch.compile's kernels; install one "
                              "(apt-get install g++) or leave out --compile")
-        from audit.train import has_nondeterministic_kernels
+        from audit.running.train import has_nondeterministic_kernels
 
         jobs = [cls(s) for s in specs if s.deterministic or has_nondeterministic_kernels(device)]
         dropped = [s.name for s in specs if not s.deterministic and not has_nondeterministic_kernels(device)]
@@ -69,7 +69,7 @@ class VariantJob:
 
     def estimate_seconds(self, ctx: JobContext) -> float:
         """A rough CPU estimate from the work done (images seen x epochs), calibrated on 2 cores."""
-        from audit.train import train_indices
+        from audit.running.train import train_indices
 
         ds = ctx.dataset
         n_train = len(train_indices(len(ds.train), self.spec)) if ds.train is not None else 0
@@ -95,7 +95,7 @@ class VariantJob:
         import torch
 
         from audit.models.architectures import state_dict_hash
-        from audit.train import train_variant
+        from audit.running.train import train_variant
 
         if ctx.threads:
             torch.set_num_threads(ctx.threads)
@@ -142,7 +142,7 @@ def representation_outputs(spec, ctx: JobContext, model, train, val) -> tuple[di
     architecture has no linear classifier.
     """
     from audit.deep.features import capture, penultimate_features, representation_images
-    from audit.train import Normalizer
+    from audit.running.train import Normalizer
 
     if not ctx.rsa_images:
         return {}, {}
@@ -167,7 +167,7 @@ def deep_outputs(spec, ctx: JobContext, model, train, val) -> tuple[dict, dict]:
     import torch
 
     from audit.deep.probes import DEFAULT_K, probe_depth, reference_subsample, softmax_outputs
-    from audit.train import Normalizer, train_indices
+    from audit.running.train import Normalizer, train_indices
 
     extras: dict = {}
     facts: dict = {}

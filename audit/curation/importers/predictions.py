@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.importers.columns import PREDICTION_FILE, check_class_indices, check_columns
-from audit.importers.common import DecisionSource, ImportDataError, require_columns, store_rows
-from audit.importers.readers import read_labels
+from audit.curation.importers.columns import PREDICTION_FILE, check_class_indices, check_columns
+from audit.curation.importers.common import DecisionSource, ImportDataError, require_columns, store_rows
+from audit.curation.importers.readers import read_labels
 
 PREDICTION_SUFFIXES = (".parquet", ".csv")
 PREDICTION_COLUMNS = ("image", "predicted")

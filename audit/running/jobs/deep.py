@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from audit.jobs.base import JobContext, JobOutput, JobPlanning, ProgressFn, environment, register_job
-from audit.jobs.variant import VariantJob
+from audit.running.jobs.base import JobContext, JobOutput, JobPlanning, ProgressFn, environment, register_job
+from audit.running.jobs.variant import VariantJob
 from audit.store import AuditError
 
 
@@ -56,7 +56,7 @@ class DepthSplitJob:
 
     def estimate_seconds(self, ctx: JobContext) -> float:
         """Two trainings of the base recipe on its training images plus half of the validation split."""
-        from audit.train import train_indices
+        from audit.running.train import train_indices
 
         base = VariantJob(self.spec).estimate_seconds(ctx)  # includes one depth computation
         n_train = len(train_indices(len(ctx.dataset.train), self.spec))
@@ -68,7 +68,7 @@ class DepthSplitJob:
         import torch
 
         from audit.deep.probes import DEFAULT_K, probe_depth, reference_subsample
-        from audit.train import Normalizer, TensorData, train_indices, train_variant
+        from audit.running.train import Normalizer, TensorData, train_indices, train_variant
 
         if ctx.threads:
             torch.set_num_threads(ctx.threads)

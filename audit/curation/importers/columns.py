@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audit.importers.common import ImportDataError
+from audit.curation.importers.common import ImportDataError
 from audit.schemas import MAX_EPOCHS
 
 #: The most classes an import may have (ImageNet-21k has 21,841): a class index beyond the label set could
@@ -54,7 +54,7 @@ DECISION_TABLE = (
     Column("rt", "number", low=0, high=MAX_RT_SECONDS,
            allowed=f"expected a response time from 0 to {MAX_RT_SECONDS:,.0f} seconds (or an empty cell)"),
 )
-#: One model's prediction file (audit.importers.predictions).
+#: One model's prediction file (audit.curation.importers.predictions).
 PREDICTION_FILE = (
     Column("image", "text", required=True, nullable=False, allowed="expected an image key"),
     Column("predicted", "class", required=True, nullable=False, allowed="expected a class name or index"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.importers.common import DecisionSource, ImportDataError, file_name
+from audit.curation.importers.common import DecisionSource, ImportDataError, file_name
 
 SPLIT_BY = ("models", "all")
 

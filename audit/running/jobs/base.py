@@ -62,13 +62,13 @@ class JobContext:
         return self.depth == "all" or (self.depth == "base" and group == "base")
 
     def torch_device(self):
-        from audit.train import resolve_device
+        from audit.running.train import resolve_device
 
         return resolve_device(self.device)
 
     def tensors(self):
         """Train and val splits as uint8 tensors on the device (built once per context)."""
-        from audit.train import TensorData
+        from audit.running.train import TensorData
 
         dev = self.torch_device()
         key = str(dev)
@@ -127,7 +127,7 @@ def environment() -> dict:
 class JobPlanning:
     """What a job kind reads when it lists its jobs for a run.
 
-    config : the run's `audit.engine.AuditConfig`
+    config : the run's `audit.running.engine.AuditConfig`
     context : the jobs' context; a kind may replace `context.dataset` (the variants decode a file dataset)
     specs : the variants of `config.variants` (`VariantSpec`s), resolved once for every kind
     notes : the run's notes; a kind appends what the user should know
@@ -151,7 +151,7 @@ def register_job(kind: str):
 
     The class lists its jobs for a run in a classmethod `plan(planning: JobPlanning) -> list`
     (empty when the run asks for none). The engine asks the kinds in the order they were
-    registered, which is the order `audit/jobs/__init__.py` imports them.
+    registered, which is the order `audit/running/jobs/__init__.py` imports them.
     """
 
     def add(cls: type) -> type:

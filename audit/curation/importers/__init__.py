@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.importers.common import (
+from audit.curation.importers.common import (
     DECISION_TABLE_COLUMNS,
     MAKER_KINDS,
     MVH_COLUMNS,
@@ -30,10 +30,14 @@ from audit.importers.common import (
     ImportDataError,
     read_class_list,
 )
-from audit.importers.predictions import PredictionFiles, looks_like_predictions, read_prediction_files
-from audit.importers.readers import read_long_table, read_model_vs_human, read_score_arrays
-from audit.importers.table import ImportedDecisions
-from audit.importers.writer import SPLIT_BY, write_imported_audit
+from audit.curation.importers.predictions import (
+    PredictionFiles,
+    looks_like_predictions,
+    read_prediction_files,
+)
+from audit.curation.importers.readers import read_long_table, read_model_vs_human, read_score_arrays
+from audit.curation.importers.table import ImportedDecisions
+from audit.curation.importers.writer import SPLIT_BY, write_imported_audit
 
 __all__ = ["DECISION_TABLE_COLUMNS", "MAKER_KINDS", "REQUIRED_COLUMNS", "SOURCE_FORMATS", "SPLIT_BY",
            "DecisionSource", "ImportDataError", "ImportedDecisions", "PredictionFiles", "read_class_list",

@@ -1,6 +1,6 @@
 """Progress as plain lines, for a run whose output is not a terminal (a log file, a pipe, a batch job).
 
-`PlainProgress` is a `RunListener` (audit.engine) that prints one line when a job starts or finishes, and
+`PlainProgress` is a `RunListener` (audit.running.engine) that prints one line when a job starts or finishes, and
 while a job runs at most one line every `every` seconds: the job, its stage (e.g. epoch 2/3), the jobs
 done, the time elapsed and an estimate of the time left. Nothing else; no colours, no carriage returns.
 """

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.importers.columns import DECISION_TABLE, check_columns
-from audit.importers.common import (
+from audit.curation.importers.columns import DECISION_TABLE, check_columns
+from audit.curation.importers.common import (
     DECISION_TABLE_COLUMNS,
     MVH_COLUMNS,
     MVH_FILE_RE,
@@ -20,7 +20,7 @@ from audit.importers.common import (
     ImportDataError,
     require_columns,
 )
-from audit.importers.table import ImportedDecisions, classes_of, normalise
+from audit.curation.importers.table import ImportedDecisions, classes_of, normalise
 
 
 # --------------------------------------------------------------------------- the long table

@@ -1,7 +1,7 @@
 """The audit engine: plan the jobs of an audit, run the unfinished ones, and keep the manifest.
 
 `plan_audit(config)` loads the dataset and asks every registered job kind
-(`audit.jobs`) for its jobs; `run_audit(plan, ...)` executes them through an
+(`audit.running.jobs`) for its jobs; `run_audit(plan, ...)` executes them through an
 executor and writes each result atomically, so a rerun resumes. Progress goes
 to a `RunListener`; the CLI draws the bars.
 """
@@ -22,8 +22,8 @@ import pandas as pd
 
 from audit.data.base import Dataset
 from audit.data.sources import load_dataset, skipped_files_notes
-from audit.jobs import JobContext, JobPlanning, job_kind, job_kinds
 from audit.models.variants import resolve_variants
+from audit.running.jobs import JobContext, JobPlanning, job_kind, job_kinds
 from audit.schemas import check_audit_settings
 from audit.store import (
     BASE_IMAGE_COLUMNS,
@@ -143,7 +143,7 @@ def _audited_dataset(config: AuditConfig) -> tuple[Dataset, dict | None]:
     ds = _val_subset(ds, config.val_size, config.seed)
     if not config.relabel:
         return ds, None
-    from audit.relabel import read_relabel, relabel_dataset
+    from audit.curation.relabel import read_relabel, relabel_dataset
 
     return relabel_dataset(ds, read_relabel(config.relabel))
 
@@ -275,7 +275,7 @@ def _job_threads(plan: AuditPlan, executor) -> dict | None:
     from its checkpoint goes on with the threads it began with. Ray sizes its own."""
     import os
 
-    from audit.executors import LocalExecutor, choose_threads
+    from audit.running.executors import LocalExecutor, choose_threads
 
     if not isinstance(executor, LocalExecutor):
         return None
@@ -352,7 +352,7 @@ def run_audit(plan: AuditPlan, out: str | Path, *, force: bool = False, executor
     Finished jobs are skipped (unless `force`); a job that fails is recorded in
     the manifest and the others go on.
     """
-    from audit.executors import LocalExecutor
+    from audit.running.executors import LocalExecutor
 
     listener = listener or RunListener()
     executor = executor or LocalExecutor()

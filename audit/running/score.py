@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from audit.data.base import Dataset, Split
-from audit.engine import AuditConfig, RunListener, _flip_for, audited_dataset, check_writable_folder
-from audit.jobs import JobContext, JobPlanning, VariantJob, pretrained_jobs
 from audit.models.heads import LabelSpaceError, MappingFileError
 from audit.models.variants import resolve_variants
+from audit.running.engine import AuditConfig, RunListener, _flip_for, audited_dataset, check_writable_folder
+from audit.running.jobs import JobContext, JobPlanning, VariantJob, pretrained_jobs
 from audit.store import SCORED_KIND, AuditDir, AuditError, AuditResult, load, read_json, utc_now
 
 
@@ -117,7 +117,7 @@ def run_scoring(plan: ScoringPlan, *, executor=None, listener: RunListener | Non
     last, so a killed run leaves each model either scored in full or not at all; rerun to resume.
     A model that fails is reported and the others go on.
     """
-    from audit.executors import LocalExecutor
+    from audit.running.executors import LocalExecutor
 
     listener = listener or RunListener()
     executor = executor or LocalExecutor()

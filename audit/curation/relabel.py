@@ -140,7 +140,7 @@ def relabel_dataset(dataset: Dataset, relabel: Relabel) -> tuple[Dataset, dict]:
 
 
 def relabel_imported(decisions, relabel: Relabel):
-    """Imported decisions (an `audit.importers.DecisionSource`) with the labels of the named images replaced.
+    """Imported decisions (an `audit.curation.importers.DecisionSource`) with the labels of the named images replaced.
 
     An image is matched by its key (the `image` the source gives it). The true-class probability of a
     relabelled image is no longer known and becomes NaN; correctness is recomputed when the audit is

@@ -3,7 +3,7 @@
 `LocalExecutor` runs in this process, or in a small pool of worker processes
 sized to the cores. `RayExecutor` sends each job to a Ray cluster as a task
 with its resources. An executor never writes files itself; it tells the run's
-listener (`audit.engine.RunListener`) when a job starts and how far it is.
+listener (`audit.running.engine.RunListener`) when a job starts and how far it is.
 """
 
 from __future__ import annotations
