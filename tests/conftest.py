@@ -74,16 +74,35 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict |
 
 @pytest.fixture(scope="session")
 def digits_audit(tmp_path_factory) -> Path:
-    """A real audit of scikit-learn's digits: the `minimal` preset, 2 epochs, trained here."""
+    """A real audit of scikit-learn's digits: the `minimal` preset, 2 epochs, trained here.
+
+    Trained once per test run: under xdist the first worker to ask trains it into the run's shared folder
+    (behind a file lock) and every worker gets its own copy, so no test sees another's writes.
+    """
+    import shutil
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's folder, shared by its workers
+    built = shared / "digits-audit"
+    with FileLock(str(shared / "digits-audit.lock")):
+        if not (built / "report" / "summary.json").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            _train_digits(built)
+    out = tmp_path_factory.mktemp("audits") / "digits"
+    shutil.copytree(built, out, symlinks=True)
+    return out
+
+
+def _train_digits(out: Path) -> None:
     from audit.report import build_report
     from audit.running.engine import AuditConfig, plan_audit, run_audit
     from audit.store import load
 
-    out = tmp_path_factory.mktemp("audits") / "digits"
     # 2 threads whatever the worker's own setting (make test runs one thread per worker): float sums differ
     # with the thread count, and the label-issue tests need the few images that this audit flags at 2
     # threads (at 1 thread, 2 epochs flag none).
     plan = plan_audit(AuditConfig(dataset="digits", variants="minimal", epochs=2, device="cpu", threads=2))
     run_audit(plan, out)
     build_report(load(out))
-    return out
