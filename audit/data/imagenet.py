@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.data.base import IMAGE_EXTENSIONS, Dataset, DatasetError, Split, check_image
+from audit.data.registry import register_dataset
 
 WNID = re.compile(r"^n\d{8}$")
 GROUND_TRUTH_NAMES = (
@@ -230,6 +231,7 @@ def _verify(paths: list[str], labels: list[int], split: str, skipped: list[dict]
     return [paths[i] for i in keep], [labels[i] for i in keep]
 
 
+@register_dataset(prefix="imagenet:")
 def load_imagenet(
     path: str | Path,
     *,

@@ -3,8 +3,9 @@
 A split holds either decoded uint8 images (small array datasets) or file paths
 (ImageFolder and ImageNet-style trees, decoded later by the decode cache).
 Sources read local files first and fall back to torchvision's real downloads.
-Nothing here trains, predicts or prints. `Dataset`, `Split` and `DatasetError`
-live in `audit.data.base` and are importable from here too.
+Nothing here trains, predicts or prints. Each loader registers with `@register_dataset`
+(audit.data.registry), and `load_dataset` and `list_datasets` are importable from here too,
+as are `Dataset`, `Split` and `DatasetError` (audit.data.base).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from audit.data.base import IMAGE_EXTENSIONS, Dataset, DatasetError, Split, check_image
+from audit.data.registry import list_datasets, load_dataset, register_dataset  # noqa: F401  (importable from here)
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
@@ -140,12 +141,14 @@ def _default_download_root() -> Path:
     return Path(os.environ.get("DDD_AUDIT_DATA", Path.home() / ".cache" / "ddd-audit" / "data"))
 
 
+@register_dataset("fashion-mnist")
 def load_fashion_mnist(data_root: Path | None = None, download: bool = True) -> Dataset:
     """Fashion-MNIST: the Debian package's IDX files when present, else torchvision's download."""
     return _mnist_like("fashion-mnist", "FashionMNIST", FASHION_MNIST_CLASSES, data_root, download,
                        system_dir=FASHION_MNIST_SYSTEM_DIR)
 
 
+@register_dataset("mnist")
 def load_mnist(data_root: Path | None = None, download: bool = True) -> Dataset:
     """MNIST from IDX files under --data-root, else torchvision's download."""
     return _mnist_like("mnist", "MNIST", [str(i) for i in range(10)], data_root, download)
@@ -197,17 +200,20 @@ def _cifar(name: str, data_root: Path | None, download: bool) -> Dataset:
                    origin=str(folder))
 
 
+@register_dataset("cifar10")
 def load_cifar10(data_root: Path | None = None, download: bool = True) -> Dataset:
     """CIFAR-10 from the python pickle batches under --data-root, else torchvision's download."""
     return _cifar("cifar10", data_root, download)
 
 
+@register_dataset("cifar100")
 def load_cifar100(data_root: Path | None = None, download: bool = True) -> Dataset:
     """CIFAR-100 (fine labels) from the python pickles under --data-root, else torchvision's download."""
     return _cifar("cifar100", data_root, download)
 
 
 # --------------------------------------------------------------------------- generated and bundled
+@register_dataset("gaussian")
 def load_gaussian(
     data_root: Path | None = None,
     download: bool = True,
@@ -250,6 +256,7 @@ def load_gaussian(
     )
 
 
+@register_dataset("digits")
 def load_digits(data_root: Path | None = None, download: bool = True, *, random_state: int = 0) -> Dataset:
     """scikit-learn's 8x8 digits, split 2:1 into train and val with a fixed seed (for fast tests)."""
     from sklearn.datasets import load_digits as sk_digits
@@ -288,6 +295,7 @@ def _scan_split(folder: Path, classes: list[str] | None, *, root: Path | None = 
     return classes, paths, labels
 
 
+@register_dataset(prefix="imagefolder:")
 def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8,
                      follow_symlinks: bool = False) -> Dataset:
     """An ImageFolder tree: ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg.
@@ -347,42 +355,3 @@ def load_imagefolder(root: str | Path, *, verify: bool = True, workers: int = 8,
         origin=str(root),
         root=str(root.resolve()),
     )
-
-
-# --------------------------------------------------------------------------- registry
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "fashion-mnist": load_fashion_mnist,
-    "mnist": load_mnist,
-    "cifar10": load_cifar10,
-    "cifar100": load_cifar100,
-    "gaussian": load_gaussian,
-    "digits": load_digits,
-}
-
-
-def list_datasets() -> list[str]:
-    return [*DATASETS, "imagefolder:PATH", "imagenet:PATH", "hf:PATH", "parquet:GLOB", "wds:PATTERN"]
-
-
-def load_dataset(spec: str, *, data_root: str | Path | None = None, download: bool = True, **options) -> Dataset:
-    """Load a dataset by name: one of `list_datasets()`.
-
-    `imagefolder:PATH` reads an ImageFolder tree; `imagenet:PATH` an ImageNet
-    validation tree (synset folders, or the flat official layout).
-    """
-    data_root = Path(data_root) if data_root is not None else None
-    if data_root is not None and not data_root.exists():
-        raise DatasetError(f"--data-root {data_root} does not exist")
-    if spec.startswith("imagefolder:"):
-        return load_imagefolder(spec.split(":", 1)[1], **options)
-    if spec.split(":", 1)[0] in ("hf", "parquet", "wds") and ":" in spec:  # tables and shards, by prefix
-        from audit.data.table_sources import load_table_source
-
-        return load_table_source(spec, **options)
-    if spec.startswith("imagenet:"):
-        from audit.data.imagenet import load_imagenet
-
-        return load_imagenet(spec.split(":", 1)[1], **options)
-    if spec not in DATASETS:
-        raise DatasetError(f"unknown dataset {spec!r}; valid: {', '.join(list_datasets())}")
-    return DATASETS[spec](data_root, download, **options)

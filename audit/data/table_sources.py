@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.data.base import Dataset, DatasetError
+from audit.data.registry import register_dataset
 from audit.data.table_records import (
     OPTIONS,
     PREFIXES,
@@ -396,6 +397,24 @@ def load_table_source(spec: str, **options) -> Dataset:
         raise DatasetError(f"{spec!r}: give a path after {prefix}:")
     loader = {"hf": load_hf, "parquet": load_parquet, "wds": load_wds}[prefix]
     return loader(rest, **options)
+
+
+@register_dataset(prefix="hf:")
+def hf_source(path: str, **options) -> Dataset:
+    """`hf:PATH` (`load_hf`), its options checked by `load_table_source`."""
+    return load_table_source(f"hf:{path}", **options)
+
+
+@register_dataset(prefix="parquet:", argument="GLOB")
+def parquet_source(pattern: str, **options) -> Dataset:
+    """`parquet:GLOB` (`load_parquet`), its options checked by `load_table_source`."""
+    return load_table_source(f"parquet:{pattern}", **options)
+
+
+@register_dataset(prefix="wds:", argument="PATTERN")
+def wds_source(pattern: str, **options) -> Dataset:
+    """`wds:PATTERN` (`load_wds`), its options checked by `load_table_source`."""
+    return load_table_source(f"wds:{pattern}", **options)
 
 
 def open_reader(reader: dict) -> ImageRecords:
