@@ -66,14 +66,10 @@ def _parse_options(items: list[str]) -> dict:
 TABLE_PREFIXES = ("hf:", "parquet:", "wds:")
 
 
-def _source_options(dataset: str, **given) -> dict:
-    """--split, --train-split, --image-column, --label-column and --classes as dataset options (tables and
-    shards only)."""
-    given = {k: str(v) for k, v in given.items() if v is not None}
-    if given and not dataset.startswith(TABLE_PREFIXES):
-        flag = "--" + next(iter(given)).replace("_", "-")
-        _fail(f"{flag} is for hf:PATH, parquet:GLOB and wds:PATTERN datasets, not {dataset}")
-    return given
+def _source_options(**given) -> dict:
+    """--split, --train-split, --image-column, --label-column and --classes as dataset options (the data's
+    sub-config checks that the dataset takes them)."""
+    return {k: str(v) for k, v in given.items() if v is not None}
 
 
 def _split_models(models: str | None) -> list[str]:
@@ -83,7 +79,10 @@ def _split_models(models: str | None) -> list[str]:
 @app.command(epilog=RUN_EXAMPLES)
 def run(
     dataset: str = typer.Option("fashion-mnist", help="fashion-mnist, mnist, cifar10, cifar100, gaussian, digits, "
-                                "imagefolder:PATH, imagenet:PATH, hf:PATH, parquet:GLOB or wds:PATTERN."),
+                                "imagefolder:PATH, imagenet:PATH, hf:PATH, parquet:GLOB or wds:PATTERN. To add "
+                                "one, register a function that returns a Dataset with @register_dataset(\"name\") "
+                                "or @register_dataset(prefix=\"x:\") in a module of audit/data/ "
+                                "(docs/architecture.md, Where to add)."),
     variants: str = typer.Option("quick", help="Trained variants: a preset (quick, paper, minimal, gaussian), a grid file "
                                  "(.yaml/.json), or none."),
     models: str = typer.Option("", help="Comma-separated pretrained models: timm names (optionally name.tag), "
@@ -156,15 +155,11 @@ def run(
 ):
     """Train the variants, run the pretrained models, store every decision, and print a summary."""
     from audit.running.engine import AuditConfig, plan_audit, run_audit
+    from audit.running.executors import ExecutorSettings
 
-    if ray_address and executor != "ray":
-        _fail("--ray-address needs --executor ray; use --executor ray --ray-address ADDR")
-    if gpus_per_job != 1.0 and executor != "ray":
-        _fail("--gpus-per-job needs --executor ray; locally, --workers N runs N variants at once on one device")
-    if depth_train and depth == "none":
-        _fail("Cannot use both --depth none and --depth-train; use --depth base --depth-train")
+    executor_settings = ExecutorSettings(executor, ray_address, workers, gpus_per_job).check()
     dataset_options = {**_parse_options(dataset_option), **_source_options(
-        dataset, split=split, train_split=train_split, image_column=image_column, label_column=label_column,
+        split=split, train_split=train_split, image_column=image_column, label_column=label_column,
         classes=classes.resolve() if classes else None)}
     cfg = AuditConfig(
         dataset=dataset, variants=variants, models=_split_models(models),
@@ -183,7 +178,7 @@ def run(
     if dry_run:
         print_plan(plan, out)
         return
-    ex = _make_executor(executor, ray_address, workers, gpus_per_job)
+    ex = executor_settings.make()
     if not console.is_terminal:  # a log file or a pipe: plain lines at most every 10 s, not bars
         from audit.running.progress_lines import PlainProgress
 
@@ -197,18 +192,6 @@ def run(
                       f"{', ...' if len(outcome.skipped) > 6 else ''})")
     summary = report_and_print(out)
     exit_on_failures(summary, out)
-
-
-def _make_executor(name: str, address: str | None, workers: int = 1, gpus_per_job: float = 1.0):
-    from audit.running.executors import LocalExecutor
-
-    if name == "local":
-        return LocalExecutor(workers=workers)
-    if name == "ray":
-        from audit.running.executors import RayExecutor
-
-        return RayExecutor(address=address, gpus_per_job=gpus_per_job)
-    _fail(f"unknown executor {name!r}; valid: local, ray")
 
 
 @app.command(epilog="Examples:\n\n  ddd-audit report runs/default --tolerance 0\n\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 # --------------------------------------------------------------------------- bounds (the CLI shows them)
 MAX_EPOCHS = 10_000
@@ -283,3 +283,26 @@ def as_flag(field: str) -> str:
 def check_audit_settings(settings: dict) -> None:
     """Raise InputError, naming the flag, when an audit's settings break their bounds."""
     check(AuditSettings, settings, "", field_name=as_flag)
+
+
+#: The groups of an audit's settings, each one of `audit.running.config`'s sub-configs; the fields left out
+#: (seed, device, threads) belong to the whole audit.
+SETTINGS_GROUPS = {
+    "data": ("dataset", "data_root", "train_size", "val_size", "cache_dir", "image_size", "dataset_options",
+             "download", "relabel", "follow_symlinks"),
+    "training": ("variants", "epochs", "record_train", "probs", "compile"),
+    "pretrained": ("models", "probe", "label_map", "probe_train_size", "resizer"),
+    "deeper": ("depth", "depth_train", "depth_reference", "learnability", "depth_types", "rsa_images"),
+}
+_GROUP_MODELS = {
+    group: create_model(f"AuditSettings_{group}", __config__=AuditSettings.model_config,
+                        **{name: (AuditSettings.model_fields[name].annotation, AuditSettings.model_fields[name])
+                           for name in fields})
+    for group, fields in SETTINGS_GROUPS.items()
+}
+
+
+def check_settings_group(group: str, settings: dict) -> None:
+    """Raise InputError, naming the flag, when the settings of one group of SETTINGS_GROUPS break their
+    bounds (the same bounds as `AuditSettings`)."""
+    check(_GROUP_MODELS[group], settings, "", field_name=as_flag)

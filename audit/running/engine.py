@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ import pandas as pd
 from audit.data.base import Dataset
 from audit.data.sources import load_dataset, skipped_files_notes
 from audit.models.variants import resolve_variants
+from audit.running.config import AuditConfig
 from audit.running.jobs import JobContext, JobPlanning, job_kind, job_kinds
-from audit.schemas import check_audit_settings
 from audit.store import (
     BASE_IMAGE_COLUMNS,
     AuditDir,
@@ -36,47 +36,6 @@ from audit.store import (
     utc_now,
 )
 from audit.store.safety import check_name
-
-
-@dataclass
-class AuditConfig:
-    """Everything that defines an audit run (stored in manifest.json)."""
-
-    dataset: str = "fashion-mnist"
-    variants: str = "quick"
-    models: list[str] = field(default_factory=list)
-    data_root: str | None = None
-    epochs: int | None = None
-    train_size: int | None = None
-    val_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    record_train: bool = False
-    download: bool = True
-    probe: bool = True
-    label_map: str | None = None
-    probe_train_size: int | None = 5000
-    cache_dir: str | None = None
-    image_size: int | None = None
-    dataset_options: dict = field(default_factory=dict)
-    depth: str = "base"
-    depth_train: bool = False
-    depth_reference: int | None = 2000
-    learnability: bool | None = None
-    probs: bool = True
-    depth_types: bool = False
-    compile: bool = False
-    resizer: str = "pil"
-    relabel: str | None = None
-    rsa_images: int | None = 2000
-    #: intra-op threads of each job (--threads); None chooses them before each job from the cores that other
-    #: processes leave free (the threads change float sums: fix them for bit-identical reruns)
-    threads: int | None = None
-    #: Audit images behind symbolic links that leave the dataset folder (by default they are skipped)
-    follow_symlinks: bool = False
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class RunListener:
@@ -181,8 +140,9 @@ def _smoke_jobs(jobs: list) -> None:
 def plan_audit(config: AuditConfig) -> AuditPlan:
     """Load the dataset and list the audit's jobs (nothing is trained yet).
 
-    The settings are checked first against `audit.schemas.AuditSettings` (InputError naming the flag)."""
-    check_audit_settings(config.to_dict())
+    The settings are checked first (`AuditConfig.check`: the bounds, then each sub-config's rules between
+    flags; InputError naming the flag)."""
+    config.check()
     if config.cache_dir:
         check_writable_folder("--cache-dir", config.cache_dir)
     specs = resolve_variants(config.variants, seed=config.seed, epochs=config.epochs, train_size=config.train_size)

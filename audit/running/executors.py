@@ -13,6 +13,7 @@ import queue
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def _error_text(exc: BaseException) -> str:
@@ -292,3 +293,35 @@ def _check_reachable(address: str, timeout: float) -> None:
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot reach the Ray cluster at {address} ({exc}); check --ray-address "
                          "(host:port of the head node, e.g. 10.0.0.5:6379) and that the cluster is running") from None
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """How a run's jobs are executed (`ddd-audit run --executor --workers --ray-address --gpus-per-job`): not
+    part of the audit, so not in its manifest. `check()` refuses flags of another executor; `make()` builds it."""
+
+    name: str = "local"
+    address: str | None = None
+    workers: int = 1
+    gpus_per_job: float = 1.0
+
+    def check(self) -> ExecutorSettings:
+        """InputError with one line when a Ray flag is given without --executor ray. Returns `self`."""
+        from audit.schemas import InputError
+
+        if self.address and self.name != "ray":
+            raise InputError("--ray-address needs --executor ray; use --executor ray --ray-address ADDR", "address")
+        if self.gpus_per_job != 1.0 and self.name != "ray":
+            raise InputError("--gpus-per-job needs --executor ray; locally, --workers N runs N variants at once on "
+                             "one device", "gpus_per_job")
+        return self
+
+    def make(self) -> LocalExecutor | RayExecutor:
+        """The executor; an unknown name is an InputError that lists the valid ones."""
+        from audit.schemas import InputError
+
+        if self.name == "local":
+            return LocalExecutor(workers=self.workers)
+        if self.name == "ray":
+            return RayExecutor(address=self.address, gpus_per_job=self.gpus_per_job)
+        raise InputError(f"unknown executor {self.name!r}; valid: local, ray", "name")
