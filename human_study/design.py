@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audit.metrics.difficulty import check_tolerance, split_masks
+from audit.metrics.difficulty import Split
 from human_study.errors import StudyError
 from human_study.schedule import SCHEDULE_VERSION
 from human_study.settings import check_study_settings
@@ -211,18 +211,15 @@ def difficulty_masks(n_correct: np.ndarray, n_models: int, *, tolerance: int = 0
     if n_models < 1:
         raise StudyError("the audit has no finished model; a study needs at least one")
     try:
-        check_tolerance(tolerance, n_models)
+        split = Split.from_counts(n_correct, n_models, tolerance)
     except ValueError as err:
-        if isinstance(tolerance, bool) or not isinstance(tolerance, int | np.integer) or tolerance < 0:
-            raise StudyError(str(err)) from None
+        raise StudyError(str(err)) from None
+    if split.clipped:  # a study asks for its tolerance exactly: observers' trials are built on it
         raise StudyError(
             f"tolerance {tolerance} is too large for {n_models} models: an image would be both "
             f"trivial and impossible; use a tolerance below {n_models / 2:g}"
-        ) from None
-    try:
-        return split_masks(n_correct, n_models, tolerance=tolerance)
-    except ValueError as err:
-        raise StudyError(str(err)) from None
+        )
+    return split.mask("trivial"), split.mask("impossible")
 
 
 def _spread(capacity: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

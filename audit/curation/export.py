@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.metrics import difficulty
 from audit.metrics.agreement import majority_vote
-from audit.metrics.difficulty import CATEGORIES
+from audit.metrics.difficulty import CATEGORIES, Split
 from audit.report import count_noun, report_state
 from audit.store import AuditError, AuditResult, utc_now
 from audit.store.files import to_people_csv
@@ -79,11 +78,11 @@ def images_table(result: AuditResult, *, tolerance: int = 1) -> tuple[pd.DataFra
         raise AuditError(f"the per-image scores of {result.path} are missing or older than its finished models; "
                          f"build them with `ddd-audit report {result.path}`")
     m = result.n_models
-    t = difficulty.usable_tolerance(tolerance, m)
-    notes = [] if t == tolerance else [f"tolerance {tolerance} needs more than {2 * tolerance} models; with {m} "
-                                       f"the split uses tolerance {t}"]
+    split = Split.from_counts(result.images["n_correct"].to_numpy(), m, tolerance)
+    t = split.tolerance_used
+    notes = [split.note] if split.clipped else []
     frame = result.images.copy()
-    frame["category"] = difficulty.split_from_counts(frame["n_correct"].to_numpy(), m, tolerance=t)
+    frame["category"] = split.categories
     if not result.is_complete:
         notes.append(f"the audit is {result.state_text}; the split uses its {count_noun(m, 'finished model')}")
     return frame, t, notes
