@@ -109,7 +109,7 @@ def learnability(train_images, train_labels, test_images, test_labels, *, n_clas
     """
     import torch
 
-    from audit.running.train import Normalizer, TensorData
+    from audit.data.tensors import Normalizer, TensorData
 
     config = config or LearnabilityConfig()
     unknown = set(config.conditions) - set(CONDITIONS)

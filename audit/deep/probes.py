@@ -99,7 +99,7 @@ def layer_embeddings(model, images, norm, *, max_dim: int | None = DEFAULT_MAX_D
     model : torch.nn.Module
         A trained network (set to eval mode here).
     images : torch.Tensor of uint8, shape (n_images, C, H, W)
-    norm : audit.running.train.Normalizer
+    norm : audit.data.tensors.Normalizer
         The normalisation the network was trained with.
     max_dim : int or None, default DEFAULT_MAX_DIM
         baldock2021 flattens each layer's output. Maps wider than `max_dim`
@@ -253,7 +253,7 @@ def probe_depth(model, reference_images, reference_labels, query_images, norm, *
     reference_labels : array-like of int, shape (n_reference,)
         Their labels (the probes vote with the given labels).
     query_images : torch.Tensor of uint8, shape (n_images, C, H, W)
-    norm : audit.running.train.Normalizer
+    norm : audit.data.tensors.Normalizer
     n_classes : int
     k, max_dim, backend, batch_size : see DEFAULT_K, `layer_embeddings`, `ExactKNN`.
 
