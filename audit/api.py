@@ -233,9 +233,9 @@ def load_report(audit: AuditLike, *, tolerance: int | None = None, rebuild: bool
 # --------------------------------------------------------------------------- figures
 def _drawers(result: AuditResult) -> dict:
     from audit.plots.paper import paper_figures
-    from audit.report.figures import figure_inputs
+    from audit.report.figures import current_report
 
-    return paper_figures(figure_inputs(result))
+    return paper_figures(current_report(result))
 
 
 def figure_names(audit: AuditLike) -> list[str]:

@@ -1,5 +1,7 @@
 """Every paper figure drawn from small hand-made tables: axes, ticks, legends, colours and files."""
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -190,13 +192,30 @@ def test_example_pairs_come_from_one_class_each():
     assert "stores no pixels" in note.axes[0].texts[0].get_text()
 
 
-def _inputs(**kw) -> paper.FigureInputs:
+@dataclass
+class Inputs:
+    """A hand-made `paper.FigureSource` (what a `Report` gives the paper figures)."""
+
+    tables: dict
+    maps: dict
+    summary: dict
+    groups: dict
+    label_issues: pd.DataFrame | None = None
+    tp_histograms: tuple | None = None
+    scores: pd.DataFrame | None = None
+    pixels: object | None = None
+    categories: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    class_names: list = field(default_factory=list)
+
+
+def _inputs(**kw) -> Inputs:
     tables = {"histogram": HISTOGRAM, "ec_all": KAPPA_ALL, "ec_inconclusive": KAPPA_INC, "swaps": SWAPS,
               "tp_by_epoch": TP_BY_EPOCH, "per_class": PER_CLASS}
     maps = {"base": np.ones((4, 4)), "all": np.zeros((4, 4))}
     summary = {"tolerance_used": 1, "audit": {"n_images": 6},
                "dynamics": {"epochs": [0, 1, 2, 3], "base_model": "base", "models": NAMES}}
-    return paper.FigureInputs(tables, maps, summary, GROUPS, categories=np.array(["impossible", "trivial"] * 3),
+    return Inputs(tables, maps, summary, GROUPS, categories=np.array(["impossible", "trivial"] * 3),
                               labels=np.array([0, 0, 1, 1, 2, 2]), class_names=["a", "b", "c"], scores=SCORES, **kw)
 
 

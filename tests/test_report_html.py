@@ -13,7 +13,7 @@ from audit.metrics import agreement
 from audit.plots import paper
 from audit.plots.style import FORMATS
 from audit.report import build_report
-from audit.report.figures import figure_inputs
+from audit.report.figures import current_report
 from audit.report.text import headline
 from audit.store import REPORT_FIGURES
 from audit.synthetic import make_synthetic_audit
@@ -61,7 +61,7 @@ def test_figures_command_writes_every_figure_in_each_format(reported, tmp_path, 
     out = tmp_path / "figs"
     code, text = invoke_cli(["figures", str(reported), "--out", str(out), "--format", "pdf,svg,png"], capsys)
     assert code == 0, text
-    expected = list(paper.paper_figures(figure_inputs(audit.load(reported))))
+    expected = list(paper.paper_figures(current_report(audit.load(reported))))
     assert expected == list(paper.FIGURES)  # the synthetic audit has pixels, epochs and several models
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.{f}" for n in expected for f in FORMATS)
     assert f"{len(expected)} figures (pdf, svg, png) written to {out}" in text
@@ -111,7 +111,7 @@ def test_report_html_is_one_self_contained_file(reported, capsys):
     assert f"HTML report: {page_path}" in text
     page = _Page()
     page.feed(page_path.read_text(encoding="utf-8"))
-    names = list(paper.paper_figures(figure_inputs(audit.load(reported))))
+    names = list(paper.paper_figures(current_report(audit.load(reported))))
     others = [Path(n).stem for n in audit.load(reported).summary()["files"]["figures"]
               if n not in REPORT_FIGURES.values()]
     assert [img["alt"] for img in page.images] == names + others
@@ -151,7 +151,7 @@ def test_an_imported_audit_without_pixels_gets_its_figures_and_a_note(tmp_path, 
     assert code == 0, text
     code, text = invoke_cli(["report", str(out), "--html"], capsys)
     assert code == 0, text
-    inputs = figure_inputs(audit.load(out))
+    inputs = current_report(audit.load(out))
     assert inputs.pixels is None
     drawn = paper.paper_figures(inputs)
     assert "decision_maps" not in drawn and "example_pairs" in drawn  # one recorded epoch; no pixels to show
@@ -177,6 +177,6 @@ def test_report_pdf_has_the_summary_then_one_figure_a_page(reported, capsys):
     assert data.startswith(b"%PDF") and b"ddd-audit report: synthetic" in data  # the document's title
     summary = audit.load(reported).summary()
     text_pages = math.ceil(len(_wrapped(format_summary(summary))) / LINES_PER_PAGE)
-    figures = len(paper.paper_figures(figure_inputs(audit.load(reported))))
+    figures = len(paper.paper_figures(current_report(audit.load(reported))))
     assert len(re.findall(rb"/Type\s*/Page[^s]", data)) == text_pages + figures
     assert all(len(line) <= 110 for line in _wrapped("x" * 250 + " " + "word " * 60))

@@ -8,7 +8,7 @@ tables hold is drawn: no dynamics without several epochs, no κ with one model.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -46,31 +46,30 @@ FIGURES: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class FigureInputs:
-    """What the figures are drawn from: the report's tables, decision maps and summary, and the models' conditions.
+class FigureSource(Protocol):
+    """What the paper figures read of a report; `audit.report.Report` is one.
 
-    `tables` and `maps` are keyed as `read_report_tables` returns them; `groups`
-    maps each model to its condition. `tp_histograms` is (observed, null) of
-    shape (n_models + 1, n_epochs); `scores` the per-image accessibility and
-    learned_epoch; `pixels` the audit's images (or None) with each image's
-    category and label.
+    `tables` and `maps` are the report's tables and decision maps by their keys (`audit.store.REPORT_TABLES`,
+    `REPORT_MAPS`); `groups` maps each model to its condition. `label_issues` is the label-issue histogram
+    (or None); `tp_histograms` is (observed, null) of shape (n_models + 1, n_epochs) or None; `scores` the
+    per-image accessibility and learned_epoch (or None); `pixels` the audit's images by index (or None), with
+    each image's `categories` and `labels`, and the `class_names`.
     """
 
     tables: Mapping[str, pd.DataFrame]
     maps: Mapping[str, np.ndarray]
     summary: Mapping
     groups: Mapping[str, str]
-    label_issues: pd.DataFrame | None = None
-    tp_histograms: tuple[np.ndarray, np.ndarray] | None = None
-    scores: pd.DataFrame | None = None
-    pixels: np.ndarray | None = None
-    categories: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    class_names: list[str] = field(default_factory=list)
+    label_issues: pd.DataFrame | None
+    tp_histograms: tuple[np.ndarray, np.ndarray] | None
+    scores: pd.DataFrame | None
+    pixels: object | None
+    categories: np.ndarray | None
+    labels: np.ndarray | None
+    class_names: list[str]
 
 
-def paper_figures(inputs: FigureInputs) -> dict[str, Callable]:
+def paper_figures(inputs: FigureSource) -> dict[str, Callable]:
     """{file stem: draw(style=...) -> Figure} for every figure the inputs allow, in `FIGURES` order."""
     tables, maps, summary, groups = inputs.tables, inputs.maps, inputs.summary, inputs.groups
     out: dict[str, Callable] = {}

@@ -39,7 +39,7 @@ def histogram_figure(histogram: pd.DataFrame, *, tolerance: int, label_issues: p
     k = histogram["n_correct"].to_numpy(dtype=int)
     observed = histogram["observed"].to_numpy(dtype=float)
     n_models = int(k.max())
-    category = difficulty.split_from_counts(k, n_models, tolerance=tolerance)
+    category = difficulty.Split.from_counts(k, n_models, tolerance).categories  # the category of each count
     fig, ax = st.new_figure(width, style=style)
     handles = []
     from matplotlib.lines import Line2D

@@ -1,7 +1,7 @@
 """The report as one self-contained HTML file: headline, summary, every paper figure and the tables, with notes.
 
 Figures are embedded as SVG data and nothing is fetched, so the file opens
-offline and can be mailed. It is built from the written report (`figure_inputs`),
+offline and can be mailed. It is built from the written report (`current_report`),
 and writes nothing but the one file.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from audit.plots import paper
-from audit.report.figures import figure_inputs
+from audit.report.figures import current_report
+from audit.report.loaded import Report
 from audit.report.text import format_summary, headline
 from audit.store import REPORT_DIR, REPORT_FIGURES, AuditDir, AuditResult, atomic_path
 
@@ -72,7 +73,7 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=frame.index.name is not None, border=0, escape=True)
 
 
-def render_html(inputs: paper.FigureInputs, *, title: str, style: str = "paper",
+def render_html(inputs: Report, *, title: str, style: str = "paper",
                 other_figures: dict[str, bytes] | None = None) -> str:
     """The whole report page from the figures' inputs (no files read or written).
 
@@ -123,7 +124,7 @@ def render_html(inputs: paper.FigureInputs, *, title: str, style: str = "paper",
 
 def write_html_report(result: AuditResult, path: str | Path | None = None, *, style: str = "paper") -> Path:
     """Write the audit's report as one HTML file (default <audit>/report/report.html) and return its path."""
-    inputs = figure_inputs(result)
+    inputs = current_report(result)
     dataset = result.manifest.get("dataset", {}).get("name") or result.path.name
     written = (inputs.summary.get("files") or {}).get("figures") or []
     others = {name: result.report_path(name).read_bytes() for name in written

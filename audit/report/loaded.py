@@ -10,6 +10,7 @@ Every file of the audit directory is read through `audit.store`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,8 @@ from audit.metrics import difficulty
 from audit.metrics.difficulty import Split
 from audit.report.build import REPORT_COLUMNS, read_report_table, read_report_tables, report_state
 from audit.report.deeper import DEEP_COLUMNS
-from audit.report.parts import compute_report, report_parts
-from audit.store import AuditDir, AuditResult, load
+from audit.report.parts import compute_report, model_fields, report_parts
+from audit.store import DEEP_TABLES, AuditDir, AuditError, AuditResult, load
 
 #: The columns of `Report.models`: one row per finished model.
 MODEL_COLUMNS = ("name", "kind", "group", "accuracy", "recorded_epochs", "final_epoch")
@@ -180,6 +181,51 @@ class Report:
     def notes(self) -> list[str]:
         return list(self.summary.get("notes") or [])
 
+    # ----------------------------------------------------------------------------------------- for the figures
+    # (audit.plots.paper.FigureSource: what the paper figures read of a report)
+    @property
+    def groups(self) -> dict:
+        """Each model's condition (its group in the models table)."""
+        names = self.model_names
+        return dict(zip(names, model_fields(self.result, names, "group"), strict=True))
+
+    @property
+    def label_issues(self) -> pd.DataFrame | None:
+        """The label-issue histogram of the deeper measures, or None."""
+        return self.table(DEEP_TABLES["label_issues_histogram"])
+
+    @property
+    def tp_histograms(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """TP-agreement counts per epoch, observed and under independent models, or None without dynamics."""
+        return (self.maps["tp_observed"], self.maps["tp_null"]) if "tp_observed" in self.maps else None
+
+    @property
+    def scores(self) -> pd.DataFrame | None:
+        """The per-image accessibility and learned epoch, or None when the report has not both."""
+        columns = [c for c in ("accessibility", "learned_epoch") if c in self.images.columns]
+        return self.images[columns] if len(columns) == 2 else None
+
+    @property
+    def categories(self) -> np.ndarray | None:
+        return self.images["category"].astype(str).to_numpy() if "category" in self.images.columns else None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.result.labels)
+
+    @cached_property
+    def pixels(self) -> _Pixels | None:
+        """The audit's images by index, read one at a time; None when it has none to show (an imported audit
+        without its image folder)."""
+        result = self.result
+        if not result.n_images:
+            return None
+        try:
+            result.image(0)
+        except (AuditError, OSError, KeyError):
+            return None
+        return _Pixels(result)
+
     # ----------------------------------------------------------------------------------------- the run
     @property
     def state(self) -> str:
@@ -212,6 +258,16 @@ class Report:
     def failures(self) -> dict:
         """{job: its error} of the failed jobs."""
         return AuditDir(self.path).failures()
+
+
+class _Pixels:
+    """The audit's images by index, read one at a time (from images.npy or the dataset's files)."""
+
+    def __init__(self, result: AuditResult):
+        self.result = result
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self.result.image(int(index)))
 
 
 def _with_class_names(result: AuditResult) -> pd.DataFrame:

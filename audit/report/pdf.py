@@ -1,6 +1,6 @@
 """The report as one PDF: the headline and summary as text pages, then every paper figure, one per page.
 
-Built from the written report (`figure_inputs`) with matplotlib's PdfPages, so
+Built from the written report (`current_report`) with matplotlib's PdfPages, so
 it needs nothing beyond matplotlib; it writes nothing but the one file.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from audit.plots import paper
 from audit.plots.style import new_figure
-from audit.report.figures import figure_inputs
+from audit.report.figures import current_report
 from audit.report.text import format_summary, headline
 from audit.store import REPORT_DIR, AuditDir, AuditResult, atomic_path
 
@@ -60,7 +60,7 @@ def write_pdf_report(result: AuditResult, path: str | Path | None = None, *, sty
     """
     from matplotlib.backends.backend_pdf import PdfPages
 
-    inputs = figure_inputs(result)
+    inputs = current_report(result)
     dataset = result.manifest.get("dataset", {}).get("name") or result.path.name
     lines = _wrapped(format_summary(inputs.summary))
     line = headline(inputs.summary)

@@ -13,7 +13,7 @@ import pytest
 import audit
 from audit.plots import paper
 from audit.report import build_report
-from audit.report.figures import figure_inputs
+from audit.report.figures import current_report
 from audit.report.html import write_html_report
 from audit.report.text import headline
 from audit.store import REPORT_FIGURES
@@ -69,7 +69,7 @@ def test_overview_headline_is_in_the_first_screen(reported, tmp_path):
 
 def test_html_report_opens_offline_and_shows_every_figure(reported):
     page_path = write_html_report(audit.load(reported))
-    names = list(paper.paper_figures(figure_inputs(audit.load(reported))))
+    names = list(paper.paper_figures(current_report(audit.load(reported))))
     names += [Path(n).stem for n in audit.load(reported).summary()["files"]["figures"]
               if n not in REPORT_FIGURES.values()]  # the deeper measures' figures follow the paper's
     fetched = []
