@@ -72,7 +72,7 @@ def test_twenty_adaptive_trials_with_a_reload(made, server):
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 760})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)  # a busy 2-core machine: a rerun can take long
             page.goto(observer_link(server, made.study_id, made.observer_codes[0]))
             wait_button(page, "xp_consent").click()
             wait_button(page, "xp_start")

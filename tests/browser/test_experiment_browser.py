@@ -116,7 +116,7 @@ def test_keyboard_run_with_a_reload_keeps_every_answer_once(made, server):
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 760})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)  # a busy 2-core machine: a rerun can take long
             page.goto(link)
             agree = wait_button(page, "xp_consent")
             assert page.get_by_text("Page not found").count() == 0

@@ -94,7 +94,7 @@ def test_phases_last_their_set_times_and_no_frame_mixes_two_trials(made, server)
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 700})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)  # a busy 2-core machine: a rerun can take long
             page.goto(observer_link(server, made.study_id, made.observer_codes[0]))
             page.locator(".st-key-xp_consent button").click()
             page.locator(".st-key-xp_start button").wait_for(state="visible")
@@ -175,7 +175,7 @@ def test_a_full_screen_study_asks_for_full_screen_before_the_first_pair(made, se
         browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 700})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)  # a busy 2-core machine: a rerun can take long
             page.goto(observer_link(server, full.study_id, full.observer_codes[0]))
             page.locator(".st-key-xp_consent button").click()
             page.locator(".st-key-xp_start button").click()
