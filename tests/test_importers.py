@@ -282,10 +282,10 @@ def test_import_bad_input_is_one_line(tmp_path, args, needle):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_study_from_an_imported_audit_needs_its_images(tmp_path):
+def test_a_study_from_an_imported_audit_needs_its_images(tmp_path, capsys):
     from PIL import Image
 
-    from tests.conftest import run_cli
+    from tests.conftest import invoke_cli
 
     rng = np.random.default_rng(0)
     (tmp_path / "imgs").mkdir()
@@ -299,11 +299,11 @@ def test_a_study_from_an_imported_audit_needs_its_images(tmp_path):
                          "predicted": lab if right else ["dog", "cat"][i % 2]})
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     study = ["--name", "s", "--trials", "4", "--practice", "1", "--size", "16"]
-    assert run_cli("import", str(tmp_path / "d.csv"), "--out", str(tmp_path / "bare")).returncode == 0
-    res = run_cli("study", "create", "--audit", str(tmp_path / "bare"), *study)
-    assert res.returncode != 0 and "--images ROOT" in res.stderr and "Traceback" not in res.stderr
-    assert run_cli("import", str(tmp_path / "d.csv"), "--images", str(tmp_path / "imgs"), "--out",
-                   str(tmp_path / "with")).returncode == 0
-    res = run_cli("study", "create", "--audit", str(tmp_path / "with"), *study)
-    assert res.returncode == 0, res.stderr
+    assert invoke_cli(["import", tmp_path / "d.csv", "--out", tmp_path / "bare"], capsys)[0] == 0
+    code, text = invoke_cli(["study", "create", "--audit", tmp_path / "bare", *study], capsys)
+    assert code != 0 and "--images ROOT" in text and "Traceback" not in text
+    assert invoke_cli(["import", tmp_path / "d.csv", "--images", tmp_path / "imgs", "--out", tmp_path / "with"],
+                      capsys)[0] == 0
+    code, text = invoke_cli(["study", "create", "--audit", tmp_path / "with", *study], capsys)
+    assert code == 0, text
     assert len(list((tmp_path / "with" / "studies" / "s").rglob("*.png"))) >= 10

@@ -236,28 +236,28 @@ def test_score_a_trained_variant(digits_audit, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- bad input: one line, exit 2
-def test_unfinished_audit_names_its_jobs(digits_audit, tmp_path):
+def test_unfinished_audit_names_its_jobs(digits_audit, tmp_path, capsys):
     path = _copy(digits_audit, tmp_path)
     manifest = read_json(path / "manifest.json")
     manifest["jobs"][1]["status"] = "failed"
     manifest["jobs"][1]["error"] = "RuntimeError: out of memory"
     (path / "manifest.json").write_text(json.dumps(manifest))
-    line = _one_line_error(run_cli("score", str(path), "--models", MODEL), "unfinished jobs")
+    line = _one_line_error(_in_process(capsys, "score", str(path), "--models", MODEL), "unfinished jobs")
     assert manifest["jobs"][1]["name"] in line and "ddd-audit run" in line
 
 
-def test_unknown_model_spec(digits_audit, tmp_path):
+def test_unknown_model_spec(digits_audit, tmp_path, capsys):
     path = _copy(digits_audit, tmp_path)
-    _one_line_error(run_cli("score", str(path), "--models", "efficientnet_litex"), "efficientnet_litex")
+    _one_line_error(_in_process(capsys, "score", str(path), "--models", "efficientnet_litex"), "efficientnet_litex")
     assert load(path).scored_names == []
 
 
-def test_a_model_of_the_audit_is_refused(digits_audit, tmp_path):
+def test_a_model_of_the_audit_is_refused(digits_audit, tmp_path, capsys):
     path = _copy(digits_audit, tmp_path)
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"variants": [{"name": "base", "epochs": 1}]}))
     for force in ([], ["--force"]):  # --force scores again a scored model, never one of the audit's own
-        _one_line_error(run_cli("score", str(path), "--variants", str(grid), *force), "base is one of the audit's own")
+        _one_line_error(_in_process(capsys, "score", str(path), "--variants", str(grid), *force), "base is one of the audit's own")
 
 
 def test_a_model_scored_with_another_spec_needs_force(digits_audit, tmp_path):
@@ -271,9 +271,9 @@ def test_a_model_scored_with_another_spec_needs_force(digits_audit, tmp_path):
     assert [j.name for j in plan.jobs] == [NAME]
 
 
-def test_nothing_to_score_and_not_an_audit(tmp_path, digits_audit):
-    _one_line_error(run_cli("score", str(digits_audit)), "nothing to score")
-    _one_line_error(run_cli("score", str(tmp_path / "nowhere"), "--models", MODEL), "does not exist")
+def test_nothing_to_score_and_not_an_audit(tmp_path, digits_audit, capsys):
+    _one_line_error(_in_process(capsys, "score", str(digits_audit)), "nothing to score")
+    _one_line_error(_in_process(capsys, "score", str(tmp_path / "nowhere"), "--models", MODEL), "does not exist")
 
 
 def _imported(tmp_path: Path, *, images: bool) -> Path:
@@ -293,21 +293,21 @@ def _imported(tmp_path: Path, *, images: bool) -> Path:
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     out = tmp_path / ("with_images" if images else "bare")
     args = ["import", str(tmp_path / "d.csv"), "--out", str(out)] + (["--images", str(folder)] if images else [])
-    assert run_cli(*args).returncode == 0
+    assert cli_exit_code(args) == 0
     return out
 
 
-def test_imported_audit_without_images_says_to_reimport(tmp_path):
+def test_imported_audit_without_images_says_to_reimport(tmp_path, capsys):
     path = _imported(tmp_path, images=False)
-    line = _one_line_error(run_cli("score", str(path), "--models", MODEL), "imported without its images")
+    line = _one_line_error(_in_process(capsys, "score", str(path), "--models", MODEL), "imported without its images")
     assert "--images" in line
 
 
-def test_moved_image_files_name_the_first_missing(tmp_path):
+def test_moved_image_files_name_the_first_missing(tmp_path, capsys):
     path = _imported(tmp_path, images=True)
     first = sorted(load(path).images["source"])[0]
     (tmp_path / "imgs" / "img0.png").unlink()
-    line = _one_line_error(run_cli("score", str(path), "--models", MODEL), "image files have moved")
+    line = _one_line_error(_in_process(capsys, "score", str(path), "--models", MODEL), "image files have moved")
     assert "img0.png" in line and first.endswith("img0.png")
     assert load(path).scored_names == []
 
@@ -350,9 +350,9 @@ def test_scored_page_without_scored_models_says_how(digits_audit):
     assert not [d for d in at.dataframe if "rank all" in d.value.columns]
 
 
-def test_imported_audit_needs_a_label_map_without_a_probe(tmp_path):
+def test_imported_audit_needs_a_label_map_without_a_probe(tmp_path, capsys):
     path = _imported(tmp_path, images=True)
-    _one_line_error(run_cli("score", str(path), "--models", MODEL), "give --label-map FILE")
+    _one_line_error(_in_process(capsys, "score", str(path), "--models", MODEL), "give --label-map FILE")
 
 
 @pytest.mark.slow
