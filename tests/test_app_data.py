@@ -36,7 +36,7 @@ def synthetic(tmp_path_factory):
         tmp_path_factory.mktemp("app_data") / "audit", n_images=400, n_models=7, n_epochs=5, n_pretrained=2,
         n_classes=5, random_state=3,
     )
-    build_report(load(path))
+    build_report(load(path), figures=False)
     return path
 
 
@@ -146,7 +146,7 @@ def test_live_tables_match_the_report(tmp_path):
     path = make_synthetic_audit(tmp_path / "a", n_images=300, n_models=6, n_epochs=4, n_pretrained=1)
     live = Report.load(path)
     assert live.source == "missing"
-    build_report(load(path), n_bootstrap=0)
+    build_report(load(path), n_bootstrap=0, figures=False)
     stored = Report.load(path)
     assert stored.source == "current"
     for key in ("histogram", "per_class", "swaps", "tp_by_epoch", "ec_all", "ec_inconclusive"):
@@ -165,7 +165,7 @@ def test_live_tables_match_the_report(tmp_path):
 def test_stale_report_is_recomputed(tmp_path):
     path = make_synthetic_audit(tmp_path / "a", n_images=100, n_models=3, n_epochs=2)
     result = load(path)
-    build_report(result)
+    build_report(result, figures=False)
     AuditDir(path).remove_job(result.model_names[-1])
     data = Report.load(path)
     assert data.source == "stale"

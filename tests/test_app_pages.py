@@ -268,9 +268,9 @@ def test_tolerance_carries_across_pages(digits_audit):
 def bad_audits(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bad_audits")
     one = make_synthetic_audit(root / "one_model", n_images=120, n_models=1, n_epochs=3)
-    build_report(load(one))
+    build_report(load(one), figures=False)
     flat = make_synthetic_audit(root / "epoch_0_only", n_images=120, n_models=4, n_epochs=1)
-    build_report(load(flat))
+    build_report(load(flat), figures=False)
     make_synthetic_audit(root / "running", n_images=120, n_models=3, n_epochs=3, n_unfinished=2)
     empty = make_synthetic_audit(root / "nothing_finished", n_images=50, n_models=2, n_epochs=2, n_unfinished=1)
     for model in load(empty).model_names:

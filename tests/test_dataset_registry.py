@@ -11,7 +11,15 @@ import json
 import numpy as np
 import pytest
 
-from audit.data import Dataset, DatasetError, Split, list_datasets, load_dataset, register_dataset, unregister_dataset
+from audit.data import (
+    Dataset,
+    DatasetError,
+    Split,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+    unregister_dataset,
+)
 from audit.running.config import DataConfig, DeeperConfig, PretrainedConfig, TrainingConfig
 from audit.running.engine import AuditConfig, plan_audit, run_audit
 from audit.running.executors import ExecutorSettings, LocalExecutor

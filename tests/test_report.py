@@ -256,3 +256,20 @@ def test_metrics_and_report_import_neither_torch_nor_pyplot():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_report_without_figures_has_the_same_summary_and_tables(tmp_path):
+    """`build_report(figures=False)` writes the summary and every table, no figure, and removes an earlier
+    build's figures; the numbers are those of the full build."""
+    from audit.store import load
+    from audit.synthetic import make_synthetic_audit
+
+    path = make_synthetic_audit(tmp_path / "a", n_images=200, n_models=5, n_epochs=3, random_state=1)
+    full = build_report(load(path))
+    report = path / "report"
+    tables = {f.name: f.read_bytes() for f in report.iterdir() if f.suffix in (".csv", ".npy")}
+    assert full["files"]["figures"] and all((report / f).exists() for f in full["files"]["figures"])
+    quick = build_report(load(path), figures=False)
+    assert quick["files"]["figures"] == [] and not list(report.glob("*.png"))
+    assert {k: v for k, v in quick.items() if k != "files"} == {k: v for k, v in full.items() if k != "files"}
+    assert {f.name: f.read_bytes() for f in report.iterdir() if f.suffix in (".csv", ".npy")} == tables

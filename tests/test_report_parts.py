@@ -66,7 +66,7 @@ def audit_dir(tmp_path) -> Path:
 def test_an_outside_part_reaches_the_summary_the_tables_and_the_text(with_toy, audit_dir):
     assert [p.name for p in added_parts()] == ["toy", "counting"]
     assert BUILT_IN_PARTS[-1] == "scored" and "toy" not in BUILT_IN_PARTS
-    summary = build_report(load(audit_dir))
+    summary = build_report(load(audit_dir), figures=False)
     result = load(audit_dir)
     impossible = result.images["category"].to_numpy() == "impossible"
     by_hand = np.bincount(result.labels[impossible], minlength=result.n_classes).mean()
@@ -81,7 +81,7 @@ def test_an_outside_part_reaches_the_summary_the_tables_and_the_text(with_toy, a
 
 
 def test_an_outside_part_shows_on_the_overview(with_toy, audit_dir):
-    build_report(load(audit_dir))
+    build_report(load(audit_dir), figures=False)
     at = AppTest.from_file(str(ROOT / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(audit_dir)
     at.run()
@@ -90,7 +90,7 @@ def test_an_outside_part_shows_on_the_overview(with_toy, audit_dir):
 
 
 def test_at_tolerance_recomputes_only_the_parts_that_depend_on_it(with_toy, audit_dir):
-    build_report(load(audit_dir))
+    build_report(load(audit_dir), figures=False)
     report = Report.load(audit_dir)
     assert report.source == "current" and report.tolerance == 1
     CALLS.clear()
@@ -121,7 +121,7 @@ def test_the_worked_example_in_the_docs_runs(audit_dir):
     namespace: dict = {}
     exec(compile(code, "docs/architecture.md", "exec"), namespace)  # registers the part
     try:
-        summary = build_report(load(audit_dir))
+        summary = build_report(load(audit_dir), figures=False)
         result = load(audit_dir)
         impossible = result.images["category"].to_numpy() == "impossible"
         counts = np.bincount(result.labels[impossible], minlength=result.n_classes)

@@ -103,7 +103,7 @@ def test_deeper_page_shows_the_scores_and_the_stability(tmp_path):
     from audit.synthetic import make_synthetic_audit
 
     path = make_synthetic_audit(tmp_path / "audit", n_images=300, n_models=6, n_epochs=3)
-    summary = build_report(load(path))
+    summary = build_report(load(path), figures=False)
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "audit_app" / "app.py"), default_timeout=120)
     at.session_state["audit_path"] = str(path)
     at.run()

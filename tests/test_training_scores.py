@@ -160,7 +160,7 @@ def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports
     both = tmp_path / "both"
     shutil.copytree(digits_audit, both)
     shutil.copytree(both / "decisions", both / "decisions_train")
-    summary = build_report(load(both))
+    summary = build_report(load(both), figures=False)
     train = pd.read_csv(load(both).report_path(SCORE_TABLES["training_split"]))
     images = pd.read_parquet(both / "images.parquet")
     assert summary["training_scores"]["training_split_images"] == len(images)
@@ -175,7 +175,7 @@ def test_report_of_a_trained_audit_has_the_scores_and_an_old_audit_still_reports
         pq.write_table(table.drop_columns([c for c in SCORE_FIELDS if c in table.column_names]), file)
     images = pd.read_parquet(old / "images.parquet")
     images.drop(columns=["el2n", "aum"]).to_parquet(old / "images.parquet", index=False)
-    summary = build_report(load(old))
+    summary = build_report(load(old), figures=False)
     assert "EL2N" not in summary["training_scores"]["scores"] and "confidence" in summary["training_scores"]["scores"]
     assert any("EL2N and AUM are absent" in n for n in summary["notes"])
     assert "el2n" not in pd.read_parquet(old / "images.parquet").columns

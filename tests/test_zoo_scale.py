@@ -94,7 +94,7 @@ def test_final_decisions_are_cached_and_follow_the_files(tmp_path):
 
 def test_report_keeps_the_final_decisions_for_the_app(tmp_path):
     audit = make_synthetic_audit(tmp_path / "a", n_images=150, n_models=5, n_epochs=2, random_state=3)
-    build_report(load(audit))
+    build_report(load(audit), figures=False)
     kept = {p.name.split("-")[1] for p in (audit / "cache").glob("final-*.npy")}
     assert {"correct", "predicted", "true_prob"} <= kept
 
@@ -145,7 +145,7 @@ def test_humans_beside_a_zoo_keep_their_intervals(tmp_path):
                          "predicted": int(labels[i]) if right else int((labels[i] + 1) % 3)})
     pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
     result = load(write_imported_audit(read_long_table(tmp_path / "t.csv"), tmp_path / "audit"))
-    summary = build_report(result, n_bootstrap=50)
+    summary = build_report(result, n_bootstrap=50, figures=False)
     ec = summary["humans"]["error_consistency"]["all"]
     for pair in ("model-model", "human-model", "human-human"):
         low, high = ec[pair]["ci95"]

@@ -55,6 +55,7 @@ def build_report(
     tolerance: int = 1,
     n_bootstrap: int = 200,
     random_state: int = 0,
+    figures: bool = True,
 ) -> dict:
     """Write the report of an audit into `<audit>/report/` and return its summary.
 
@@ -70,6 +71,9 @@ def build_report(
         mean error consistency; 0 skips the intervals.
     random_state : int, default 0
         Seed of the bootstrap.
+    figures : bool, default True
+        Draw the report's figures (PNG). False writes the summary and the tables only (a quick look, or a
+        zoo), and removes the figures of an earlier build; `ddd-audit figures` and the app need none.
 
     Returns
     -------
@@ -99,14 +103,14 @@ def build_report(
         elif isinstance(value, np.ndarray):
             write_npy(store.file(REPORT_DIR, name), value)
             files["tables"].append(name)
-        else:
+        elif figures:
             _save_figure(store.file(REPORT_DIR, name), value())
             files["figures"].append(name)
     if result.model_names:
         _write_images(result, content.scores)
     summary = content.summary
     summary["files"] = files
-    _remove_stale(out, set(content.outputs))
+    _remove_stale(out, set(files["tables"]) | set(files["figures"]))
     write_json(store.file(REPORT_DIR, SUMMARY_FILE), summary)
     return summary
 
