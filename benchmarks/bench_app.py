@@ -51,6 +51,7 @@ def time_page(audit: Path, page: str, repeats: int) -> dict:
     runs = []
     for _ in range(repeats):
         st.cache_data.clear()
+        st.cache_resource.clear()  # the Report itself is a cached resource
         at.switch_page(f"{page}.py")
         t = time.perf_counter()
         at.run()
@@ -83,6 +84,7 @@ def time_inspect(audit: Path) -> dict:
     at.run()
     at.switch_page("images.py").run()
     st.cache_data.clear()
+    st.cache_resource.clear()  # the Report itself is a cached resource
     at.run()
     button = next(b for b in at.button if b.key and b.key.startswith("images_inspect_"))
     t = time.perf_counter()
