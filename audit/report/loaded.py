@@ -124,9 +124,9 @@ class Report:
             return read_report_table(self.result, name, index_col=index_col)
         return None
 
-    @property
+    @cached_property
     def split(self) -> Split:
-        """The report's split (`audit.metrics.difficulty.Split`); `split.at(t)` for another tolerance."""
+        """The report's split (made once) (`audit.metrics.difficulty.Split`); `split.at(t)` for another tolerance."""
         counts = self.images["n_correct"].to_numpy()
         return Split.from_counts(counts, self.n_models, int(self.summary.get("tolerance", self.tolerance)))
 
@@ -135,7 +135,7 @@ class Report:
         """The tolerance the report's split uses."""
         return int(self.summary.get("tolerance_used", difficulty.max_tolerance(self.n_models)))
 
-    @property
+    @cached_property
     def models(self) -> pd.DataFrame:
         """One row per finished model: name, kind, group, accuracy, epochs (and where it came from)."""
         return _models_frame(self.result, self.summary.get("models") or [])
@@ -183,7 +183,7 @@ class Report:
 
     # ----------------------------------------------------------------------------------------- for the figures
     # (audit.plots.paper.FigureSource: what the paper figures read of a report)
-    @property
+    @cached_property
     def groups(self) -> dict:
         """Each model's condition (its group in the models table)."""
         names = self.model_names
@@ -240,7 +240,7 @@ class Report:
     def complete(self) -> bool:
         return bool(self.result.is_complete)
 
-    @property
+    @cached_property
     def jobs(self) -> pd.DataFrame:
         """The manifest's jobs: name, kind, group and status."""
         jobs = pd.DataFrame(self.result.manifest.get("jobs", []))
@@ -254,7 +254,7 @@ class Report:
         jobs = self.jobs
         return int((jobs["status"] == "done").sum()) if len(jobs) else 0
 
-    @property
+    @cached_property
     def failures(self) -> dict:
         """{job: its error} of the failed jobs."""
         return AuditDir(self.path).failures()

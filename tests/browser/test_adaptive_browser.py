@@ -5,27 +5,27 @@ refresh interval, measured from requestAnimationFrame."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from human_study.adaptive import make_procedure
 from human_study.design import DesignConfig
-from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
+from human_study.folder import create_study, open_study_dir
 from human_study.links import observer_link
 from human_study.schema import reading, sessions
 from human_study.visit import Store
-from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
-from tests.browser.test_experiment_browser import ROUTER, ready_trial, wait_button, wait_new_trial
+from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium
+from tests.browser.test_experiment_browser import (
+    ready_trial,
+    serve_experiment_page,
+    wait_button,
+    wait_new_trial,
+)
 from tests.study_fixtures import write_audit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-PAGE = ROOT / "audit_app" / "experiment.py"
 N_MODELS, N_TRIALS, RELOAD_AFTER = 20, 20, 10
 
 
@@ -41,11 +41,7 @@ def made(tmp_path):
 
 @pytest.fixture()
 def server(made, tmp_path):
-    router = tmp_path / "router.py"
-    router.write_text(ROUTER.format(page=str(PAGE)))
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
-    with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:
+    with serve_experiment_page(tmp_path) as url:
         yield url
 
 

@@ -4,6 +4,7 @@ database must hold exactly the answered trials, with response times measured in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -64,15 +65,22 @@ st.navigation([st.Page(forward, title="Start", default=True), experiment], posit
 """
 
 
-@pytest.fixture()
-def server(made, tmp_path):
-    """A router script for the experiment page, served by streamlit on 127.0.0.1 and a free port."""
+@contextlib.contextmanager
+def serve_experiment_page(tmp_path: Path):
+    """A router script for the experiment page, served by streamlit on 127.0.0.1 and a free port, for the
+    studies under tmp_path/audit; yields its URL."""
     router = tmp_path / "router.py"
     router.write_text(ROUTER.format(page=str(PAGE)))
     # The page imports audit_app/ helpers, which app.py finds beside it; this router, in tmp_path, needs the root.
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
     with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:
+        yield url
+
+
+@pytest.fixture()
+def server(made, tmp_path):
+    with serve_experiment_page(tmp_path) as url:
         yield url
 
 

@@ -7,7 +7,6 @@ the other trial's images."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,10 @@ import pytest
 from PIL import Image
 
 from human_study.design import DesignConfig
-from human_study.folder import STUDY_DIRS_ENV, create_study, open_study_dir
+from human_study.folder import create_study, open_study_dir
 from human_study.links import observer_link
-from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium, serve_streamlit
-from tests.browser.test_experiment_browser import PAGE, ROUTER
+from tests.browser.streamlit_server import CHROMIUM_ARGS, chromium
+from tests.browser.test_experiment_browser import serve_experiment_page
 from tests.study_fixtures import make_study_audit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -51,12 +50,7 @@ def made(tmp_path):
 
 @pytest.fixture()
 def server(made, tmp_path):
-    router = tmp_path / "router.py"
-    router.write_text(ROUTER.format(page=str(PAGE)))
-    root = str(Path(PAGE).parents[1])
-    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, STUDY_DIRS_ENV: str(tmp_path / "audit"), "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
-    with serve_streamlit(router, cwd=tmp_path, env=env, log_path=tmp_path / "streamlit.log", timeout=60) as url:
+    with serve_experiment_page(tmp_path) as url:
         yield url
 
 
